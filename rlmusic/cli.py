@@ -1,0 +1,65 @@
+"""`rlmusic <task> [hydra overrides]`: thin dispatch to the Hydra task entry points.
+
+Every task is a module with ``run(cfg) -> object`` (testable without Hydra) and a config
+``conf/<task>.yaml``. Hydra's own flags (``-m`` for sweeps, ``--cfg job``, ``--help``) pass
+straight through, so ``rlmusic pretrain -m model=lstm,transformer`` is a sweep.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+# task name -> (module with run(cfg), config name in conf/, one-line description)
+TASKS: dict[str, tuple[str, str, str]] = {
+    "data": ("rlmusic.data.task", "data", "prepare a corpus (cached .npz splits) and print its summary"),
+}
+
+CONFIG_MODULE = "rlmusic.conf"
+
+
+def usage() -> str:
+    width = max(len(name) for name in TASKS)
+    lines = [
+        "usage: rlmusic <task> [hydra overrides ...]   (rlmusic <task> --help for its config)",
+        "",
+        "tasks:",
+    ]
+    lines += [f"  {name:<{width}}  {desc}" for name, (_, _, desc) in TASKS.items()]
+    lines += ["", "Sweeps: rlmusic <task> -m key=a,b  (Hydra multirun; launchers in conf/hydra/launcher)"]
+    return "\n".join(lines)
+
+
+def run_task(task: str, overrides: Sequence[str]) -> None:
+    """Run ``task`` under Hydra's main with ``overrides`` as its command line."""
+    import hydra
+    from omegaconf import DictConfig
+
+    module_name, config_name, _ = TASKS[task]
+    module = importlib.import_module(module_name)
+
+    @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name=config_name)
+    def _main(cfg: DictConfig) -> None:
+        module.run(cfg)
+
+    sys.argv = [f"rlmusic {task}", *overrides]
+    _main()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    task, overrides = args[0], args[1:]
+    if task not in TASKS:
+        print(f"rlmusic: unknown task {task!r}; known tasks: {', '.join(TASKS)}\n", file=sys.stderr)
+        print(usage(), file=sys.stderr)
+        return 2
+    run_task(task, overrides)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""The generator interface shared by NoteLSTM and MusicTransformer (DESIGN.md "Generators").
+
+Token conventions: the output vocabulary is the encoding's (``vocab_size``, 38 by default).
+Inputs may also hold ``bos_token == vocab_size``, a start-of-sequence token that is only
+ever an input: to score or sample a melody ``x_0..x_{T-1}`` the model reads
+``[BOS, x_0, .., x_{T-2}]`` and its logits at position ``t`` are the distribution of ``x_t``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """What every generator provides. ``state`` is opaque (LSTM (h, c), Transformer KV cache)."""
+
+    vocab_size: int  # output classes; the input embedding has vocab_size + 1 rows (BOS)
+
+    @property
+    def bos_token(self) -> int: ...
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T) int64 -> logits (B, T, vocab_size); position t sees tokens[:, :t+1] only."""
+        ...
+
+    def forward_with_hidden(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like forward, also returning the last hidden layer (B, T, H) for value heads."""
+        ...
+
+    def step(self, token: torch.Tensor, state: Any | None) -> tuple[torch.Tensor, Any]:
+        """One incremental step: (B,) int64 and the state -> logits (B, vocab_size), new state.
+
+        ``state=None`` starts a fresh sequence. Feeding BOS then x_0, x_1, .. reproduces
+        ``forward([BOS, x_0, x_1, ..])`` position by position.
+        """
+        ...
+
+
+def with_bos(tokens: torch.Tensor, bos_token: int) -> torch.Tensor:
+    """(B, T) melody -> (B, T) model input ``[BOS, x_0, .., x_{T-2}]`` (shifted right)."""
+    bos = torch.full_like(tokens[:, :1], bos_token)
+    return torch.cat([bos, tokens[:, :-1]], dim=1)
+
+
+def sequence_log_probs(generator: Generator, tokens: torch.Tensor) -> torch.Tensor:
+    """log p(x_t | x_<t) for every step of a (B, T) melody batch, in one forward pass -> (B, T)."""
+    logits = generator.forward(with_bos(tokens, generator.bos_token))  # (B, T, V)
+    return F.log_softmax(logits.float(), dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
