@@ -1,6 +1,24 @@
-"""Data: the token encoding, corpus readers, MIDI/MusicXML/ABC I/O and the dataset cache."""
+"""Data: the token encoding, corpus readers, MIDI/MusicXML/ABC I/O and the dataset cache.
+
+>>> from rlmusic.data import MelodyEncoding, load_melody, prepare_corpus  # doctest: +SKIP
+"""
 
 from rlmusic.data.corpus import Corpus, CorpusError
 from rlmusic.data.encoding import NO_EVENT, NOTE_OFF, MelodyEncoding, Note
+from rlmusic.data.io import MelodyLoadError, load_melody, save_abc, save_midi, save_musicxml
+from rlmusic.data.prepare import prepare_corpus
 
-__all__ = ["Corpus", "CorpusError", "MelodyEncoding", "Note", "NOTE_OFF", "NO_EVENT"]
+__all__ = [
+    "Corpus",
+    "CorpusError",
+    "MelodyEncoding",
+    "MelodyLoadError",
+    "NOTE_OFF",
+    "NO_EVENT",
+    "Note",
+    "load_melody",
+    "prepare_corpus",
+    "save_abc",
+    "save_midi",
+    "save_musicxml",
+]

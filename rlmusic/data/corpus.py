@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +123,6 @@ class Corpus:
                 }
                 rejected = list(zip(data["rejected_name"].tolist(), data["rejected_reason"].tolist()))
                 split = data["split"]
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise CorpusError(f"{path}: not a readable rlmusic corpus cache ({exc})") from exc
         return cls(encoding, tokens, metadata, split, rejected)

@@ -74,8 +74,8 @@ class MelodyEncoding:
             )
         if self.max_pitch - self.min_pitch < 11:
             raise ValueError(
-                f"MelodyEncoding needs a range of at least one octave to fold pitches into, "
-                f"got {self.min_pitch}..{self.max_pitch}"
+                f"MelodyEncoding needs at least one octave to fold pitches into, "
+                f"got min_pitch={self.min_pitch}, max_pitch={self.max_pitch}"
             )
         for name in ("steps_per_quarter", "melody_length", "beats_per_bar"):
             if getattr(self, name) < 1:
@@ -106,7 +106,7 @@ class MelodyEncoding:
 
     def pitches(self, tokens: np.ndarray) -> np.ndarray:
         """Vectorised: MIDI pitch of each pitch token, -1 for NOTE_OFF and NO_EVENT."""
-        tokens = np.asarray(tokens)
+        tokens = np.asarray(tokens).astype(np.int64)  # uint8 tokens would wrap -1 to 255
         return np.where(tokens >= FIRST_PITCH_TOKEN, tokens - FIRST_PITCH_TOKEN + self.min_pitch, -1)
 
     def cache_key(self) -> str:
