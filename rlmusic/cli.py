@@ -13,7 +13,11 @@ from collections.abc import Sequence
 
 # task name -> (module with run(cfg), config name in conf/, one-line description)
 TASKS: dict[str, tuple[str, str, str]] = {
-    "data": ("rlmusic.data.task", "data", "prepare a corpus (cached .npz splits) and print its summary"),
+    "data": (
+        "rlmusic.data.task",
+        "data",
+        "prepare a corpus (cached .npz splits) and print its summary",
+    ),
 }
 
 CONFIG_MODULE = "rlmusic.conf"
@@ -27,7 +31,10 @@ def usage() -> str:
         "tasks:",
     ]
     lines += [f"  {name:<{width}}  {desc}" for name, (_, _, desc) in TASKS.items()]
-    lines += ["", "Sweeps: rlmusic <task> -m key=a,b  (Hydra multirun; launchers in conf/hydra/launcher)"]
+    lines += [
+        "",
+        "Sweeps: rlmusic <task> -m key=a,b  (Hydra multirun; launchers in conf/hydra/launcher)",
+    ]
     return "\n".join(lines)
 
 

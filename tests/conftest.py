@@ -15,7 +15,9 @@ def encoding() -> MelodyEncoding:
     return MelodyEncoding()
 
 
-def write_midi(path: Path, notes: list[tuple[int, float, float]], drum: bool = False, qpm: float = 120.0) -> Path:
+def write_midi(
+    path: Path, notes: list[tuple[int, float, float]], drum: bool = False, qpm: float = 120.0
+) -> Path:
     """Write (pitch, start_beat, end_beat) notes as a one-track MIDI file."""
     midi = pretty_midi.PrettyMIDI(initial_tempo=qpm)
     instrument = pretty_midi.Instrument(program=0, is_drum=drum)
@@ -28,5 +30,15 @@ def write_midi(path: Path, notes: list[tuple[int, float, float]], drum: bool = F
     return path
 
 
-C_MAJOR_TUNE = [(60, 0, 1), (62, 1, 2), (64, 2, 3), (65, 3, 4), (67, 4, 6), (64, 6, 7), (60, 7, 8), (62, 8, 9), (60, 9, 12)]
+C_MAJOR_TUNE = [
+    (60, 0, 1),
+    (62, 1, 2),
+    (64, 2, 3),
+    (65, 3, 4),
+    (67, 4, 6),
+    (64, 6, 7),
+    (60, 7, 8),
+    (62, 8, 9),
+    (60, 9, 12),
+]
 D_MAJOR_TUNE = [(p + 2, s, e) for p, s, e in C_MAJOR_TUNE]

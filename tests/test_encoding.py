@@ -30,7 +30,13 @@ def test_range_and_resolution_are_parameters() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"min_pitch": 80, "max_pitch": 70}, {"max_pitch": 130}, {"min_pitch": 60, "max_pitch": 65}, {"steps_per_quarter": 0}]
+    "kwargs",
+    [
+        {"min_pitch": 80, "max_pitch": 70},
+        {"max_pitch": 130},
+        {"min_pitch": 60, "max_pitch": 65},
+        {"steps_per_quarter": 0},
+    ],
 )
 def test_bad_encoding_parameters_are_named(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
@@ -46,7 +52,10 @@ def test_rests_holds_and_restrikes(encoding: MelodyEncoding) -> None:
 
 def test_decode_accepts_any_sequence(encoding: MelodyEncoding) -> None:
     # leading holds/rests are silence; NOTE_OFF while resting keeps resting
-    assert encoding.decode(np.array([1, 0, 0, 14, 1, 0, 0, 1, 16])) == [Note(60, 3, 5), Note(62, 8, 9)]
+    assert encoding.decode(np.array([1, 0, 0, 14, 1, 0, 0, 1, 16])) == [
+        Note(60, 3, 5),
+        Note(62, 8, 9),
+    ]
 
 
 def test_overlapping_or_out_of_range_notes_are_refused(encoding: MelodyEncoding) -> None:
@@ -116,7 +125,9 @@ def test_files_round_trip(tmp_path, encoding: MelodyEncoding) -> None:
     ]:
         assert encoding.decode(encoding.encode_notes(to_grid(reader(path), 4))) == notes, path
     abc_path = save_abc(tokens, tmp_path / "a.abc", encoding)
-    assert encoding.decode(encoding.encode_notes(to_grid(parse_abc(abc_path.read_text()), 4))) == notes
+    assert (
+        encoding.decode(encoding.encode_notes(to_grid(parse_abc(abc_path.read_text()), 4))) == notes
+    )
 
 
 def test_midi_tempo_is_80_qpm(tmp_path, encoding: MelodyEncoding) -> None:
@@ -126,4 +137,7 @@ def test_midi_tempo_is_80_qpm(tmp_path, encoding: MelodyEncoding) -> None:
 
 
 def test_timed_notes_on_a_grid_of_eighths() -> None:
-    assert to_grid([TimedNote(60, 0.0, 0.5), TimedNote(62, 0.5, 2.0)], 2) == [Note(60, 0, 1), Note(62, 1, 4)]
+    assert to_grid([TimedNote(60, 0.0, 0.5), TimedNote(62, 0.5, 2.0)], 2) == [
+        Note(60, 0, 1),
+        Note(62, 1, 4),
+    ]

@@ -29,13 +29,22 @@ def scale_notes(tonic: int, steps: list[int], length: int = 4) -> list[Note]:
 
 
 def test_top_line_keeps_the_highest_voice() -> None:
-    chords = [TimedNote(48, 0, 4), TimedNote(64, 0, 1), TimedNote(67, 1, 2), TimedNote(52, 1, 3), TimedNote(65, 3, 4)]
+    chords = [
+        TimedNote(48, 0, 4),
+        TimedNote(64, 0, 1),
+        TimedNote(67, 1, 2),
+        TimedNote(52, 1, 3),
+        TimedNote(65, 3, 4),
+    ]
     # 48 and 52 start under higher notes (or share their onset) and are dropped
     assert top_line(chords) == [TimedNote(64, 0, 1), TimedNote(67, 1, 2), TimedNote(65, 3, 4)]
 
 
 def test_top_line_cuts_a_sounding_note_at_the_next_onset() -> None:
-    assert top_line([TimedNote(60, 0, 4), TimedNote(72, 2, 3)]) == [TimedNote(60, 0, 2), TimedNote(72, 2, 3)]
+    assert top_line([TimedNote(60, 0, 4), TimedNote(72, 2, 3)]) == [
+        TimedNote(60, 0, 2),
+        TimedNote(72, 2, 3),
+    ]
 
 
 def test_grid_rounds_and_never_loses_a_short_note() -> None:

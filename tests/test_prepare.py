@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlmusic.data import Corpus, CorpusError, MelodyEncoding, MelodyLoadError, load_melody, prepare_corpus
+from rlmusic.data import (
+    Corpus,
+    CorpusError,
+    MelodyEncoding,
+    MelodyLoadError,
+    load_melody,
+    prepare_corpus,
+)
 from rlmusic.data.prepare import process_item
 from rlmusic.data.sources import WorkItem
 from rlmusic.data.summary import format_summary, summarize
@@ -15,7 +22,14 @@ from tests.conftest import C_MAJOR_TUNE, D_MAJOR_TUNE, write_midi
 
 
 def cfg(tmp_path: Path, **overrides: object) -> dict:
-    base = {"source": "midi_dir", "cache_dir": str(tmp_path / "cache"), "seed": 0, "workers": 1, "timeout_s": 20, "min_notes": 4}
+    base = {
+        "source": "midi_dir",
+        "cache_dir": str(tmp_path / "cache"),
+        "seed": 0,
+        "workers": 1,
+        "timeout_s": 20,
+        "min_notes": 4,
+    }
     return {**base, **overrides}
 
 
@@ -36,9 +50,14 @@ def mixed_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def test_mixed_folder_keeps_good_tunes_and_names_each_broken_one(tmp_path: Path, mixed_folder: Path) -> None:
+def test_mixed_folder_keeps_good_tunes_and_names_each_broken_one(
+    tmp_path: Path, mixed_folder: Path
+) -> None:
     corpus = prepare_corpus(cfg(tmp_path, path=str(mixed_folder)), MelodyEncoding(), progress=False)
-    assert sorted(corpus.metadata["tune_id"].tolist()) == ["good.mid", "nested/deeper/good_in_d.midi"]
+    assert sorted(corpus.metadata["tune_id"].tolist()) == [
+        "good.mid",
+        "nested/deeper/good_in_d.midi",
+    ]
     keys = dict(zip(corpus.metadata["tune_id"].tolist(), corpus.metadata["key"].tolist()))
     assert keys == {"good.mid": "C major", "nested/deeper/good_in_d.midi": "D major"}
     reasons = {name: reason.split(":")[0] for name, reason in corpus.rejected}
@@ -62,7 +81,10 @@ def test_a_folder_with_nothing_usable_is_an_error_not_an_empty_dataset(tmp_path:
     folder.mkdir()
     (folder / "a.mid").write_bytes(b"")
     (folder / "b.mid").write_text("nope")
-    with pytest.raises(CorpusError, match=r"no usable tune in .*bad.*2 inputs rejected: empty file, not a MIDI file"):
+    with pytest.raises(
+        CorpusError,
+        match=r"no usable tune in .*bad.*2 inputs rejected: empty file, not a MIDI file",
+    ):
         prepare_corpus(cfg(tmp_path, path=str(folder)), MelodyEncoding(), progress=False)
 
 
@@ -71,17 +93,28 @@ def test_a_folder_with_nothing_usable_is_an_error_not_an_empty_dataset(tmp_path:
     [
         ({"path": "/no/such/folder"}, "is not a folder"),
         ({"path": None}, "needs data.path"),
-        ({"source": "beatles"}, "unknown data.source 'beatles'; known: essen, oneills, ryans, bach, all, midi_dir"),
+        (
+            {"source": "beatles"},
+            "unknown data.source 'beatles'; known: essen, oneills, ryans, bach, all, midi_dir",
+        ),
         ({"workers": 0}, "data.workers must be >= 1"),
     ],
 )
-def test_bad_configuration_is_named(tmp_path: Path, mixed_folder: Path, overrides: dict, message: str) -> None:
+def test_bad_configuration_is_named(
+    tmp_path: Path, mixed_folder: Path, overrides: dict, message: str
+) -> None:
     with pytest.raises(CorpusError, match=message):
-        prepare_corpus(cfg(tmp_path, **{"path": str(mixed_folder), **overrides}), MelodyEncoding(), progress=False)
+        prepare_corpus(
+            cfg(tmp_path, **{"path": str(mixed_folder), **overrides}),
+            MelodyEncoding(),
+            progress=False,
+        )
 
 
 def test_overfull_bar_is_rejected_as_absurd() -> None:
-    item = WorkItem("test", "overfull", "", abc_text="X:1\nT:overfull\nM:4/4\nL:1/8\nK:C\nC99999 |\n")
+    item = WorkItem(
+        "test", "overfull", "", abc_text="X:1\nT:overfull\nM:4/4\nL:1/8\nK:C\nC99999 |\n"
+    )
     result = process_item(item, MelodyEncoding(), min_notes=1, timeout_s=20)
     assert (result.tokens, result.reason) == (None, "absurd duration")
     assert "199998 steps" in result.detail
@@ -104,9 +137,20 @@ def test_a_parse_that_hangs_is_cut_off_by_the_time_bound(monkeypatch: pytest.Mon
 
 def test_worker_processes_give_the_same_corpus(tmp_path: Path, mixed_folder: Path) -> None:
     for i in range(40):  # enough inputs to use the pool
-        write_midi(mixed_folder / "many" / f"t{i:02d}.mid", [(p + i % 7, s, e) for p, s, e in C_MAJOR_TUNE] + [(60 + i % 12, 12, 13)])
-    serial = prepare_corpus(cfg(tmp_path, path=str(mixed_folder), cache_dir=str(tmp_path / "c1")), MelodyEncoding(), progress=False)
-    parallel = prepare_corpus(cfg(tmp_path, path=str(mixed_folder), cache_dir=str(tmp_path / "c2"), workers=2), MelodyEncoding(), progress=False)
+        write_midi(
+            mixed_folder / "many" / f"t{i:02d}.mid",
+            [(p + i % 7, s, e) for p, s, e in C_MAJOR_TUNE] + [(60 + i % 12, 12, 13)],
+        )
+    serial = prepare_corpus(
+        cfg(tmp_path, path=str(mixed_folder), cache_dir=str(tmp_path / "c1")),
+        MelodyEncoding(),
+        progress=False,
+    )
+    parallel = prepare_corpus(
+        cfg(tmp_path, path=str(mixed_folder), cache_dir=str(tmp_path / "c2"), workers=2),
+        MelodyEncoding(),
+        progress=False,
+    )
     assert serial.metadata["tune_id"].tolist() == parallel.metadata["tune_id"].tolist()
     assert all(np.array_equal(a, b) for a, b in zip(serial.tokens, parallel.tokens))
     assert serial.rejected == parallel.rejected
@@ -124,6 +168,7 @@ def test_cache_is_reused_and_invalidated_by_changes(tmp_path: Path, mixed_folder
     write_midi(mixed_folder / "good.mid", C_MAJOR_TUNE + [(72, 12, 16)])
     changed = prepare_corpus(config, MelodyEncoding(), progress=False)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
     def good_length(corpus: Corpus) -> int:
         return len(corpus.tokens[corpus.metadata["tune_id"].tolist().index("good.mid")])
 
@@ -173,15 +218,29 @@ def test_load_melody_single_file_api(tmp_path: Path, mixed_folder: Path) -> None
     d_tokens = load_melody(mixed_folder / "nested" / "deeper" / "good_in_d.midi")
     np.testing.assert_array_equal(c_tokens, d_tokens[: len(c_tokens)])  # D major transposed to C
     assert c_tokens[0] == MelodyEncoding().pitch_to_token(60)
-    for name, reason in [("empty.mid", "empty file"), ("truncated.mid", "corrupt MIDI"), ("drums.mid", "drum tracks only"), ("missing.mid", "no such file")]:
+    for name, reason in [
+        ("empty.mid", "empty file"),
+        ("truncated.mid", "corrupt MIDI"),
+        ("drums.mid", "drum tracks only"),
+        ("missing.mid", "no such file"),
+    ]:
         with pytest.raises(MelodyLoadError, match=rf"{name}: {reason}"):
             load_melody(mixed_folder / name)
 
 
-@pytest.mark.parametrize(("source", "limit"), [("essen", 40), ("oneills", 15), ("ryans", 15), ("bach", 4)])
+@pytest.mark.parametrize(
+    ("source", "limit"), [("essen", 40), ("oneills", 15), ("ryans", 15), ("bach", 4)]
+)
 def test_real_collections_prepare_into_c(tmp_path: Path, source: str, limit: int) -> None:
     corpus = prepare_corpus(
-        {"source": source, "cache_dir": str(tmp_path), "seed": 0, "workers": 1, "limit": limit, "min_notes": 8},
+        {
+            "source": source,
+            "cache_dir": str(tmp_path),
+            "seed": 0,
+            "workers": 1,
+            "limit": limit,
+            "min_notes": 8,
+        },
         MelodyEncoding(),
         progress=False,
     )

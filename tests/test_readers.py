@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from rlmusic.data.melody import TimedNote
-from rlmusic.data.readers import RejectedInput, check_abc, parse_abc, parse_file, parse_midi, split_abc_tunes
+from rlmusic.data.readers import (
+    RejectedInput,
+    check_abc,
+    parse_abc,
+    parse_file,
+    parse_midi,
+    split_abc_tunes,
+)
 from tests.conftest import C_MAJOR_TUNE, write_midi
 
 
@@ -43,7 +50,9 @@ def test_unknown_keys_are_rejected_not_read_as_c(key: str, reason: str) -> None:
         parse_abc(abc("CDEF GABc |", key=key))
 
 
-@pytest.mark.parametrize("key", ["G", "Gmaj", "Em", "Ador", "F#m", "Bb", "Dmix=c", "none", "C clef=treble"])
+@pytest.mark.parametrize(
+    "key", ["G", "Gmaj", "Em", "Ador", "F#m", "Bb", "Dmix=c", "none", "C clef=treble"]
+)
 def test_legal_keys_pass(key: str) -> None:
     check_abc(abc("CDEF |", key=key))
 
@@ -54,7 +63,13 @@ def test_absurd_octaves_are_rejected() -> None:
 
 
 def test_split_keeps_good_tunes_around_a_broken_one() -> None:
-    text = abc("CDEF GABc |") + "\n" + abc("CDEF |", key="Xyz").replace("X:1", "X:2") + "\n" + abc("cBAG FEDC |").replace("X:1", "X:3")
+    text = (
+        abc("CDEF GABc |")
+        + "\n"
+        + abc("CDEF |", key="Xyz").replace("X:1", "X:2")
+        + "\n"
+        + abc("cBAG FEDC |").replace("X:1", "X:3")
+    )
     tunes = split_abc_tunes(text)
     assert [number for number, _, _ in tunes] == ["1", "2", "3"]
     good = []
@@ -75,7 +90,11 @@ def test_midi_reader_uses_beats_not_seconds(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b"", "empty file"), (b"hello, not a midi file", "not a MIDI file"), (b"MThd\x00\x00\x00\x06\x00", "corrupt MIDI")],
+    [
+        (b"", "empty file"),
+        (b"hello, not a midi file", "not a MIDI file"),
+        (b"MThd\x00\x00\x00\x06\x00", "corrupt MIDI"),
+    ],
 )
 def test_bad_midi_bytes_have_reasons(tmp_path: Path, content: bytes, reason: str) -> None:
     path = tmp_path / "bad.mid"

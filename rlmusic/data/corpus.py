@@ -118,10 +118,10 @@ class Corpus:
                 flat = data["tokens"]
                 tokens = [flat[a:b].copy() for a, b in zip(offsets[:-1], offsets[1:])]
                 encoding = MelodyEncoding(**json.loads(str(data["encoding"])))
-                metadata = {
-                    k[len("meta_") :]: data[k] for k in data.files if k.startswith("meta_")
-                }
-                rejected = list(zip(data["rejected_name"].tolist(), data["rejected_reason"].tolist()))
+                metadata = {k[len("meta_") :]: data[k] for k in data.files if k.startswith("meta_")}
+                rejected = list(
+                    zip(data["rejected_name"].tolist(), data["rejected_reason"].tolist())
+                )
                 split = data["split"]
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise CorpusError(f"{path}: not a readable rlmusic corpus cache ({exc})") from exc

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Iterable, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -107,7 +108,9 @@ class MelodyEncoding:
     def pitches(self, tokens: np.ndarray) -> np.ndarray:
         """Vectorised: MIDI pitch of each pitch token, -1 for NOTE_OFF and NO_EVENT."""
         tokens = np.asarray(tokens).astype(np.int64)  # uint8 tokens would wrap -1 to 255
-        return np.where(tokens >= FIRST_PITCH_TOKEN, tokens - FIRST_PITCH_TOKEN + self.min_pitch, -1)
+        return np.where(
+            tokens >= FIRST_PITCH_TOKEN, tokens - FIRST_PITCH_TOKEN + self.min_pitch, -1
+        )
 
     def cache_key(self) -> str:
         """Short stable digest of every field: datasets are cached under it."""
@@ -139,7 +142,9 @@ class MelodyEncoding:
             if note.end <= note.start:
                 raise ValueError(f"note {note} has no duration on the grid")
             if note.start < previous_end:
-                raise ValueError(f"note {note} overlaps the previous note: notes must be monophonic")
+                raise ValueError(
+                    f"note {note} overlaps the previous note: notes must be monophonic"
+                )
             if note.start > previous_end:
                 tokens[previous_end] = NOTE_OFF  # a rest starts where the last note stopped
             tokens[note.start] = self.pitch_to_token(note.pitch)
@@ -167,7 +172,7 @@ class MelodyEncoding:
     # ---- external formats ----------------------------------------------------------------
     def to_pretty_midi(
         self, tokens: np.ndarray, qpm: float = 80.0, program: int = 0, velocity: int = 100
-    ) -> "pretty_midi.PrettyMIDI":
+    ) -> pretty_midi.PrettyMIDI:
         """Tokens -> a one-instrument PrettyMIDI at ``qpm`` quarter notes per minute (RL Tuner: 80)."""
         import pretty_midi
 
@@ -186,7 +191,7 @@ class MelodyEncoding:
         midi.instruments.append(instrument)
         return midi
 
-    def to_music21(self, tokens: np.ndarray, title: str | None = None) -> "music21.stream.Score":
+    def to_music21(self, tokens: np.ndarray, title: str | None = None) -> music21.stream.Score:
         """Tokens -> a music21 score (4/4, rests explicit): write it as MusicXML, ABC or MIDI."""
         from fractions import Fraction
 

@@ -41,19 +41,25 @@ def load_melody(
     return result.tokens
 
 
-def save_midi(tokens: np.ndarray, path: str | Path, encoding: MelodyEncoding, qpm: float = 80.0) -> Path:
+def save_midi(
+    tokens: np.ndarray, path: str | Path, encoding: MelodyEncoding, qpm: float = 80.0
+) -> Path:
     path = Path(path)
     encoding.to_pretty_midi(tokens, qpm=qpm).write(str(path))
     return path
 
 
-def save_musicxml(tokens: np.ndarray, path: str | Path, encoding: MelodyEncoding, title: str = "") -> Path:
+def save_musicxml(
+    tokens: np.ndarray, path: str | Path, encoding: MelodyEncoding, title: str = ""
+) -> Path:
     path = Path(path)
     encoding.to_music21(tokens, title=title or path.stem).write("musicxml", fp=str(path))
     return path
 
 
-def save_abc(tokens: np.ndarray, path: str | Path, encoding: MelodyEncoding, title: str = "") -> Path:
+def save_abc(
+    tokens: np.ndarray, path: str | Path, encoding: MelodyEncoding, title: str = ""
+) -> Path:
     path = Path(path)
     path.write_text(tokens_to_abc(tokens, encoding, title=title or path.stem))
     return path
@@ -69,7 +75,9 @@ def _abc_pitch(pitch: int) -> tuple[str, str]:
     return accidental, letter + "," * (-octave)
 
 
-def tokens_to_abc(tokens: np.ndarray, encoding: MelodyEncoding, title: str = "", qpm: int = 80) -> str:
+def tokens_to_abc(
+    tokens: np.ndarray, encoding: MelodyEncoding, title: str = "", qpm: int = 80
+) -> str:
     """Tokens -> an ABC 2.1 tune in C (L: one grid step, bars of ``steps_per_bar``, ties across bars).
 
     >>> tokens_to_abc(np.array([14, 1, 1, 1, 20, 1, 0, 1]), MelodyEncoding(), title="t").splitlines()[-1]

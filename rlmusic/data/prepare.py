@@ -92,7 +92,9 @@ def check_durations(melody: EncodedMelody, encoding: MelodyEncoding, max_note_ba
     onsets = np.flatnonzero(tokens != NO_EVENT)
     longest = int(np.diff(np.append(onsets, len(tokens))).max()) if len(onsets) else len(tokens)
     if longest > max_note_bars * encoding.steps_per_bar:
-        raise RejectedInput("absurd duration", f"a note or rest of {longest} steps (> {max_note_bars:g} bars)")
+        raise RejectedInput(
+            "absurd duration", f"a note or rest of {longest} steps (> {max_note_bars:g} bars)"
+        )
 
 
 def process_item(
@@ -135,7 +137,11 @@ def _process_packed(args: tuple) -> tuple[int, ItemResult]:
 
 def resolve_workers(workers: int | str | None) -> int:
     if workers in (None, "auto"):
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
     workers = int(workers)
     if workers < 1:
         raise CorpusError(f"data.workers must be >= 1 or 'auto', got {workers}")
@@ -163,7 +169,12 @@ def parse_items(
             bar.update()
     else:
         import multiprocessing as mp
+        import sys
 
+        # forked workers flush the stdio buffers they inherit when they exit: empty them first,
+        # or buffered log lines come out twice
+        sys.stdout.flush()
+        sys.stderr.flush()
         # fork: workers inherit the imported music21 instead of re-importing it (~1 s each)
         method = "fork" if "fork" in mp.get_all_start_methods() else None
         with mp.get_context(method).Pool(workers, maxtasksperchild=2000) as pool:
@@ -199,7 +210,11 @@ def _midi_dir_fingerprint(items: list[WorkItem]) -> list[str]:
 
 def _results_to_corpus(results: list[ItemResult], encoding: MelodyEncoding) -> Corpus:
     kept = [r for r in results if r.tokens is not None]
-    rejected = [(r.item.tune_id, f"{r.reason}: {r.detail}" if r.detail else r.reason) for r in results if r.tokens is None]
+    rejected = [
+        (r.item.tune_id, f"{r.reason}: {r.detail}" if r.detail else r.reason)
+        for r in results
+        if r.tokens is None
+    ]
     metadata = {
         "source": [r.item.source for r in kept],
         "tune_id": [r.item.tune_id for r in kept],
@@ -252,7 +267,11 @@ def _prepare_source(
         log.info("rejected %s (%s)", name, reason)
     log.info(
         "%s: parsed %d inputs in %.1f s: %d kept, %d rejected",
-        source, len(items), time.perf_counter() - started, len(corpus), len(corpus.rejected),
+        source,
+        len(items),
+        time.perf_counter() - started,
+        len(corpus),
+        len(corpus.rejected),
     )
     corpus.save(path)
     return corpus
@@ -291,16 +310,29 @@ def prepare_corpus(
     if source not in SOURCES:
         raise CorpusError(f"unknown data.source {source!r}; known: {', '.join(SOURCES)}")
     sources = list(ALL_COLLECTIONS) if source == "all" else [source]
-    merged = merge_corpora([_prepare_source(s, data_cfg, encoding, progress) for s in sources], encoding)
+    merged = merge_corpora(
+        [_prepare_source(s, data_cfg, encoding, progress) for s in sources], encoding
+    )
     if len(merged) == 0:
-        where = data_cfg.get("path") if source == "midi_dir" else MUSIC21_COLLECTIONS.get(source, (source,))[0]
+        where = (
+            data_cfg.get("path")
+            if source == "midi_dir"
+            else MUSIC21_COLLECTIONS.get(source, (source,))[0]
+        )
         reasons = sorted({reason.split(":")[0] for _, reason in merged.rejected})
         raise CorpusError(
             f"no usable tune in {where} ({len(merged.rejected)} inputs rejected: {', '.join(reasons) or 'none found'})"
         )
     seed = int(data_cfg.get("seed", 0))
-    valid, test = float(data_cfg.get("valid_fraction", 0.05)), float(data_cfg.get("test_fraction", 0.05))
+    valid, test = (
+        float(data_cfg.get("valid_fraction", 0.05)),
+        float(data_cfg.get("test_fraction", 0.05)),
+    )
     if not (0 <= valid and 0 <= test and valid + test < 1):
-        raise CorpusError(f"data.valid_fraction={valid} and data.test_fraction={test} must leave a train split")
-    merged.split = np.array([split_of(str(t), seed, valid, test) for t in merged.metadata["tune_id"]])
+        raise CorpusError(
+            f"data.valid_fraction={valid} and data.test_fraction={test} must leave a train split"
+        )
+    merged.split = np.array(
+        [split_of(str(t), seed, valid, test) for t in merged.metadata["tune_id"]]
+    )
     return merged

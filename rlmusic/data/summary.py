@@ -71,7 +71,8 @@ def summarize(corpus: Corpus) -> CorpusSummary:
         lengths = np.array([n.end - n.start for n in notes])
         if len(lengths):
             durations += np.bincount(
-                np.searchsorted(DURATION_BINS, lengths, side="right") - 1, minlength=len(DURATION_BINS)
+                np.searchsorted(DURATION_BINS, lengths, side="right") - 1,
+                minlength=len(DURATION_BINS),
             )
     rejected_names: dict[str, list[str]] = {}
     for name, reason in corpus.rejected:
