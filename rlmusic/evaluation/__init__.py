@@ -1,0 +1,1 @@
+"""Evaluation: RL Tuner statistics, realism measures, comparisons and reports."""
