@@ -1,0 +1,29 @@
+"""Gymnasium environments for composing melodies (installed as ``rlmusic.envs``).
+
+Importing this package registers ``rlmusic/Composition-v0``; it imports nothing heavy.
+
+>>> import gymnasium, rlmusic.envs  # doctest: +SKIP
+>>> env = gymnasium.make("rlmusic/Composition-v0")  # doctest: +SKIP
+"""
+
+from gymnasium.envs.registration import register, registry
+
+ENV_ID = "rlmusic/Composition-v0"
+
+if ENV_ID not in registry:
+    register(id=ENV_ID, entry_point="rlmusic.envs.composition:CompositionEnv")
+
+
+def __getattr__(name: str):  # lazy: the env classes pull in numpy-heavy reward code
+    if name == "CompositionEnv":
+        from rlmusic.envs.composition import CompositionEnv
+
+        return CompositionEnv
+    if name == "CompositionVectorEnv":
+        from rlmusic.envs.vector import CompositionVectorEnv
+
+        return CompositionVectorEnv
+    raise AttributeError(name)
+
+
+__all__ = ["ENV_ID", "CompositionEnv", "CompositionVectorEnv"]

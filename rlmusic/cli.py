@@ -18,6 +18,11 @@ TASKS: dict[str, tuple[str, str, str]] = {
         "data",
         "prepare a corpus (cached .npz splits) and print its summary",
     ),
+    "rewards": (
+        "rlmusic.rewards.task",
+        "rewards",
+        "list the reward terms with one-line descriptions",
+    ),
 }
 
 CONFIG_MODULE = "rlmusic.conf"
@@ -33,7 +38,7 @@ def usage() -> str:
     lines += [f"  {name:<{width}}  {desc}" for name, (_, _, desc) in TASKS.items()]
     lines += [
         "",
-        "Sweeps: rlmusic <task> -m key=a,b  (Hydra multirun; launchers in conf/hydra/launcher)",
+        "Sweeps: rlmusic <task> -m key=a,b  (Hydra multirun; pip install rlmusic[sweeps] for the joblib/submitit/ray launchers)",
     ]
     return "\n".join(lines)
 

@@ -1,0 +1,66 @@
+"""Build the reward composite from a ``reward`` config node (conf/reward/*.yaml)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.rewards.base import RewardError
+from rlmusic.rewards.composite import CompositeReward, WeightedTerm
+from rlmusic.rewards.registry import build_term, default_context
+
+
+def _plain(node: Any) -> Any:
+    """OmegaConf nodes -> plain containers (no-op for dicts and lists)."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(node, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(node, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf ships with hydra-core
+        pass
+    return node
+
+
+def build_reward(
+    cfg: Mapping[str, Any], encoding: MelodyEncoding, device: str = "cpu"
+) -> CompositeReward:
+    """Rules weighted ``1 / c``, the prior term with its weight, and the user's extra terms.
+
+    Config keys: ``c``, ``tonic``, ``mode``, ``rules`` (names), ``rule_params`` (name -> kwargs),
+    ``prior`` (``{checkpoint, weight}`` or null), ``extra`` (name -> ``{_target_ | name, weight, **kwargs}``).
+    """
+    cfg = _plain(cfg) or {}
+    c = float(cfg.get("c", 0.5))
+    if c <= 0:
+        raise RewardError(f"reward.c must be > 0, got {c}")
+    context = default_context(
+        encoding, int(cfg.get("tonic", 0)), str(cfg.get("mode", "major")), device
+    )
+    params = cfg.get("rule_params") or {}
+    unknown = set(params) - set(cfg.get("rules") or [])
+    if unknown:
+        raise RewardError(
+            f"reward.rule_params names rules that are not in reward.rules: {sorted(unknown)}"
+        )
+    terms: list[WeightedTerm] = []
+    for name in cfg.get("rules") or []:
+        try:
+            term = build_term({"name": name, **(params.get(name) or {})}, context)
+        except TypeError as exc:
+            raise RewardError(f"reward.rule_params.{name}: {exc}") from None
+        terms.append(WeightedTerm(name, term, 1.0 / c))
+    prior = cfg.get("prior")
+    if prior and prior.get("checkpoint"):
+        term = build_term({"name": "prior", "checkpoint": prior["checkpoint"]}, context)
+        terms.append(WeightedTerm("prior", term, float(prior.get("weight", 1.0))))
+    for name, spec in (cfg.get("extra") or {}).items():
+        spec = dict(spec or {})
+        weight = float(spec.pop("weight", 1.0))
+        terms.append(WeightedTerm(name, build_term(spec, context), weight))
+    if not terms:
+        raise RewardError(
+            "the reward has no terms: give reward.rules, reward.prior or reward.extra"
+        )
+    return CompositeReward(terms)

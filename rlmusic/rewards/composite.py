@@ -1,0 +1,80 @@
+"""A weighted sum of reward terms that reports each term's share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlmusic.rewards.base import (
+    MelodyView,
+    RewardError,
+    ViewTerm,
+    check_term_output,
+    is_sequence_level,
+)
+
+
+@dataclass
+class WeightedTerm:
+    name: str
+    term: Callable[[np.ndarray], np.ndarray]
+    weight: float = 1.0
+
+    @property
+    def sequence_level(self) -> bool:
+        return is_sequence_level(self.term)
+
+
+class CompositeReward:
+    """``total = sum_i weight_i * term_i(tokens)``; every weighted share is returned too.
+
+    >>> from rlmusic.rewards.theory import KeyRule
+    >>> total, shares = CompositeReward([WeightedTerm("key", KeyRule(), 2.0)]).score(np.array([[14, 15]]))
+    >>> total.tolist(), shares["key"].tolist()
+    ([[0.0, -2.0]], [[0.0, -2.0]])
+    """
+
+    def __init__(self, terms: list[WeightedTerm]) -> None:
+        names = [t.name for t in terms]
+        if len(set(names)) != len(names):
+            raise RewardError(f"reward term names must be unique, got {names}")
+        self.terms = terms
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.terms]
+
+    def score(
+        self, tokens: np.ndarray, include_sequence_level: bool = True
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(B, T) tokens -> (total (B, T), {name: weighted share (B, T)}).
+
+        ``include_sequence_level=False`` skips end-of-piece terms (an environment scoring a
+        prefix that is not yet the whole piece); they are then reported as zeros.
+        """
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2:
+            raise RewardError(f"score takes a (B, T) token array, got shape {tokens.shape}")
+        total = np.zeros(tokens.shape)
+        shares: dict[str, np.ndarray] = {}
+        views: dict[object, MelodyView] = {}  # rules share one view of the batch per encoding
+        for t in self.terms:
+            if t.sequence_level and not include_sequence_level:
+                shares[t.name] = np.zeros(tokens.shape)
+                continue
+            if isinstance(t.term, ViewTerm):
+                view = views.get(t.term.encoding)
+                if view is None:
+                    view = views[t.term.encoding] = MelodyView.of(tokens, t.term.encoding)
+                raw = t.term.from_view(view)
+            else:
+                raw = t.term(tokens)
+            value = t.weight * check_term_output(t.name, raw, tokens.shape)
+            shares[t.name] = value
+            total += value
+        return total, shares
+
+    def __call__(self, tokens: np.ndarray) -> np.ndarray:
+        return self.score(tokens)[0]

@@ -1,0 +1,96 @@
+"""Reward terms by name, or by a Hydra ``_target_`` dotted path to the user's own code.
+
+A registry entry makes a term from keyword arguments plus the encoding and key. Users register
+their own with :func:`register_term`, or point a config at ``_target_: my_module.my_term``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.rewards.base import RewardError
+from rlmusic.rewards.theory import RULES
+
+# name -> (factory(**kwargs) -> term, one-line description)
+REGISTRY: dict[str, tuple[Callable[..., Any], str]] = dict(RULES)
+REGISTRY["prior"] = (
+    lambda **kw: _prior_factory(**kw),
+    "log p(note | melody so far) under a frozen pretrained generator (KL control)",
+)
+
+
+def _prior_factory(checkpoint: str = "pretrained:note_lstm", device: str = "cpu", **_: Any) -> Any:
+    from rlmusic.models import load_generator
+    from rlmusic.rewards.prior import PriorLogProb
+
+    model, _encoding = load_generator(checkpoint)
+    return PriorLogProb(model, device=device)
+
+
+def register_term(name: str, factory: Callable[..., Any], description: str) -> None:
+    """Add a term under ``name`` (a class or function taking keyword arguments)."""
+    if name in REGISTRY:
+        raise RewardError(f"a reward term named {name!r} is already registered")
+    REGISTRY[name] = (factory, description)
+
+
+def known_terms() -> dict[str, str]:
+    return {name: description for name, (_, description) in sorted(REGISTRY.items())}
+
+
+def _import_target(path: str) -> Any:
+    module_name, _, attribute = path.rpartition(".")
+    if not module_name:
+        raise RewardError(f"_target_ {path!r} must be a dotted path like my_module.my_term")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RewardError(f"_target_ {path!r}: cannot import {module_name!r} ({exc})") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise RewardError(f"_target_ {path!r}: {module_name!r} has no {attribute!r}") from None
+
+
+def _accepts(factory: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def build_term(spec: str | Mapping[str, Any], context: Mapping[str, Any]) -> Any:
+    """A term from a registry name or a ``{_target_: dotted.path, **kwargs}`` mapping.
+
+    ``context`` (encoding, tonic, mode, device) is passed to factories that accept those names.
+    A ``_target_`` that is a plain function of the tokens is used as the term itself.
+    """
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    spec = dict(spec)
+    if "_target_" in spec:
+        target = _import_target(str(spec.pop("_target_")))
+        if inspect.isclass(target) or spec:
+            kwargs = {k: v for k, v in context.items() if _accepts(target, k)}
+            return target(**kwargs, **spec)
+        return target
+    name = spec.pop("name", None)
+    if name not in REGISTRY:
+        raise RewardError(
+            f"unknown reward term {name!r}; known: {', '.join(sorted(REGISTRY))} "
+            "(or give _target_: your_module.your_term)"
+        )
+    factory = REGISTRY[name][0]
+    kwargs = {k: v for k, v in context.items() if _accepts(factory, k) and k not in spec}
+    return factory(**kwargs, **spec)
+
+
+def default_context(
+    encoding: MelodyEncoding, tonic: int = 0, mode: str = "major", device: str = "cpu"
+) -> dict[str, Any]:
+    return {"encoding": encoding, "tonic": tonic, "mode": mode, "device": device}

@@ -1,0 +1,128 @@
+"""Each RL Tuner rule's values, pinned on hand-built melodies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.rewards.base import MelodyView
+from rlmusic.rewards.theory import (
+    AutocorrelationRule,
+    KeyRule,
+    LeapResolutionRule,
+    MotifRule,
+    PreferredIntervalsRule,
+    RepeatedMotifRule,
+    RepetitionRule,
+    TonicRule,
+    UniqueExtremesRule,
+)
+
+ENC = MelodyEncoding()
+H, R = 1, 0
+
+
+def tok(*pitches: int) -> int:
+    return tuple(ENC.pitch_to_token(p) for p in pitches)
+
+
+C4, D4, E4, F4, FS4, G4, A4, B4, C5 = tok(60, 62, 64, 65, 66, 67, 69, 71, 72)
+
+
+def row(rule, *tokens: int) -> list[float]:
+    return rule(np.array([tokens])).tolist()[0]
+
+
+def test_melody_view_reads_rests_and_holds_one_way() -> None:
+    v = MelodyView.of(np.array([[C4, H, R, H, C4, D4]]), ENC)
+    assert v.prev_pitch.tolist() == [[-1, 60, 60, 60, 60, 60]]
+    assert v.rest_since_prev.tolist() == [[False, False, False, True, True, False]]
+
+
+def test_key_is_a_parameter() -> None:
+    melody = (C4, FS4, H, R, B4)
+    assert row(KeyRule(), *melody) == [0, -1, 0, 0, 0]
+    assert row(KeyRule(tonic=7), *melody) == [0, 0, 0, 0, 0]  # G major has F#
+    assert row(KeyRule(tonic=9, mode="minor"), *melody) == [0, -1, 0, 0, 0]  # A minor (+G#)
+    assert row(KeyRule(penalty=-2.5), *melody)[1] == -2.5
+
+
+def test_tonic_start_and_end() -> None:
+    assert row(TonicRule(), C4, D4, E4, C4) == [3, 0, 0, 3]
+    assert row(TonicRule(), C5, D4, E4, D4) == [0, 0, 0, 0]  # middle C's octave by default
+    assert row(TonicRule(octave=None), C5, D4, E4, D4) == [3, 0, 0, 0]
+    # ending: the last note struck is the tonic and lies in the final bar, then holds or rests
+    ends = [D4] + [H] * 20 + [C4] + [H, R] * 5
+    assert row(TonicRule(), *ends)[-1] == 3
+    early = [C4] + [H] * 15 + [D4] + [H] * 15  # last note is D
+    assert row(TonicRule(), *early)[-1] == 0
+    old_tonic = [C4, H] + [H] * 18  # the tonic struck before the final bar (16 steps) only
+    assert row(TonicRule(), *old_tonic) == [3.0] + [0.0] * 19
+
+
+def test_repetition_counts_strikes_not_held_notes() -> None:
+    assert sum(row(RepetitionRule(), C4, *[H] * 31)) == 0  # one long note
+    five = (C4, H, C4, C4, H, H, C4, C4)
+    assert row(RepetitionRule(), *five) == [0, 0, 0, 0, 0, 0, 0, -100]
+    assert sum(row(RepetitionRule(), C4, R, C4, R, C4, R, C4, R, C4)) == 0  # rests break runs
+    assert row(RepetitionRule(max_strikes=2, penalty=-1), C4, C4, C4, D4, D4) == [0, 0, -1, 0, 0]
+
+
+def test_autocorrelation_at_the_end_only() -> None:
+    out = row(AutocorrelationRule(), C4, H, C4, H, C4, H)
+    assert out[:-1] == [0] * 5 and out[-1] == pytest.approx(-3 * (5 / 6 + 4 / 6 + 3 / 6))
+    assert row(AutocorrelationRule(threshold=0.7), C4, H, C4, H, C4, H)[-1] == pytest.approx(-2.5)
+    assert AutocorrelationRule.sequence_level
+
+
+def test_motif_window_follows_the_encoding() -> None:
+    melody = (C4, H, D4, H, E4, H, F4, G4)
+    assert row(MotifRule(), *melody) == [0] * 7 + [3 + 0.3 * 2]  # 5 distinct pitches in 8 steps
+    coarse = MelodyEncoding(steps_per_quarter=2)  # bar = 8 steps, window = 4
+    assert row(MotifRule(encoding=coarse), C4, D4, E4, H) == [0, 0, 0, 0]
+    assert row(MotifRule(encoding=coarse), H, C4, D4, E4) == [0, 0, 0, 3.0]
+
+
+def test_repeated_motif_needs_an_earlier_copy() -> None:
+    motif = [C4, H, D4, H, E4, H, F4, G4]
+    out = row(RepeatedMotifRule(), *motif, *motif)
+    assert out[7] == 0 and out[15] == 4 + 1 * 2
+    varied = motif[:-1] + [A4]
+    assert sum(row(RepeatedMotifRule(), *motif, *varied)) == 0
+
+
+def test_preferred_intervals_table() -> None:
+    rule = PreferredIntervalsRule()
+    pairs = {
+        (60, 64): 0.15 * 5,  # in-key third
+        (61, 64): 0.09 * 5,  # a third with a note out of key
+        (60, 67): 0.1 * 5,  # in-key fifth
+        (66, 73): 0.02 * 5,  # other fifth
+        (60, 62): 0.08 * 5,
+        (60, 65): 0.07 * 5,
+        (60, 69): 0.05 * 5,
+        (60, 71): -0.3 * 5,
+        (60, 77): -1.0 * 5,
+        (60, 72): 0.0,
+        (60, 66): 0.0,
+        (60, 60): 0.0,
+    }
+    for (a, b), value in pairs.items():
+        assert row(rule, *tok(a), H, *tok(b))[-1] == pytest.approx(value), (a, b)
+    assert row(rule, C4, R, H, E4)[-1] == pytest.approx(0.75)  # across a rest
+
+
+def test_leap_resolution_and_doubling() -> None:
+    rule = LeapResolutionRule()
+    assert row(rule, C4, G4, F4) == [0, 0, 5]
+    assert row(rule, C4, G4, H, R, E4) == [0, 0, 0, 0, 5]
+    assert row(rule, C4, G4, *tok(74)) == [0, 0, -5]
+    assert row(rule, C4, G4, A4) == [0, 0, 0]  # unresolved: no reward, no penalty
+    assert row(rule, C4, G4, G4) == [0, 0, 0]  # a repeat is not motion back
+
+
+def test_unique_extremes() -> None:
+    assert row(UniqueExtremesRule(), C4, C5, E4, D4) == [0, 0, 0, 6]
+    assert row(UniqueExtremesRule(), C4, C5, E4, C5) == [0, 0, 0, 3]  # the top repeats
+    assert row(UniqueExtremesRule(), H, R, H) == [0, 0, 0]
