@@ -57,8 +57,10 @@ class CompositionEnv(gym.Env):
     ## Rewards
     The composite's total for the step just written: ``sum_i w_i * term_i(tokens)[:, t]``.
     End-of-piece terms pay on the last step. ``info["reward_terms"]`` has each term's share.
-    With the default composite (the nine RL Tuner rules / c, c = 0.5, no prior) a random
-    policy earns about -60 per episode, mostly from autocorrelation and key penalties.
+    With the default composite (the nine RL Tuner rules / c, c = 0.5, no prior) a uniformly
+    random policy earns about +167 per 32-step episode (motif +198, leap resolution +111,
+    preferred intervals -123, key -25): the rules alone pay for busy noise, which is why RL
+    Tuner adds the prior term (``reward=rl_tuner``).
 
     ## Starting State
     Empty, or a primer: with ``primer_steps > 0`` the first ``primer_steps`` tokens of a

@@ -15,6 +15,7 @@ from rlmusic.rewards.theory import (
     PreferredIntervalsRule,
     RepeatedMotifRule,
     RepetitionRule,
+    TonicEndRule,
     TonicRule,
     UniqueExtremesRule,
 )
@@ -49,16 +50,18 @@ def test_key_is_a_parameter() -> None:
 
 
 def test_tonic_start_and_end() -> None:
-    assert row(TonicRule(), C4, D4, E4, C4) == [3, 0, 0, 3]
+    assert row(TonicRule(), C4, D4, E4, C4) == [3, 0, 0, 0]
     assert row(TonicRule(), C5, D4, E4, D4) == [0, 0, 0, 0]  # middle C's octave by default
     assert row(TonicRule(octave=None), C5, D4, E4, D4) == [3, 0, 0, 0]
+    assert row(TonicRule(tonic=7, octave=None), *tok(55), D4) == [3, 0]  # G major
     # ending: the last note struck is the tonic and lies in the final bar, then holds or rests
-    ends = [D4] + [H] * 20 + [C4] + [H, R] * 5
-    assert row(TonicRule(), *ends)[-1] == 3
+    ends = [D4] + [H] * 20 + [C5] + [H, R] * 5
+    assert row(TonicEndRule(), *ends) == [0.0] * 31 + [3.0]
     early = [C4] + [H] * 15 + [D4] + [H] * 15  # last note is D
-    assert row(TonicRule(), *early)[-1] == 0
+    assert row(TonicEndRule(), *early)[-1] == 0
     old_tonic = [C4, H] + [H] * 18  # the tonic struck before the final bar (16 steps) only
-    assert row(TonicRule(), *old_tonic) == [3.0] + [0.0] * 19
+    assert row(TonicEndRule(), *old_tonic)[-1] == 0
+    assert TonicEndRule.sequence_level and not TonicRule.sequence_level
 
 
 def test_repetition_counts_strikes_not_held_notes() -> None:

@@ -43,11 +43,10 @@ class KeyRule(_Rule):
 
 @dataclass
 class TonicRule(_Rule):
-    """``reward`` for a first step on the tonic (at ``octave``, 4 = middle C's; None: any), and
-    ``reward`` at the end when the last note struck is the tonic and lies in the final bar.
+    """``reward`` for a first step on the tonic at ``octave`` (4 = middle C's; None: any octave).
 
     >>> TonicRule()(np.array([[14, 1, 1, 1]])).tolist()
-    [[3.0, 0.0, 0.0, 3.0]]
+    [[3.0, 0.0, 0.0, 0.0]]
     """
 
     reward: float = 3.0
@@ -60,14 +59,30 @@ class TonicRule(_Rule):
             starts = (first >= 0) & (first % 12 == self.tonic)
         else:
             starts = first == 12 * (self.octave + 1) + self.tonic
-        out[:, 0] += np.where(starts, self.reward, 0.0)
-        # end: the last onset (at or after the final bar's start) is the tonic
+        out[:, 0] = np.where(starts, self.reward, 0.0)
+        return out
+
+
+@dataclass
+class TonicEndRule(_Rule):
+    """The tonic rule's second half, at the end: ``reward`` when the last note struck is the
+    tonic (any octave) and lies in the final bar, so the piece ends on it, then holds or rests.
+
+    >>> TonicEndRule()(np.array([[16, 1, 14, 1]])).tolist()
+    [[0.0, 0.0, 0.0, 3.0]]
+    """
+
+    reward: float = 3.0
+    sequence_level = True
+
+    def from_view(self, v: MelodyView) -> np.ndarray:
+        out = np.zeros(v.tokens.shape)
         steps = v.tokens.shape[1]
         final_bar = max(0, steps - self.encoding.steps_per_bar)
         index = np.where(v.onset, np.arange(steps), -1).max(axis=1)
         last_pitch = np.where(index >= 0, v.pitch[np.arange(len(index)), np.maximum(index, 0)], -1)
         ends = (index >= final_bar) & (last_pitch >= 0) & (last_pitch % 12 == self.tonic)
-        out[:, -1] += np.where(ends, self.reward, 0.0)
+        out[:, -1] = np.where(ends, self.reward, 0.0)
         return out
 
 
@@ -307,7 +322,8 @@ class UniqueExtremesRule(_Rule):
 
 RULES: dict[str, tuple[type[_Rule], str]] = {
     "key": (KeyRule, "-1 for a note outside the key"),
-    "tonic": (TonicRule, "+3 for starting on the tonic, +3 for ending on it"),
+    "tonic": (TonicRule, "+3 for starting on the tonic (middle C's octave)"),
+    "tonic_end": (TonicEndRule, "+3 at the end when the piece ends on the tonic in its final bar"),
     "repetition": (
         RepetitionRule,
         "-100 for each strike past 4 of one pitch in a row (holds are fine)",

@@ -1,0 +1,117 @@
+"""Composite, registry, user plug-ins by _target_, presets, and bad terms stopping the run."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.rewards import CompositeReward, RewardError, WeightedTerm, build_reward, build_term
+from rlmusic.rewards.prior import PriorLogProb
+from rlmusic.rewards.registry import default_context
+from rlmusic.rewards.theory import RULES, KeyRule
+from tests.toy_generator import ToyGenerator
+
+ENC = MelodyEncoding()
+PRESETS = ["rl_tuner", "rules_only", "key_only", "key_tonic", "basic", "basic_autocorr"]
+
+
+def test_shares_add_up_to_the_total() -> None:
+    reward = build_reward({"c": 0.5, "rules": list(RULES)}, ENC)
+    tokens = np.random.default_rng(0).integers(0, 38, (16, 32))
+    total, shares = reward.score(tokens)
+    np.testing.assert_allclose(sum(shares.values()), total)
+    np.testing.assert_allclose(shares["key"], 2.0 * KeyRule()(tokens))  # weight 1/c
+    _, no_end = reward.score(tokens, include_sequence_level=False)
+    assert not no_end["unique_extremes"].any() and not no_end["autocorrelation"].any()
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (lambda t: np.full(t.shape, np.nan), "'broken' returned 32 non-finite values"),
+        (lambda t: np.zeros((t.shape[0],)), r"'broken' returned shape \(2,\), expected \(2, 16\)"),
+    ],
+)
+def test_a_bad_term_stops_with_its_name(bad, message: str) -> None:
+    composite = CompositeReward([WeightedTerm("key", KeyRule()), WeightedTerm("broken", bad)])
+    tokens = np.ones((2, 16), dtype=int)
+    with pytest.raises(RewardError, match=message):
+        composite.score(tokens)
+
+
+def test_unknown_name_lists_the_known_ones() -> None:
+    with pytest.raises(
+        RewardError,
+        match=r"unknown reward term 'keyy'; known: autocorrelation, key, leap_resolution",
+    ):
+        build_term("keyy", default_context(ENC))
+    with pytest.raises(RewardError, match="rule_params names rules that are not in reward.rules"):
+        build_reward({"rules": ["key"], "rule_params": {"tonic": {"reward": 1}}}, ENC)
+    with pytest.raises(RewardError, match="no module named 'nowhere'|cannot import 'nowhere'"):
+        build_term({"_target_": "nowhere.term"}, default_context(ENC))
+
+
+README_EXAMPLE = '''
+import numpy as np
+
+def stepwise(tokens: np.ndarray) -> np.ndarray:
+    """+1 for every note a step (1-2 semitones) from the note before it."""
+    pitch = np.where(tokens >= 2, tokens, -100)  # NOTE_OFF/NO_EVENT are not notes
+    step = np.abs(np.diff(pitch, axis=1, prepend=-100))
+    return ((step >= 1) & (step <= 2)).astype(float)
+'''
+
+
+def test_a_user_term_from_a_module_outside_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_rewards.py").write_text(textwrap.dedent(README_EXAMPLE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reward = build_reward(
+        {
+            "rules": ["key"],
+            "extra": {"stepwise": {"_target_": "my_rewards.stepwise", "weight": 0.5}},
+        },
+        ENC,
+    )
+    total, shares = reward.score(np.array([[14, 16, 1, 18, 37]]))
+    assert shares["stepwise"].tolist() == [[0.0, 0.5, 0.0, 0.0, 0.0]]  # hold breaks adjacency
+    assert "my_rewards" in sys.modules
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_composes_and_builds(preset: str) -> None:
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("rewards", overrides=[f"reward={preset}", "reward.prior=null"])
+    reward = build_reward(cfg.reward, ENC)
+    assert reward.names[0] == "key"
+    assert all(t.weight == 2.0 for t in reward.terms)
+
+
+def test_rl_tuner_preset_is_all_nine_plus_the_prior() -> None:
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("rewards", overrides=["reward=rl_tuner"])
+    assert list(cfg.reward.rules) == list(RULES)
+    assert cfg.reward.c == 0.5 and cfg.reward.prior.weight == 1.0
+    assert cfg.reward.prior.checkpoint == "pretrained:note_lstm"
+
+
+def test_prior_term_is_log_p_in_one_batched_pass() -> None:
+    model = ToyGenerator()
+    tokens = np.random.default_rng(1).integers(0, 38, (4, 12))
+    values = PriorLogProb(model)(tokens)
+    with torch.no_grad():
+        logits = model(torch.cat([torch.full((4, 1), 38), torch.as_tensor(tokens[:, :-1])], 1))
+        expected = torch.log_softmax(logits, -1).gather(-1, torch.as_tensor(tokens)[..., None])[
+            ..., 0
+        ]
+    np.testing.assert_allclose(values, expected.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="outside the prior's vocabulary"):
+        PriorLogProb(model)(np.array([[40]]))
