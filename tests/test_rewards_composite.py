@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -58,21 +57,17 @@ def test_unknown_name_lists_the_known_ones() -> None:
         build_term({"_target_": "nowhere.term"}, default_context(ENC))
 
 
-README_EXAMPLE = '''
-import numpy as np
-
-def stepwise(tokens: np.ndarray) -> np.ndarray:
-    """+1 for every note a step (1-2 semitones) from the note before it."""
-    pitch = np.where(tokens >= 2, tokens, -100)  # NOTE_OFF/NO_EVENT are not notes
-    step = np.abs(np.diff(pitch, axis=1, prepend=-100))
-    return ((step >= 1) & (step <= 2)).astype(float)
-'''
+def readme_example() -> str:
+    """The Custom rewards section's code block, exactly as the README shows it."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Custom rewards", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 def test_a_user_term_from_a_module_outside_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "my_rewards.py").write_text(textwrap.dedent(README_EXAMPLE))
+    (tmp_path / "my_rewards.py").write_text(readme_example())
     monkeypatch.syspath_prepend(str(tmp_path))
     reward = build_reward(
         {

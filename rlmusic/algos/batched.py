@@ -185,7 +185,8 @@ class BatchedTrainer:
         if cfg.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
-        self.policy.train()
+        # dropout stays off: the ratio must compare the same function that sampled the tokens
+        self.policy.eval()
         stats: dict[str, list[float]] = {
             k: [] for k in ("pg", "vf", "entropy", "k3", "clipfrac", "approx_kl")
         }
