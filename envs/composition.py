@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -21,14 +22,47 @@ def default_reward(encoding: MelodyEncoding) -> CompositeReward:
     return build_reward({"c": 0.5, "rules": list(RULES), "prior": None}, encoding)
 
 
+def resolve_reward(
+    reward: CompositeReward | Mapping[str, Any] | None, encoding: MelodyEncoding
+) -> CompositeReward:
+    """A composite as given, one built from a ``reward`` config mapping, or the default."""
+    if reward is None:
+        return default_reward(encoding)
+    if isinstance(reward, Mapping):
+        from rlmusic.rewards.build import build_reward
+
+        return build_reward(reward, encoding)
+    if not hasattr(reward, "score"):
+        raise TypeError(f"reward must be a CompositeReward or a reward config, got {reward!r}")
+    return reward
+
+
 def resolve_primers(
-    primers: list[np.ndarray] | None, primer_midi: str | None, encoding: MelodyEncoding
+    primers: Sequence[np.ndarray] | None,
+    primer_midi: str | None,
+    encoding: MelodyEncoding,
+    primer_steps: int = 0,
 ) -> list[np.ndarray]:
-    out = [np.asarray(p, dtype=np.int64) for p in (primers or [])]
+    """Primer sources as token arrays: the given tunes plus the melody of ``primer_midi``.
+
+    With ``primer_steps > 0``, tunes shorter than ``primer_steps`` cannot give a primer and are
+    left out; none left is an error, as is a token outside the vocabulary.
+    """
+    out = [np.asarray(p, dtype=np.int64).reshape(-1) for p in (primers or [])]
     if primer_midi is not None:
         from rlmusic.data.io import load_melody
 
         out.append(load_melody(primer_midi, encoding).astype(np.int64))
+    for tune in out:
+        if tune.size and (tune.min() < 0 or tune.max() >= encoding.vocab_size):
+            raise ValueError(f"primer tokens must be in 0..{encoding.vocab_size - 1}")
+    if primer_steps:
+        out = [tune for tune in out if len(tune) >= primer_steps]
+        if not out:
+            raise ValueError(
+                f"primer_steps={primer_steps} needs primers=[...] or primer_midi=path with at "
+                f"least {primer_steps} steps"
+            )
     return out
 
 
@@ -58,8 +92,8 @@ class CompositionEnv(gym.Env):
     The composite's total for the step just written: ``sum_i w_i * term_i(tokens)[:, t]``.
     End-of-piece terms pay on the last step. ``info["reward_terms"]`` has each term's share.
     With the default composite (the nine RL Tuner rules / c, c = 0.5, no prior) a uniformly
-    random policy earns about +167 per 32-step episode (motif +198, leap resolution +111,
-    preferred intervals -123, key -25): the rules alone pay for busy noise, which is why RL
+    random policy earns about +169 per 32-step episode (motif +198, leap resolution +111,
+    preferred intervals -121, key -25): the rules alone pay for busy noise, which is why RL
     Tuner adds the prior term (``reward=rl_tuner``).
 
     ## Starting State
@@ -72,8 +106,10 @@ class CompositionEnv(gym.Env):
     truncated.
 
     ## Arguments
-    ``reward`` (CompositeReward; default the nine rules), ``encoding`` (MelodyEncoding),
-    ``length`` (default ``encoding.melody_length``), ``primers`` (list of token arrays),
+    ``reward`` (a CompositeReward, or a ``reward`` config mapping given to ``build_reward``;
+    default the nine rules), ``encoding`` (MelodyEncoding),
+    ``length`` (default ``encoding.melody_length``), ``primers`` (token arrays: tunes whose
+    first ``primer_steps`` tokens are primers; shorter tunes are left out),
     ``primer_midi`` (a MIDI/MusicXML/ABC file), ``primer_steps`` (0 = compose from scratch),
     ``render_mode`` (``"ansi"``: a text piano roll).
     """
@@ -82,7 +118,7 @@ class CompositionEnv(gym.Env):
 
     def __init__(
         self,
-        reward: CompositeReward | None = None,
+        reward: CompositeReward | Mapping[str, Any] | None = None,
         encoding: MelodyEncoding | None = None,
         length: int | None = None,
         primers: list[np.ndarray] | None = None,
@@ -92,13 +128,11 @@ class CompositionEnv(gym.Env):
     ) -> None:
         self.encoding = encoding or MelodyEncoding()
         self.length = int(length or self.encoding.melody_length)
-        self.reward_fn = reward if reward is not None else default_reward(self.encoding)
-        self.primers = resolve_primers(primers, primer_midi, self.encoding)
+        self.reward_fn = resolve_reward(reward, self.encoding)
         self.primer_steps = int(primer_steps)
         if not 0 <= self.primer_steps < self.length:
             raise ValueError(f"primer_steps must be in 0..{self.length - 1}, got {primer_steps}")
-        if self.primer_steps and not self.primers:
-            raise ValueError("primer_steps > 0 needs primers=[...] or primer_midi=path")
+        self.primers = resolve_primers(primers, primer_midi, self.encoding, self.primer_steps)
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.render_mode = render_mode

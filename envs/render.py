@@ -13,7 +13,15 @@ _NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
 def piano_roll_text(tokens: np.ndarray, encoding: MelodyEncoding, length: int | None = None) -> str:
-    """Render played ``tokens`` (padding beyond them is shown as empty steps up to ``length``)."""
+    """Render played ``tokens`` (padding beyond them is shown as empty steps up to ``length``).
+
+    >>> print(piano_roll_text([14, 1, 16, 18, 0, 1, 14], MelodyEncoding(steps_per_quarter=1), 8))
+     E4  ...#|....
+    Eb4  ....|....
+     D4  ..#.|....
+    C#4  ....|....
+     C4  #=..|..#.
+    """
     tokens = np.asarray(tokens)
     length = max(length or len(tokens), len(tokens))
     notes = encoding.decode(tokens)

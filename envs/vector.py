@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
-from rlmusic.envs.composition import default_reward, observation_space_for, resolve_primers
+from rlmusic.envs.composition import observation_space_for, resolve_primers, resolve_reward
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.rewards.composite import CompositeReward
@@ -28,7 +29,7 @@ class CompositionVectorEnv(VectorEnv):
     def __init__(
         self,
         num_envs: int,
-        reward: CompositeReward | None = None,
+        reward: CompositeReward | Mapping[str, Any] | None = None,
         encoding: MelodyEncoding | None = None,
         length: int | None = None,
         primers: list[np.ndarray] | None = None,
@@ -40,13 +41,11 @@ class CompositionVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.encoding = encoding or MelodyEncoding()
         self.length = int(length or self.encoding.melody_length)
-        self.reward_fn = reward if reward is not None else default_reward(self.encoding)
-        self.primers = resolve_primers(primers, primer_midi, self.encoding)
+        self.reward_fn = resolve_reward(reward, self.encoding)
         self.primer_steps = int(primer_steps)
         if not 0 <= self.primer_steps < self.length:
             raise ValueError(f"primer_steps must be in 0..{self.length - 1}, got {primer_steps}")
-        if self.primer_steps and not self.primers:
-            raise ValueError("primer_steps > 0 needs primers=[...] or primer_midi=path")
+        self.primers = resolve_primers(primers, primer_midi, self.encoding, self.primer_steps)
         self.pad = self.encoding.vocab_size
         self.single_action_space = spaces.Discrete(self.encoding.vocab_size)
         self.single_observation_space = observation_space_for(self.encoding, self.length)

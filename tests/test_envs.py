@@ -24,9 +24,10 @@ def test_make_after_import() -> None:
 
 
 def test_gymnasium_and_sb3_checkers_pass() -> None:
-    check_env(CompositionEnv())
+    check_env(gym.make(rlmusic.envs.ENV_ID, render_mode="ansi").unwrapped)  # with its spec
     sb3_check_env(CompositionEnv(), warn=False)
-    check_env(CompositionEnv(primers=PRIMERS, primer_steps=4))
+    primed = gym.make(rlmusic.envs.ENV_ID, primers=PRIMERS, primer_steps=4, render_mode="ansi")
+    check_env(primed.unwrapped)
 
 
 def test_episode_layout_and_reward_terms() -> None:
@@ -60,6 +61,27 @@ def test_primers_from_data_and_from_midi(tmp_path) -> None:
         CompositionEnv(primer_steps=4)
 
 
+def test_primer_sources_are_checked_and_short_tunes_left_out() -> None:
+    env = CompositionEnv(primers=[np.array([14, 1]), *PRIMERS], primer_steps=4)
+    assert len(env.primers) == 2  # the 2-step tune cannot give a 4-step primer
+    with pytest.raises(ValueError, match="at least 4 steps"):
+        CompositionEnv(primers=[np.array([14, 1])], primer_steps=4)
+    with pytest.raises(ValueError, match="primer tokens must be in 0..37"):
+        CompositionEnv(primers=[np.array([14, 40, 1, 1])], primer_steps=2)
+    vector = CompositionVectorEnv(8, primers=[np.array([14, 1]), *PRIMERS], primer_steps=4)
+    vector.reset(seed=0)
+    assert vector.tokens.shape == (8, 4)
+
+
+def test_reward_from_a_config_mapping() -> None:
+    env = gym.make(rlmusic.envs.ENV_ID, reward={"c": 1.0, "rules": ["key"]}, length=4)
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(15)  # C#: out of C major
+    assert reward == -1.0 and info["reward_terms"] == {"key": -1.0}
+    with pytest.raises(TypeError, match="reward must be a CompositeReward"):
+        CompositionEnv(reward="key")
+
+
 def test_render_is_a_text_piano_roll() -> None:
     env = CompositionEnv(render_mode="ansi", length=16)
     env.reset(seed=0)
@@ -70,22 +92,32 @@ def test_render_is_a_text_piano_roll() -> None:
     assert roll[-1].split()[1].startswith("#==...#")
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(30))
 def test_vector_env_gives_the_single_envs_rewards(seed: int) -> None:
+    """Same actions, same primers -> the same rewards and per-term shares, step by step."""
     rng = np.random.default_rng(seed)
-    batch, length, primer_steps = 5, 24, int(rng.integers(0, 5))
-    primers = [PRIMERS[i % 2] for i in range(batch)] if primer_steps else None
+    batch, length = int(rng.integers(1, 6)), int(rng.integers(4, 33))
+    primer_steps = int(rng.integers(0, min(length, 9)))
+    pool = [rng.integers(0, 38, 12) for _ in range(3)]  # tunes to cut primers from
     vector = CompositionVectorEnv(
-        batch, length=length, primers=PRIMERS, primer_steps=primer_steps or 0
+        batch, length=length, primers=pool if primer_steps else None, primer_steps=primer_steps
     )
-    vector.reset(seed=seed, options={"primers": primers} if primers else None)
+    vector.reset(seed=seed)  # each sub-environment draws its own primer
+    primers = vector.tokens
+    assert primers.shape == (batch, primer_steps)
     actions = rng.integers(0, 38, (length - primer_steps, batch))
-    vector_rewards = np.array([vector.step(a)[1] for a in actions])
+    steps = [vector.step(a) for a in actions]
+    assert steps[-1][2].all() and not any(s[2].any() for s in steps[:-1])
     for i in range(batch):
-        single = CompositionEnv(length=length, primers=PRIMERS, primer_steps=primer_steps or 0)
-        single.reset(seed=seed, options={"primer": primers[i]} if primers else None)
-        single_rewards = [single.step(int(a))[1] for a in actions[:, i]]
-        np.testing.assert_allclose(vector_rewards[:, i], single_rewards, atol=1e-9)
+        single = CompositionEnv(length=length)
+        single.reset(seed=seed, options={"primer": primers[i]} if primer_steps else None)
+        for (_, rewards, _, _, infos), action in zip(steps, actions[:, i]):
+            _, reward, terminated, _, info = single.step(int(action))
+            assert reward == pytest.approx(rewards[i], abs=1e-9)
+            for name, share in info["reward_terms"].items():
+                assert share == pytest.approx(infos["reward_terms"][name][i], abs=1e-9)
+        assert terminated
+        np.testing.assert_array_equal(single.tokens, vector.tokens[i])
 
 
 def test_vector_env_autoresets_on_the_next_step() -> None:
@@ -108,6 +140,8 @@ def test_stock_sb3_algorithms_train(algo: str) -> None:
     kwargs = {"policy_kwargs": {"net_arch": [32]}, "seed": 0, "device": "cpu"}
     if algo == "PPO":
         kwargs.update(n_steps=256, batch_size=64, n_epochs=2)
+    if algo == "A2C":
+        kwargs.update(n_steps=32)  # fewer, larger updates: the same 2,048 steps in less time
     if algo == "DQN":
         kwargs.update(learning_starts=256, buffer_size=2_000, train_freq=4)
     model = getattr(sb3, algo)("MlpPolicy", env, **kwargs)

@@ -1,4 +1,5 @@
-"""Every registered term is causal, finite and shape-correct on random batches."""
+"""Every registered term (and the rules' non-default modes) is causal, finite and shape-correct
+on random batches."""
 
 from __future__ import annotations
 
@@ -15,10 +16,20 @@ from tests.toy_generator import ToyGenerator
 ENC = MelodyEncoding()
 
 
+# non-default modes of the rules, in another key: id -> build_term spec
+VARIANTS = {
+    "autocorrelation[every_step]": {"name": "autocorrelation", "every_step": True},
+    "motif[all_steps]": {"name": "motif", "onsets_only": False},
+    "repeated_motif[all_steps]": {"name": "repeated_motif", "onsets_only": False},
+    "tonic[any_octave]": {"name": "tonic", "octave": None},
+}
+
+
 def make(name: str):
     if name == "prior":  # the registry's prior loads a checkpoint; the toy keeps this fast
         return PriorLogProb(ToyGenerator())
-    return build_term(name, default_context(ENC))
+    context = default_context(ENC, tonic=2, mode="minor") if name in VARIANTS else None
+    return build_term(VARIANTS.get(name, name), context or default_context(ENC))
 
 
 batches = st.integers(1, 6).flatmap(
@@ -30,7 +41,7 @@ batches = st.integers(1, 6).flatmap(
 )
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", sorted(REGISTRY) + sorted(VARIANTS))
 @settings(max_examples=40, deadline=None)
 @given(tokens=batches, cut=st.integers(0, 39), data=st.data())
 def test_term_is_causal_finite_and_shaped(name: str, tokens: np.ndarray, cut: int, data) -> None:

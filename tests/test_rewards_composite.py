@@ -110,3 +110,41 @@ def test_prior_term_is_log_p_in_one_batched_pass() -> None:
     np.testing.assert_allclose(values, expected.numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="outside the prior's vocabulary"):
         PriorLogProb(model)(np.array([[40]]))
+
+
+def test_prior_runs_one_forward_for_the_whole_batch() -> None:
+    model = ToyGenerator()
+    calls = []
+    forward = model.forward
+    model.forward = lambda tokens: calls.append(tokens.shape) or forward(tokens)
+    PriorLogProb(model)(np.random.default_rng(2).integers(0, 38, (64, 32)))
+    assert calls == [(64, 32)]
+
+
+def test_prior_term_from_a_checkpoint_and_its_encoding_check(tmp_path: Path) -> None:
+    models = pytest.importorskip("rlmusic.models")
+    if not hasattr(models, "save_checkpoint"):
+        pytest.skip("rlmusic.models has no checkpoints yet")
+    model = models.NoteLSTM(models.LSTMConfig(embed_dim=8, hidden_size=8, num_layers=1))
+    path = models.save_checkpoint(tmp_path / "prior.pt", model, ENC)
+    reward = build_reward({"rules": ["key"], "prior": {"checkpoint": str(path)}}, ENC)
+    assert reward.names == ["key", "prior"] and reward.terms[1].weight == 1.0
+    total, shares = reward.score(np.random.default_rng(3).integers(0, 38, (3, 8)))
+    assert (shares["prior"] < 0).all() and total.shape == (3, 8)
+    other = MelodyEncoding(min_pitch=36, max_pitch=71)
+    with pytest.raises(RewardError, match="must share the token grid"):
+        build_reward({"rules": ["key"], "prior": {"checkpoint": str(path)}}, other)
+
+
+def test_rewards_task_lists_every_term(capsys: pytest.CaptureFixture[str]) -> None:
+    from rlmusic.rewards.registry import known_terms
+    from rlmusic.rewards.task import run
+
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("rewards", overrides=["reward=basic"])
+    listed = run(cfg)
+    out = capsys.readouterr().out
+    assert listed == known_terms()
+    for name, description in known_terms().items():
+        assert f"{name}  " in out and description in out
+    assert "rules ['key', 'tonic', 'tonic_end', 'repetition']" in out

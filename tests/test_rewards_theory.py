@@ -76,7 +76,15 @@ def test_autocorrelation_at_the_end_only() -> None:
     out = row(AutocorrelationRule(), C4, H, C4, H, C4, H)
     assert out[:-1] == [0] * 5 and out[-1] == pytest.approx(-3 * (5 / 6 + 4 / 6 + 3 / 6))
     assert row(AutocorrelationRule(threshold=0.7), C4, H, C4, H, C4, H)[-1] == pytest.approx(-2.5)
-    assert AutocorrelationRule.sequence_level
+    assert AutocorrelationRule().sequence_level
+
+
+def test_autocorrelation_every_step_is_the_prefix_statistic() -> None:
+    rule = AutocorrelationRule(every_step=True)
+    assert not rule.sequence_level
+    # prefix [C, H]: r_1 = -1/2; [C, H, C]: r_1 = -2/3, r_2 = 1/6; [C, H, C, H]: -3/4, 1/2, -1/4
+    assert row(rule, C4, H, C4, H) == pytest.approx([0, -1.5, -2.5, -4.5])
+    assert row(rule, C4, C4, C4) == [0, 0, 0]  # constant: no variance, no penalty
 
 
 def test_motif_window_follows_the_encoding() -> None:
@@ -85,6 +93,8 @@ def test_motif_window_follows_the_encoding() -> None:
     coarse = MelodyEncoding(steps_per_quarter=2)  # bar = 8 steps, window = 4
     assert row(MotifRule(encoding=coarse), C4, D4, E4, H) == [0, 0, 0, 0]
     assert row(MotifRule(encoding=coarse), H, C4, D4, E4) == [0, 0, 0, 3.0]
+    every = MotifRule(encoding=coarse, onsets_only=False)  # the original paid holds too
+    assert row(every, C4, D4, E4, H) == [0, 0, 0, 3.0]  # the hold ends a 3-pitch window
 
 
 def test_repeated_motif_needs_an_earlier_copy() -> None:
@@ -114,6 +124,16 @@ def test_preferred_intervals_table() -> None:
     for (a, b), value in pairs.items():
         assert row(rule, *tok(a), H, *tok(b))[-1] == pytest.approx(value), (a, b)
     assert row(rule, C4, R, H, E4)[-1] == pytest.approx(0.75)  # across a rest
+
+
+def test_preferred_intervals_pay_holds_and_rests_after_a_note() -> None:
+    rule = PreferredIntervalsRule()
+    # holding C (the tonic) 0.3, resting after it 0.15 (a NO_EVENT in a rest is resting)
+    assert row(rule, H, R, C4, H, H, R, H) == pytest.approx([0, 0, 0, 1.5, 1.5, 0.75, 0.75])
+    assert row(rule, G4, H, R)[1:] == pytest.approx([1.5, 0.75])  # G: the fifth
+    assert row(rule, D4, H, R, H)[1:] == pytest.approx([0.375, 0.25, 0.25])
+    assert row(PreferredIntervalsRule(tonic=2), D4, H, A4, H)[1::2] == pytest.approx([1.5, 1.5])
+    assert sum(row(PreferredIntervalsRule(hold=0, rest=0), D4, H, R)) == 0
 
 
 def test_leap_resolution_and_doubling() -> None:

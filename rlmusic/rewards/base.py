@@ -8,7 +8,7 @@ only on the last step of the array it is given. A plain function with that signa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -33,16 +33,18 @@ def is_sequence_level(term: object) -> bool:
 class MelodyView:
     """Per-step facts every rule needs, computed once per batch.
 
-    ``pitch``: MIDI pitch at onsets, -1 elsewhere. ``onset``: pitch tokens. ``prev_pitch``:
-    the previous onset's pitch before each step (-1 if none). ``rest_since_prev``: a NOTE_OFF
-    lies between the previous onset and this step.
+    ``pitch``: MIDI pitch at onsets, -1 elsewhere. ``onset``: pitch tokens. ``prev_index`` and
+    ``prev_pitch``: step and pitch of the last onset strictly before each step (-1 if none).
+    ``rest_since_prev``: a NOTE_OFF lies strictly between that onset and this step.
     """
 
     tokens: np.ndarray  # (B, T) int64
     pitch: np.ndarray  # (B, T)
     onset: np.ndarray  # (B, T) bool
+    prev_index: np.ndarray  # (B, T)
     prev_pitch: np.ndarray  # (B, T)
     rest_since_prev: np.ndarray  # (B, T) bool
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # shared by rules
 
     @classmethod
     def of(cls, tokens: np.ndarray, encoding: MelodyEncoding) -> MelodyView:
@@ -63,7 +65,7 @@ class MelodyView:
             prev_index >= 0, np.take_along_axis(pitch, np.maximum(prev_index, 0), axis=1), -1
         )
         rest_since = last_before(~onset & (tokens != NO_EVENT)) > prev_index
-        return cls(tokens, pitch, onset, prev_pitch, rest_since)
+        return cls(tokens, pitch, onset, prev_index, prev_pitch, rest_since)
 
 
 class ViewTerm:

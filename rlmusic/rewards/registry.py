@@ -18,16 +18,29 @@ from rlmusic.rewards.theory import RULES
 # name -> (factory(**kwargs) -> term, one-line description)
 REGISTRY: dict[str, tuple[Callable[..., Any], str]] = dict(RULES)
 REGISTRY["prior"] = (
-    lambda **kw: _prior_factory(**kw),
+    lambda **kw: _prior_factory(**kw),  # imports torch and the models only when built
     "log p(note | melody so far) under a frozen pretrained generator (KL control)",
 )
 
 
-def _prior_factory(checkpoint: str = "pretrained:note_lstm", device: str = "cpu", **_: Any) -> Any:
+def _prior_factory(
+    checkpoint: str = "pretrained:note_lstm",
+    device: str = "cpu",
+    encoding: MelodyEncoding | None = None,
+    **_: Any,
+) -> Any:
     from rlmusic.models import load_generator
     from rlmusic.rewards.prior import PriorLogProb
 
-    model, _encoding = load_generator(checkpoint)
+    model, prior_encoding = load_generator(checkpoint)
+    fields = ("min_pitch", "max_pitch", "steps_per_quarter")
+    if encoding is not None and any(
+        getattr(prior_encoding, f) != getattr(encoding, f) for f in fields
+    ):
+        raise RewardError(
+            f"the prior {checkpoint!r} was trained on {prior_encoding}, but the reward scores "
+            f"{encoding}: they must share the token grid ({', '.join(fields)})"
+        )
     return PriorLogProb(model, device=device)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encoding import NO_EVENT, MelodyEncoding
 from rlmusic.rewards.base import MelodyView, ViewTerm, scale_pitch_classes
 
 
@@ -101,32 +101,43 @@ class RepetitionRule(_Rule):
     max_strikes: int = 4
 
     def from_view(self, v: MelodyView) -> np.ndarray:
-        run = np.zeros(v.tokens.shape[0], dtype=np.int64)
-        out = np.zeros(v.tokens.shape)
-        for t in range(v.tokens.shape[1]):
-            same = v.onset[:, t] & (v.pitch[:, t] == v.prev_pitch[:, t]) & ~v.rest_since_prev[:, t]
-            run = np.where(v.onset[:, t], np.where(same, run + 1, 1), run)
-            out[:, t] = np.where(v.onset[:, t] & (run > self.max_strikes), self.penalty, 0.0)
-        return out
+        # a strike starts a new run unless it repeats the previous strike with no rest between
+        same = v.onset & (v.pitch == v.prev_pitch) & ~v.rest_since_prev
+        strikes = np.cumsum(v.onset, axis=1)  # strikes so far, this one included
+        first = np.maximum.accumulate(np.where(v.onset & ~same, strikes, 0), axis=1)
+        run = strikes - first + 1  # this strike's place in its run
+        return np.where(v.onset & (run > self.max_strikes), self.penalty, 0.0)
 
 
 @dataclass
 class AutocorrelationRule(_Rule):
-    """At the end: ``scale * |r_k|`` for each lag k whose autocorrelation |r_k| > ``threshold``.
+    """``scale * |r_k|`` for each lag k whose autocorrelation |r_k| exceeds ``threshold``.
 
-    Computed on the raw token sequence, as the paper's statistic is.
+    ``r_k`` is the original's statistic of the raw token sequence,
+    ``sum_t (x_t - m)(x_{t-k} - m) / (n var(x))`` (0 for a constant sequence). By default it is
+    paid once, at the end, on the whole piece (the quantity the paper's table reports);
+    ``every_step=True`` pays it at every step on the prefix so far, as the original's
+    environment did (then it is a step-level term).
 
     >>> float(AutocorrelationRule()(np.array([[14, 1, 14, 1, 14, 1]]))[0, -1])  # |-5/6|+|4/6|+|-3/6| = 2
     -6.0
+    >>> AutocorrelationRule(every_step=True)(np.array([[14, 1, 14, 1]])).round(2).tolist()
+    [[0.0, -1.5, -2.5, -4.5]]
     """
 
     scale: float = -3.0
     threshold: float = 0.15
     lags: tuple[int, ...] = (1, 2, 3)
-    sequence_level = True
+    every_step: bool = False
+
+    @property
+    def sequence_level(self) -> bool:  # type: ignore[override]
+        return not self.every_step
 
     def from_view(self, v: MelodyView) -> np.ndarray:
         x = v.tokens.astype(np.float64)
+        if self.every_step:
+            return self._prefixes(x)
         n = x.shape[1]
         centred = x - x.mean(axis=1, keepdims=True)
         variance = x.var(axis=1)
@@ -141,6 +152,35 @@ class AutocorrelationRule(_Rule):
             out[:, -1] += np.where(coef > self.threshold, self.scale * coef, 0.0)
         return out
 
+    def _prefixes(self, x: np.ndarray) -> np.ndarray:
+        """(B, T): the penalty of every prefix ``x[:, :t+1]`` at once, from running sums."""
+        steps = x.shape[1]
+        n = np.arange(1, steps + 1, dtype=np.float64)  # prefix lengths
+        s1 = np.cumsum(x, axis=1)
+        mean = s1 / n
+        variance = np.maximum(np.cumsum(x * x, axis=1) / n - mean**2, 0.0)
+        # a constant prefix has variance 0 up to rounding: treat tiny values as 0
+        variance = np.where(variance > 1e-9 * np.maximum(mean**2, 1.0), variance, 0.0)
+        out = np.zeros(x.shape)
+        for lag in self.lags:
+            if lag >= steps:
+                continue
+            # sum_{i=lag}^{n-1} x_i x_{i-lag}, sum_{i=lag}^{n-1} x_i, sum_{i=0}^{n-1-lag} x_i
+            products = np.zeros(x.shape)
+            products[:, lag:] = np.cumsum(x[:, lag:] * x[:, :-lag], axis=1)
+            late = np.zeros(x.shape)
+            late[:, lag:] = s1[:, lag:] - s1[:, lag - 1 : lag]
+            early = np.zeros(x.shape)
+            early[:, lag:] = s1[:, :-lag]
+            pairs = np.maximum(n - lag, 0.0)
+            numerator = products - mean * (late + early) + pairs * mean**2
+            coef = np.abs(
+                np.divide(numerator / n, variance, out=np.zeros(x.shape), where=variance > 0)
+            )
+            coef[:, :lag] = 0.0
+            out += np.where(coef > self.threshold, self.scale * coef, 0.0)
+        return out
+
 
 def _windows(array: np.ndarray, window: int) -> np.ndarray:
     """(B, T) -> (B, T - window + 1, window): the window ending at each step from window - 1."""
@@ -148,12 +188,22 @@ def _windows(array: np.ndarray, window: int) -> np.ndarray:
 
 
 def _window_distinct(v: MelodyView, window: int) -> np.ndarray:
-    """(B, T): distinct pitches struck in the ``window`` steps ending at t (0 where t < window-1)."""
-    batch, steps = v.pitch.shape
+    """(B, T): distinct pitches struck in the ``window`` steps ending at t (0 where t < window-1).
+
+    Cached on the view: the motif rules share it.
+    """
+    key = ("window_distinct", window)
+    if key not in v.cache:
+        v.cache[key] = _count_window_distinct(v.pitch, window)
+    return v.cache[key]
+
+
+def _count_window_distinct(pitch: np.ndarray, window: int) -> np.ndarray:
+    batch, steps = pitch.shape
     out = np.zeros((batch, steps), dtype=np.int64)
     if steps < window:
         return out
-    ordered = np.sort(_windows(v.pitch, window), axis=-1)  # silent steps (-1) sort first
+    ordered = np.sort(_windows(pitch, window), axis=-1)  # silent steps (-1) sort first
     new = np.concatenate(
         [ordered[..., :1] >= 0, (ordered[..., 1:] != ordered[..., :-1]) & (ordered[..., 1:] >= 0)],
         axis=-1,
@@ -167,6 +217,9 @@ class MotifRule(_Rule):
     """At a note whose last ``window_bars`` bar (8 steps in 4/4 at 16ths, as the original) holds
     at least ``min_pitches`` distinct pitches: ``reward`` + ``bonus`` per extra distinct pitch.
 
+    Paid on notes struck (the "notes in motif" statistic); ``onsets_only=False`` pays every step
+    whose window qualifies, holds and rests included, as the original did.
+
     >>> MotifRule()(np.array([[14, 1, 16, 1, 18, 1, 19, 21]])).tolist()[0][-2:]
     [0.0, 3.6]
     """
@@ -175,14 +228,20 @@ class MotifRule(_Rule):
     bonus: float = 0.3
     min_pitches: int = 3
     window_bars: float = 0.5
+    onsets_only: bool = True
 
     @property
     def window(self) -> int:
         return max(1, round(self.window_bars * self.encoding.steps_per_bar))
 
-    def from_view(self, v: MelodyView) -> np.ndarray:
+    def _hits(self, v: MelodyView) -> tuple[np.ndarray, np.ndarray]:
+        """(B, T) distinct pitches per window and where a motif is paid."""
         distinct = _window_distinct(v, self.window)
-        hit = v.onset & (distinct >= self.min_pitches)
+        hit = distinct >= self.min_pitches
+        return distinct, (hit & v.onset) if self.onsets_only else hit
+
+    def from_view(self, v: MelodyView) -> np.ndarray:
+        distinct, hit = self._hits(v)
         return np.where(hit, self.reward + self.bonus * (distinct - self.min_pitches), 0.0)
 
 
@@ -201,8 +260,7 @@ class RepeatedMotifRule(MotifRule):
 
     def from_view(self, v: MelodyView) -> np.ndarray:
         w = self.window
-        distinct = _window_distinct(v, w)
-        hit = v.onset & (distinct >= self.min_pitches)
+        distinct, hit = self._hits(v)
         steps = v.tokens.shape[1]
         if steps < 2 * w:
             return np.zeros(v.tokens.shape)
@@ -225,10 +283,13 @@ class RepeatedMotifRule(MotifRule):
 class PreferredIntervalsRule(_Rule):
     """The interval from the previous note, times ``scale`` (5): in-key thirds 0.15, in-key
     fifths 0.1, thirds 0.09, seconds 0.08, fourths 0.07, sixths 0.05, other fifths 0.02,
-    sevenths -0.3, more than an octave -1.0; unisons, tritones and octaves 0.
+    sevenths -0.3, more than an octave -1.0; unisons, tritones and octaves 0. "In key": both
+    notes in the key's scale. A step that strikes nothing, after some note: holding that note
+    0.075 (0.3 if it is the tonic or the fifth), resting 0.05 (0.15 after the tonic or fifth),
+    the original's values (it read the two special tokens this way here).
 
-    >>> PreferredIntervalsRule()(np.array([[14, 18, 1, 37]])).tolist()
-    [[0.0, 0.75, 0.0, -5.0]]
+    >>> PreferredIntervalsRule()(np.array([[14, 18, 1, 37, 0, 1]])).tolist()
+    [[0.0, 0.75, 0.375, -5.0, 0.25, 0.25]]
     """
 
     scale: float = 5.0
@@ -241,31 +302,38 @@ class PreferredIntervalsRule(_Rule):
     fifth: float = 0.02
     seventh: float = -0.3
     beyond_octave: float = -1.0
+    hold: float = 0.075
+    hold_after_tonic_or_fifth: float = 0.3
+    rest: float = 0.05
+    rest_after_tonic_or_fifth: float = 0.15
+
+    def _table(self, in_key: bool) -> np.ndarray:
+        """Value by interval size 0..13 (13 stands for anything over an octave)."""
+        third = self.in_key_third if in_key else self.third
+        fifth = self.in_key_fifth if in_key else self.fifth
+        return np.array(
+            [0.0, self.second, self.second, third, third, self.fourth, 0.0, fifth]
+            + [self.sixth, self.sixth, self.seventh, self.seventh, 0.0, self.beyond_octave]
+        )
 
     def from_view(self, v: MelodyView) -> np.ndarray:
         scale_mask = scale_pitch_classes(self.tonic, self.mode)
         both_in_key = (
             scale_mask[np.maximum(v.pitch, 0) % 12] & scale_mask[np.maximum(v.prev_pitch, 0) % 12]
         )
-        size = np.abs(v.pitch - v.prev_pitch)
-        value = np.zeros(v.tokens.shape)
-        table = {
-            1: self.second,
-            2: self.second,
-            5: self.fourth,
-            8: self.sixth,
-            9: self.sixth,
-            10: self.seventh,
-            11: self.seventh,
-        }
-        for interval, reward in table.items():
-            value[size == interval] = reward
-        value[(size == 3) | (size == 4)] = self.third
-        value[((size == 3) | (size == 4)) & both_in_key] = self.in_key_third
-        value[size == 7] = np.where(both_in_key[size == 7], self.in_key_fifth, self.fifth)
-        value[size > 12] = self.beyond_octave
-        counted = v.onset & (v.prev_pitch >= 0)
-        return np.where(counted, self.scale * value, 0.0)
+        size = np.clip(np.abs(v.pitch - v.prev_pitch), 0, 13)  # 13: more than an octave
+        value = np.where(both_in_key, self._table(True)[size], self._table(False)[size])
+        value = np.where(v.onset, value, 0.0)
+        # silent steps after a note: holding it, or resting (NOTE_OFF, or NO_EVENT in a rest)
+        after = v.prev_pitch >= 0
+        pitch_class = v.prev_pitch % 12
+        anchor = (pitch_class == self.tonic) | (pitch_class == (self.tonic + 7) % 12)
+        holding = ~v.onset & (v.tokens == NO_EVENT) & ~v.rest_since_prev
+        value += np.where(holding, np.where(anchor, self.hold_after_tonic_or_fifth, self.hold), 0.0)
+        value += np.where(
+            ~v.onset & ~holding, np.where(anchor, self.rest_after_tonic_or_fifth, self.rest), 0.0
+        )
+        return np.where(after, self.scale * value, 0.0)
 
 
 @dataclass
@@ -282,20 +350,19 @@ class LeapResolutionRule(_Rule):
     doubled: float = -5.0
 
     def from_view(self, v: MelodyView) -> np.ndarray:
-        out = np.zeros(v.tokens.shape)
-        previous_interval = np.zeros(v.tokens.shape[0], dtype=np.int64)
-        for t in range(v.tokens.shape[1]):
-            onset = v.onset[:, t] & (v.prev_pitch[:, t] >= 0)
-            interval = np.where(onset, v.pitch[:, t] - v.prev_pitch[:, t], 0)
-            was_leap = np.abs(previous_interval) >= self.leap
-            back = np.sign(interval) == -np.sign(previous_interval)
-            again = (np.abs(interval) >= self.leap) & (
-                np.sign(interval) == np.sign(previous_interval)
-            )
-            out[:, t] = np.where(onset & was_leap & back & (interval != 0), self.resolved, 0.0)
-            out[:, t] += np.where(onset & was_leap & again, self.doubled, 0.0)
-            previous_interval = np.where(onset, interval, previous_interval)
-        return out
+        moved = v.onset & (v.prev_pitch >= 0)  # a note with a note before it
+        interval = np.where(moved, v.pitch - v.prev_pitch, 0)  # (B, T), 0 where none
+        # the interval into the previous note (0 if that note was the first)
+        before = np.where(
+            v.prev_index >= 0,
+            np.take_along_axis(interval, np.maximum(v.prev_index, 0), axis=1),
+            0,
+        )
+        was_leap = moved & (np.abs(before) >= self.leap)
+        back = np.sign(interval) == -np.sign(before)
+        again = (np.abs(interval) >= self.leap) & (np.sign(interval) == np.sign(before))
+        out = np.where(was_leap & back & (interval != 0), self.resolved, 0.0)
+        return out + np.where(was_leap & again, self.doubled, 0.0)
 
 
 @dataclass
@@ -342,7 +409,7 @@ RULES: dict[str, tuple[type[_Rule], str]] = {
     ),
     "preferred_intervals": (
         PreferredIntervalsRule,
-        "-5 .. +0.75 by the interval from the previous note",
+        "-5 .. +0.75 by the interval from the previous note; +0.25 .. +1.5 for holds and rests",
     ),
     "leap_resolution": (
         LeapResolutionRule,
