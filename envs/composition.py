@@ -66,6 +66,20 @@ def resolve_primers(
     return out
 
 
+def score_step(
+    reward: CompositeReward, prefix: np.ndarray, final: bool, state: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(B,) rewards of the last step of ``prefix`` (B, t + 1) and each term's (B,) share.
+
+    Uses the composite's incremental ``score_last`` (the prior steps its generator one token;
+    ``state`` lives for one episode) or, for a plain object with ``score``, its last column.
+    """
+    if hasattr(reward, "score_last"):
+        return reward.score_last(prefix, final, state)
+    total, shares = reward.score(prefix, include_sequence_level=final)
+    return total[:, -1], {name: share[:, -1] for name, share in shares.items()}
+
+
 def observation_space_for(encoding: MelodyEncoding, length: int) -> spaces.Box:
     high = max(encoding.vocab_size, length)  # pad token == vocab_size; the step index <= length
     return spaces.Box(low=0, high=high, shape=(length + 1,), dtype=np.int64)
@@ -141,6 +155,7 @@ class CompositionEnv(gym.Env):
         self.observation_space = observation_space_for(self.encoding, self.length)
         self._tokens = np.full(self.length, self.pad, dtype=np.int64)
         self._position = 0
+        self._state: dict[str, Any] = {}
 
     def _observation(self) -> np.ndarray:
         return np.append(self._tokens, self._position).astype(np.int64)
@@ -151,11 +166,13 @@ class CompositionEnv(gym.Env):
         super().reset(seed=seed)
         self._tokens[:] = self.pad
         self._position = 0
+        self._state = {}  # the incremental reward terms' state for this episode
         primer = (options or {}).get("primer")
         if primer is None and self.primer_steps:
             primer = self.primers[int(self.np_random.integers(len(self.primers)))]
         if primer is not None:
             primer = np.asarray(primer, dtype=np.int64)[: self.primer_steps or len(primer)]
+            resolve_primers([primer], None, self.encoding)  # checks the tokens
             if len(primer) >= self.length:
                 raise ValueError(
                     f"a primer of {len(primer)} steps leaves nothing to compose in {self.length}"
@@ -172,15 +189,13 @@ class CompositionEnv(gym.Env):
         t = self._position
         self._tokens[t] = int(action)
         last = t == self.length - 1
-        total, shares = self.reward_fn.score(
-            self._tokens[None, : t + 1], include_sequence_level=last
-        )
+        total, shares = score_step(self.reward_fn, self._tokens[None, : t + 1], last, self._state)
         self._position += 1
         info = {
             "position": self._position,
-            "reward_terms": {k: float(v[0, t]) for k, v in shares.items()},
+            "reward_terms": {k: float(v[0]) for k, v in shares.items()},
         }
-        return self._observation(), float(total[0, t]), last, False, info
+        return self._observation(), float(total[0]), last, False, info
 
     @property
     def tokens(self) -> np.ndarray:

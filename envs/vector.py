@@ -9,7 +9,12 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
-from rlmusic.envs.composition import observation_space_for, resolve_primers, resolve_reward
+from rlmusic.envs.composition import (
+    observation_space_for,
+    resolve_primers,
+    resolve_reward,
+    score_step,
+)
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.rewards.composite import CompositeReward
@@ -55,6 +60,7 @@ class CompositionVectorEnv(VectorEnv):
         self._position = 0
         self._start = 0
         self._needs_reset = True
+        self._state: dict[str, Any] = {}
 
     def _observations(self) -> np.ndarray:
         step = np.full((self.num_envs, 1), self._position, dtype=np.int64)
@@ -62,6 +68,7 @@ class CompositionVectorEnv(VectorEnv):
 
     def _reset_all(self, primers: list[np.ndarray] | None) -> None:
         self._tokens[:] = self.pad
+        self._state = {}  # the incremental reward terms' state for these episodes
         if primers is None and self.primer_steps:
             picks = self.np_random.integers(len(self.primers), size=self.num_envs)
             primers = [self.primers[i] for i in picks]
@@ -72,6 +79,7 @@ class CompositionVectorEnv(VectorEnv):
                     f"options['primers'] needs {self.num_envs} primers, got {len(primers)}"
                 )
             cut = [np.asarray(p, dtype=np.int64)[: self.primer_steps or len(p)] for p in primers]
+            resolve_primers(cut, None, self.encoding)  # checks the tokens
             if len({len(p) for p in cut}) != 1:
                 raise ValueError(
                     "all primers must have the same length (the envs step in lock-step)"
@@ -106,15 +114,15 @@ class CompositionVectorEnv(VectorEnv):
         t = self._position
         self._tokens[:, t] = actions
         last = t == self.length - 1
-        total, shares = self.reward_fn.score(self._tokens[:, : t + 1], include_sequence_level=last)
+        total, shares = score_step(self.reward_fn, self._tokens[:, : t + 1], last, self._state)
         self._position += 1
         terminated = np.full(self.num_envs, last)
         self._needs_reset = last
         infos = {
-            "reward_terms": {k: v[:, t] for k, v in shares.items()},
+            "reward_terms": shares,
             "position": np.full(self.num_envs, self._position),
         }
-        return self._observations(), total[:, t].astype(np.float64), terminated, zeros, infos
+        return self._observations(), total.astype(np.float64), terminated, zeros, infos
 
     @property
     def tokens(self) -> np.ndarray:

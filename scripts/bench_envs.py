@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Benchmark: composition-steps per second with the nine RL Tuner rules.
 
-    python scripts/bench_envs.py                    # rules only
+    python scripts/bench_envs.py                                # rules only
     python scripts/bench_envs.py --prior pretrained:note_lstm   # plus the prior term
+    python scripts/bench_envs.py --prior untrained:note_lstm    # same cost, random weights
 
 Rows: CompositionEnv alone, SB3's DummyVecEnv of 16, CompositionVectorEnv at B = 256.
 Counts composition steps only (not the autoreset steps). Never a timed test.
@@ -60,19 +61,38 @@ def vector(reward, episodes: int, batch: int = 256) -> float:
     return steps / (time.perf_counter() - started)
 
 
+def with_prior(spec: str, encoding: MelodyEncoding, threads: int):
+    """The nine rules plus the prior term from ``spec`` (``untrained:note_lstm``: the shipped
+    LSTM's architecture with random weights, for timing when no checkpoint is installed)."""
+    import torch
+
+    from rlmusic.rewards.build import build_reward
+    from rlmusic.rewards.composite import WeightedTerm
+    from rlmusic.rewards.prior import PriorLogProb
+    from rlmusic.rewards.theory import RULES
+
+    torch.set_num_threads(threads)  # small batches: extra threads mostly wait on each other
+    if spec != "untrained:note_lstm":
+        return build_reward({"rules": list(RULES), "prior": {"checkpoint": spec}}, encoding)
+    from rlmusic.models import LSTMConfig, NoteLSTM
+
+    reward = build_reward({"rules": list(RULES)}, encoding)
+    model = NoteLSTM(LSTMConfig(vocab_size=encoding.vocab_size))
+    reward.terms.append(WeightedTerm("prior", PriorLogProb(model), 1.0))
+    return reward
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--prior", default=None, help="a checkpoint for the prior term, e.g. pretrained:note_lstm"
     )
     parser.add_argument("--episodes", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for the prior")
     args = parser.parse_args()
     encoding = MelodyEncoding()
     if args.prior:
-        from rlmusic.rewards.build import build_reward
-        from rlmusic.rewards.theory import RULES
-
-        reward = build_reward({"rules": list(RULES), "prior": {"checkpoint": args.prior}}, encoding)
+        reward = with_prior(args.prior, encoding, args.threads)
     else:
         reward = default_reward(encoding)
     print(f"reward terms: {reward.names}")

@@ -6,12 +6,29 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import rlmusic.envs
+import torch
 from gymnasium.utils.env_checker import check_env
 from rlmusic.envs.composition import CompositionEnv
 from rlmusic.envs.vector import CompositionVectorEnv
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.rewards import WeightedTerm, build_reward
+from rlmusic.rewards.prior import PriorLogProb
 from tests.conftest import C_MAJOR_TUNE, write_midi
+from tests.toy_generator import ToyGenerator
+
+ENC = MelodyEncoding()
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models on a shared 2-core machine: a second thread only waits (and can stall)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 
 PRIMERS = [np.array([14, 1, 16, 1, 18, 1, 0, 1]), np.array([21, 1, 1, 1, 19, 18, 16, 14])]
 
@@ -148,3 +165,26 @@ def test_stock_sb3_algorithms_train(algo: str) -> None:
     model.learn(total_timesteps=2_048)
     action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
     assert env.action_space.contains(int(action))
+
+
+def test_single_and_vector_envs_agree_with_the_prior_term() -> None:
+    def reward():
+        composite = build_reward({"rules": ["key", "motif", "unique_extremes"]}, ENC)
+        composite.terms.append(WeightedTerm("prior", PriorLogProb(ToyGenerator()), 1.0))
+        return composite
+
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 38, (2, 12, 3))  # two episodes (the state restarts), 3 envs
+    vector = CompositionVectorEnv(3, reward=reward(), length=16, primers=PRIMERS, primer_steps=4)
+    vector.reset(seed=1)
+    for episode in actions:
+        primers = vector.tokens
+        rewards = np.array([vector.step(a)[1] for a in episode])
+        whole, _ = vector.reward_fn.score(vector.tokens)
+        np.testing.assert_allclose(rewards, whole[:, 4:].T, rtol=1e-5, atol=1e-5)
+        for i in range(3):
+            single = CompositionEnv(reward=reward(), length=16)
+            single.reset(options={"primer": primers[i]})
+            single_rewards = [single.step(int(a))[1] for a in episode[:, i]]
+            np.testing.assert_allclose(single_rewards, rewards[:, i], rtol=1e-5, atol=1e-5)
+        vector.step(np.zeros(3, dtype=int))  # the autoreset step

@@ -18,6 +18,17 @@ from rlmusic.rewards.theory import RULES, KeyRule
 from tests.toy_generator import ToyGenerator
 
 ENC = MelodyEncoding()
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models on a shared 2-core machine: a second thread only waits (and can stall)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 PRESETS = ["rl_tuner", "rules_only", "key_only", "key_tonic", "basic", "basic_autocorr"]
 
 
@@ -148,3 +159,33 @@ def test_rewards_task_lists_every_term(capsys: pytest.CaptureFixture[str]) -> No
     for name, description in known_terms().items():
         assert f"{name}  " in out and description in out
     assert "rules ['key', 'tonic', 'tonic_end', 'repetition']" in out
+
+
+def test_prior_incremental_path_matches_the_whole_sequence() -> None:
+    term = PriorLogProb(ToyGenerator())
+    tokens = np.random.default_rng(4).integers(0, 38, (5, 20))
+    whole = term(tokens)
+    state = None
+    for t in range(3, 20):  # from a 3-step primer on, one token at a time
+        values, state = term.score_last(tokens[:, : t + 1], state)
+        np.testing.assert_allclose(values, whole[:, t], rtol=1e-5, atol=1e-5)
+    values, _ = term.score_last(tokens[:2, :4], state)  # a new, shorter batch starts over
+    np.testing.assert_allclose(values, whole[:2, 3], rtol=1e-5, atol=1e-5)
+
+
+def test_score_last_is_the_last_column_of_score() -> None:
+    reward = build_reward({"rules": list(RULES)}, ENC)
+    reward.terms.append(WeightedTerm("prior", PriorLogProb(ToyGenerator()), 1.0))
+    tokens = np.random.default_rng(5).integers(0, 38, (6, 32))
+    total, shares = reward.score(tokens)
+    state: dict = {}
+    for t in range(32):
+        last, last_shares = reward.score_last(tokens[:, : t + 1], t == 31, state)
+        expected = reward.score(tokens[:, : t + 1], include_sequence_level=t == 31)
+        np.testing.assert_allclose(last, expected[0][:, -1], rtol=1e-5, atol=1e-5)
+        for name, share in last_shares.items():
+            np.testing.assert_allclose(share, shares[name][:, t], rtol=1e-5, atol=1e-5)
+    with pytest.raises(RewardError, match="'broken' returned shape"):
+        CompositeReward([WeightedTerm("broken", lambda t: t[:, :1] * 1.0)]).score_last(
+            tokens[:, :4], False, {}
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,40 @@ class CompositeReward:
             value = t.weight * check_term_output(t.name, raw, tokens.shape)
             shares[t.name] = value
             total += value
+        return total, shares
+
+    def score_last(
+        self, tokens: np.ndarray, final: bool, state: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The rewards of the last step only: ``score(tokens, final)`` column ``-1``, as (B,) arrays.
+
+        What environments call once per step on the prefix ``tokens (B, t + 1)``. A term with an
+        incremental path (``term.score_last(tokens, term_state) -> ((B,), term_state)``, e.g.
+        the prior, which then steps its generator one token instead of re-reading the prefix)
+        keeps its state in ``state`` (start each episode with ``{}``); its values equal the
+        whole-sequence ones up to float rounding. ``final``: the last column ends the piece.
+        """
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2 or tokens.shape[1] == 0:
+            raise RewardError(f"score_last takes a (B, t + 1) token array, got {tokens.shape}")
+        total = np.zeros(len(tokens))
+        shares: dict[str, np.ndarray] = {}
+        views: dict[object, MelodyView] = {}
+        for t in self.terms:
+            if t.sequence_level and not final:
+                value = np.zeros(len(tokens))
+            elif hasattr(t.term, "score_last"):
+                raw, state[t.name] = t.term.score_last(tokens, state.get(t.name))
+                value = check_term_output(t.name, raw, (len(tokens),))
+            elif isinstance(t.term, ViewTerm):
+                view = views.get(t.term.encoding)
+                if view is None:
+                    view = views[t.term.encoding] = MelodyView.of(tokens, t.term.encoding)
+                value = check_term_output(t.name, t.term.from_view(view), tokens.shape)[:, -1]
+            else:
+                value = check_term_output(t.name, t.term(tokens), tokens.shape)[:, -1]
+            shares[t.name] = t.weight * value
+            total += shares[t.name]
         return total, shares
 
     def __call__(self, tokens: np.ndarray) -> np.ndarray:

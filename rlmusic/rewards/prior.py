@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -24,14 +26,38 @@ class PriorLogProb:
             p.requires_grad_(False)
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.bos = int(generator.bos_token)
 
-    @torch.no_grad()
-    def __call__(self, tokens: np.ndarray) -> np.ndarray:
+    def _tensor(self, tokens: np.ndarray) -> torch.Tensor:
         tokens = torch.as_tensor(np.asarray(tokens, dtype=np.int64), device=self.device)
         if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.generator.vocab_size):
             raise ValueError(
                 f"tokens outside the prior's vocabulary 0..{self.generator.vocab_size - 1}"
             )
+        return tokens
+
+    @torch.no_grad()
+    def score_last(self, tokens: np.ndarray, state: Any | None) -> tuple[np.ndarray, Any]:
+        """``log p(x_t | x_<t)`` for the last column ``t`` of ``tokens (B, t + 1)`` only.
+
+        The incremental path environments use: ``state`` (None to start) is what the previous
+        call on the same, one-token-shorter sequences returned; the generator steps over the
+        inputs it has not read yet (``[BOS, x_0, .., x_{t-1}]``) instead of the whole prefix.
+        """
+        tokens = self._tensor(tokens)  # (B, T)
+        batch, steps = tokens.shape
+        generator_state, fed, logits = state if state is not None else (None, 0, None)
+        if fed > steps or (logits is not None and logits.shape[0] != batch):
+            generator_state, fed, logits = None, 0, None  # a new sequence: start over
+        for j in range(fed, steps):  # input j is BOS, then x_{j-1}; its logits predict x_j
+            inputs = tokens[:, j - 1] if j else torch.full_like(tokens[:, 0], self.bos)
+            logits, generator_state = self.generator.step(inputs, generator_state)
+        log_p = torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, -1:])[:, 0]
+        return log_p.cpu().numpy().astype(np.float64), (generator_state, steps, logits)
+
+    @torch.no_grad()
+    def __call__(self, tokens: np.ndarray) -> np.ndarray:
+        tokens = self._tensor(tokens)
         chunks = [
             sequence_log_probs(self.generator, tokens[i : i + self.batch_size])
             for i in range(0, len(tokens), self.batch_size)
