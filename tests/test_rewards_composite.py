@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -68,28 +69,36 @@ def test_unknown_name_lists_the_known_ones() -> None:
         build_term({"_target_": "nowhere.term"}, default_context(ENC))
 
 
-def readme_example() -> str:
-    """The Custom rewards section's code block, exactly as the README shows it."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("### Custom rewards", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [("README.md", "### Custom rewards"), ("docs/rewards.md", "## Custom rewards")]
 
 
+def doc_example(name: str, heading: str) -> tuple[str, str]:
+    """A Custom rewards section's code block and its ``+reward.extra...`` override, as shown."""
+    section = (ROOT / name).read_text().split(heading, 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    override = re.search(r"'(\+reward\.extra\.[^']+)'", section)
+    assert override, f"{name}: no '+reward.extra...' override in the {heading} section"
+    return code, override.group(1)
+
+
+@pytest.mark.parametrize(("name", "heading"), DOCS, ids=[d[0] for d in DOCS])
 def test_a_user_term_from_a_module_outside_the_package(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    name: str, heading: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "my_rewards.py").write_text(readme_example())
+    if not (ROOT / name).exists():
+        pytest.skip(f"{name} is not in this checkout")
+    code, override = doc_example(name, heading)
+    (tmp_path / "my_rewards.py").write_text(code)
     monkeypatch.syspath_prepend(str(tmp_path))
-    reward = build_reward(
-        {
-            "rules": ["key"],
-            "extra": {"stepwise": {"_target_": "my_rewards.stepwise", "weight": 0.5}},
-        },
-        ENC,
-    )
+    monkeypatch.delitem(sys.modules, "my_rewards", raising=False)
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("rewards", overrides=["reward=key_only", override])
+    reward = build_reward(cfg.reward, ENC)
+    assert reward.names == ["key", "stepwise"]
     total, shares = reward.score(np.array([[14, 16, 1, 18, 37]]))
     assert shares["stepwise"].tolist() == [[0.0, 0.5, 0.0, 0.0, 0.0]]  # hold breaks adjacency
-    assert "my_rewards" in sys.modules
+    assert sys.modules["my_rewards"].__file__ == str(tmp_path / "my_rewards.py")
 
 
 @pytest.mark.parametrize("preset", PRESETS)

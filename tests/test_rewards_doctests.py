@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "rlmusic.rewards.base",
     "rlmusic.rewards.theory",
+    "rlmusic.rewards.motif",
     "rlmusic.rewards.composite",
     "rlmusic.rewards.prior",
     "rlmusic.rewards.registry",

@@ -81,6 +81,15 @@ class ViewTerm:
         return self.from_view(MelodyView.of(tokens, self.encoding))
 
 
+@dataclass
+class Rule(ViewTerm):
+    """A music-theory rule: a view term with the encoding (bar length) and the key."""
+
+    encoding: MelodyEncoding = field(default_factory=MelodyEncoding)
+    tonic: int = 0  # pitch class of the key's tonic (0 = C)
+    mode: str = "major"  # major | minor
+
+
 def scale_pitch_classes(tonic: int, mode: str) -> np.ndarray:
     """Boolean (12,) mask of the key's scale (major, or natural/harmonic minor)."""
     steps = {

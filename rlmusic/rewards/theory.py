@@ -1,33 +1,31 @@
 """RL Tuner's nine music-theory rules as pure, batched, causal reward terms.
 
-Values default to the original's; every weight and threshold is a field. Differences from the
-original, on purpose (its defects): the special tokens are read one way everywhere (NOTE_OFF
-starts a rest, NO_EVENT holds); a held note is never a "repeat"; the key is a parameter; window
-lengths come from the encoding's bar; no hidden state (leaps are judged from the tokens).
+Values default to the original's; every weight and threshold is a field; the key (``tonic``
+pitch class, ``mode``) is a parameter and window lengths come from the encoding's bar. Fixed
+on purpose (the original's defects): the special tokens are read one way everywhere (NOTE_OFF
+starts a rest, NO_EVENT changes nothing); a held note is never a "repeat"; no hidden state
+(every rule is a function of the tokens, recomputed per call). The tonic rule is two terms,
+``tonic`` (start) and ``tonic_end`` (end of piece), so an environment can pay the first on
+step 0 and the second only when the piece ends. The motif rules live in
+:mod:`rlmusic.rewards.motif`. docs/rewards.md states every rule's exact definition.
 
 Examples use ``C, D, E, F, G, A, B, c = 14, 16, 18, 19, 21, 23, 25, 26`` (MIDI 60..72) and
-``H = 1`` (hold), ``R = 0`` (rest).
+``H = 1`` (NO_EVENT: hold), ``R = 0`` (NOTE_OFF: rest).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from rlmusic.data.encoding import NO_EVENT, MelodyEncoding
-from rlmusic.rewards.base import MelodyView, ViewTerm, scale_pitch_classes
+from rlmusic.data.encoding import NO_EVENT
+from rlmusic.rewards.base import MelodyView, Rule, scale_pitch_classes
+from rlmusic.rewards.motif import MotifRule, RepeatedMotifRule
 
 
 @dataclass
-class _Rule(ViewTerm):
-    encoding: MelodyEncoding = field(default_factory=MelodyEncoding)
-    tonic: int = 0  # pitch class of the key's tonic (0 = C)
-    mode: str = "major"
-
-
-@dataclass
-class KeyRule(_Rule):
+class KeyRule(Rule):
     """A note outside the key costs ``penalty``; rests and holds are in key.
 
     >>> KeyRule()(np.array([[14, 1, 15, 0]])).tolist()
@@ -42,7 +40,7 @@ class KeyRule(_Rule):
 
 
 @dataclass
-class TonicRule(_Rule):
+class TonicRule(Rule):
     """``reward`` for a first step on the tonic at ``octave`` (4 = middle C's; None: any octave).
 
     >>> TonicRule()(np.array([[14, 1, 1, 1]])).tolist()
@@ -64,7 +62,7 @@ class TonicRule(_Rule):
 
 
 @dataclass
-class TonicEndRule(_Rule):
+class TonicEndRule(Rule):
     """The tonic rule's second half, at the end: ``reward`` when the last note struck is the
     tonic (any octave) and lies in the final bar, so the piece ends on it, then holds or rests.
 
@@ -87,7 +85,7 @@ class TonicEndRule(_Rule):
 
 
 @dataclass
-class RepetitionRule(_Rule):
+class RepetitionRule(Rule):
     """``penalty`` on every strike past ``max_strikes`` of one pitch in a row.
 
     Strikes are onsets; holds between strikes keep the run going, a rest or another pitch ends
@@ -110,7 +108,7 @@ class RepetitionRule(_Rule):
 
 
 @dataclass
-class AutocorrelationRule(_Rule):
+class AutocorrelationRule(Rule):
     """``scale * |r_k|`` for each lag k whose autocorrelation |r_k| exceeds ``threshold``.
 
     ``r_k`` is the original's statistic of the raw token sequence,
@@ -182,105 +180,8 @@ class AutocorrelationRule(_Rule):
         return out
 
 
-def _windows(array: np.ndarray, window: int) -> np.ndarray:
-    """(B, T) -> (B, T - window + 1, window): the window ending at each step from window - 1."""
-    return np.lib.stride_tricks.sliding_window_view(array, window, axis=1)
-
-
-def _window_distinct(v: MelodyView, window: int) -> np.ndarray:
-    """(B, T): distinct pitches struck in the ``window`` steps ending at t (0 where t < window-1).
-
-    Cached on the view: the motif rules share it.
-    """
-    key = ("window_distinct", window)
-    if key not in v.cache:
-        v.cache[key] = _count_window_distinct(v.pitch, window)
-    return v.cache[key]
-
-
-def _count_window_distinct(pitch: np.ndarray, window: int) -> np.ndarray:
-    batch, steps = pitch.shape
-    out = np.zeros((batch, steps), dtype=np.int64)
-    if steps < window:
-        return out
-    ordered = np.sort(_windows(pitch, window), axis=-1)  # silent steps (-1) sort first
-    new = np.concatenate(
-        [ordered[..., :1] >= 0, (ordered[..., 1:] != ordered[..., :-1]) & (ordered[..., 1:] >= 0)],
-        axis=-1,
-    )
-    out[:, window - 1 :] = new.sum(-1)
-    return out
-
-
 @dataclass
-class MotifRule(_Rule):
-    """At a note whose last ``window_bars`` bar (8 steps in 4/4 at 16ths, as the original) holds
-    at least ``min_pitches`` distinct pitches: ``reward`` + ``bonus`` per extra distinct pitch.
-
-    Paid on notes struck (the "notes in motif" statistic); ``onsets_only=False`` pays every step
-    whose window qualifies, holds and rests included, as the original did.
-
-    >>> MotifRule()(np.array([[14, 1, 16, 1, 18, 1, 19, 21]])).tolist()[0][-2:]
-    [0.0, 3.6]
-    """
-
-    reward: float = 3.0
-    bonus: float = 0.3
-    min_pitches: int = 3
-    window_bars: float = 0.5
-    onsets_only: bool = True
-
-    @property
-    def window(self) -> int:
-        return max(1, round(self.window_bars * self.encoding.steps_per_bar))
-
-    def _hits(self, v: MelodyView) -> tuple[np.ndarray, np.ndarray]:
-        """(B, T) distinct pitches per window and where a motif is paid."""
-        distinct = _window_distinct(v, self.window)
-        hit = distinct >= self.min_pitches
-        return distinct, (hit & v.onset) if self.onsets_only else hit
-
-    def from_view(self, v: MelodyView) -> np.ndarray:
-        distinct, hit = self._hits(v)
-        return np.where(hit, self.reward + self.bonus * (distinct - self.min_pitches), 0.0)
-
-
-@dataclass
-class RepeatedMotifRule(MotifRule):
-    """A motif (as :class:`MotifRule`) whose tokens equal an earlier, non-overlapping window of
-    the piece: ``reward`` + ``bonus`` per extra distinct pitch.
-
-    >>> motif = [14, 1, 16, 1, 18, 1, 19, 21]
-    >>> RepeatedMotifRule()(np.array([motif + motif])).tolist()[0][-4:]
-    [0.0, 0.0, 0.0, 6.0]
-    """
-
-    reward: float = 4.0
-    bonus: float = 1.0
-
-    def from_view(self, v: MelodyView) -> np.ndarray:
-        w = self.window
-        distinct, hit = self._hits(v)
-        steps = v.tokens.shape[1]
-        if steps < 2 * w:
-            return np.zeros(v.tokens.shape)
-        # one integer per distinct window, then compare every window with the earlier ones
-        windows = _windows(v.tokens, w)
-        codes = np.unique(windows.reshape(-1, w), axis=0, return_inverse=True)[1].reshape(
-            windows.shape[:2]
-        )
-        ends = np.arange(w - 1, steps)
-        earlier = ends[None, :] <= ends[:, None] - w  # (end t, end s): s ends before t's window
-        same = (codes[:, :, None] == codes[:, None, :]) & earlier[None]
-        repeated = np.zeros(v.tokens.shape, dtype=bool)
-        repeated[:, w - 1 :] = same.any(-1)
-        return np.where(
-            hit & repeated, self.reward + self.bonus * (distinct - self.min_pitches), 0.0
-        )
-
-
-@dataclass
-class PreferredIntervalsRule(_Rule):
+class PreferredIntervalsRule(Rule):
     """The interval from the previous note, times ``scale`` (5): in-key thirds 0.15, in-key
     fifths 0.1, thirds 0.09, seconds 0.08, fourths 0.07, sixths 0.05, other fifths 0.02,
     sevenths -0.3, more than an octave -1.0; unisons, tritones and octaves 0. "In key": both
@@ -337,7 +238,7 @@ class PreferredIntervalsRule(_Rule):
 
 
 @dataclass
-class LeapResolutionRule(_Rule):
+class LeapResolutionRule(Rule):
     """After a leap of ``leap`` semitones or more, the next note: moving back the other way
     earns ``resolved``; another leap the same way costs ``doubled``.
 
@@ -366,7 +267,7 @@ class LeapResolutionRule(_Rule):
 
 
 @dataclass
-class UniqueExtremesRule(_Rule):
+class UniqueExtremesRule(Rule):
     """At the end: ``reward`` if the highest note is struck exactly once, and again for the lowest.
 
     >>> UniqueExtremesRule()(np.array([[14, 26, 16, 14]])).tolist()
@@ -387,7 +288,7 @@ class UniqueExtremesRule(_Rule):
         return out
 
 
-RULES: dict[str, tuple[type[_Rule], str]] = {
+RULES: dict[str, tuple[type[Rule], str]] = {
     "key": (KeyRule, "-1 for a note outside the key"),
     "tonic": (TonicRule, "+3 for starting on the tonic (middle C's octave)"),
     "tonic_end": (TonicEndRule, "+3 at the end when the piece ends on the tonic in its final bar"),
