@@ -151,9 +151,12 @@ def test_prior_term_from_a_checkpoint_and_its_encoding_check(tmp_path: Path) -> 
     assert reward.names == ["key", "prior"] and reward.terms[1].weight == 1.0
     total, shares = reward.score(np.random.default_rng(3).integers(0, 38, (3, 8)))
     assert (shares["prior"] < 0).all() and total.shape == (3, 8)
-    other = MelodyEncoding(min_pitch=36, max_pitch=71)
-    with pytest.raises(RewardError, match="must share the token grid"):
+    other = MelodyEncoding(min_pitch=36, max_pitch=71)  # 38 tokens, other pitches
+    with pytest.raises(RewardError, match="another token grid .* must share the token grid"):
         build_reward({"rules": ["key"], "prior": {"checkpoint": str(path)}}, other)
+    wide = MelodyEncoding(min_pitch=36, max_pitch=95)
+    with pytest.raises(RewardError, match="has vocab_size 38 but the reward's encoding has 62"):
+        build_reward({"rules": ["key"], "prior": {"checkpoint": str(path)}}, wide)
 
 
 def test_rewards_task_lists_every_term(capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,9 +37,15 @@ def _prior_factory(
     if encoding is not None and any(
         getattr(prior_encoding, f) != getattr(encoding, f) for f in fields
     ):
+        size = (
+            f"has vocab_size {prior_encoding.vocab_size} but the reward's encoding has "
+            f"{encoding.vocab_size}"
+            if prior_encoding.vocab_size != encoding.vocab_size
+            else "has another token grid than the reward's encoding"
+        )
         raise RewardError(
-            f"the prior {checkpoint!r} was trained on {prior_encoding}, but the reward scores "
-            f"{encoding}: they must share the token grid ({', '.join(fields)})"
+            f"the prior {checkpoint!r} {size}: they must share the token grid "
+            f"({', '.join(fields)}); prior {prior_encoding}, reward {encoding}"
         )
     return PriorLogProb(model, device=device)
 
