@@ -2,8 +2,14 @@
 
 Importing this package registers ``rlmusic/Composition-v0``; it imports nothing heavy.
 
->>> import gymnasium, rlmusic.envs  # doctest: +SKIP
->>> env = gymnasium.make("rlmusic/Composition-v0")  # doctest: +SKIP
+>>> import gymnasium, rlmusic.envs
+>>> env = gymnasium.make("rlmusic/Composition-v0")
+>>> obs, info = env.reset(seed=0)
+>>> obs.shape, int(obs[-1])  # 32 tokens (padded with 38) and the step count
+((33,), 0)
+>>> obs, reward, terminated, truncated, info = env.step(14)  # middle C: in key, the tonic
+>>> reward, info["reward_terms"]["tonic"]
+(6.0, 6.0)
 """
 
 from gymnasium.envs.registration import register, registry

@@ -101,6 +101,24 @@ def test_a_user_term_from_a_module_outside_the_package(
     assert sys.modules["my_rewards"].__file__ == str(tmp_path / "my_rewards.py")
 
 
+def test_a_user_class_by_target_gets_the_encoding_and_its_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_class_term.py").write_text(
+        "import numpy as np\n\n"
+        "class Busy:\n"
+        "    def __init__(self, encoding, bonus=1.0):\n"
+        "        self.encoding, self.bonus = encoding, bonus\n"
+        "    def __call__(self, tokens):\n"
+        "        return self.bonus * (tokens >= self.encoding.FIRST_PITCH_TOKEN)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = {"_target_": "my_class_term.Busy", "bonus": 0.25, "weight": 2.0}
+    reward = build_reward({"extra": {"busy": spec}}, ENC)
+    assert reward.terms[0].term.encoding == ENC and reward.terms[0].weight == 2.0
+    assert reward.score(np.array([[14, 1, 0, 16]]))[0].tolist() == [[0.5, 0.0, 0.0, 0.5]]
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_composes_and_builds(preset: str) -> None:
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
