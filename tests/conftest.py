@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pretty_midi
 import pytest
+import torch
 
 from rlmusic.data.encoding import MelodyEncoding
+
+# Small models gain nothing from intra-op threads, and two test processes (or a training run
+# beside the tests) thrash the 2 cores when each uses both: one thread keeps the suite steady.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ import numpy as np
 from rlmusic.data.encoding import NO_EVENT, MelodyEncoding
 
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
-MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)  # natural minor
+MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)  # natural minor plus the leading tone, as the key rule
 LEAP = 7  # semitones: a fifth or more
 REPEAT_LIMIT = 4  # more than this many strikes in a row is excessive
 MOTIF_WINDOW = 8
