@@ -18,10 +18,30 @@ TASKS: dict[str, tuple[str, str, str]] = {
         "data",
         "prepare a corpus (cached .npz splits) and print its summary",
     ),
+    "pretrain": (
+        "rlmusic.pretrain",
+        "pretrain",
+        "train a NoteLSTM / MusicTransformer by MLE (resumable; torchrun for DDP)",
+    ),
+    "sample": (
+        "rlmusic.sample",
+        "sample",
+        "sample MIDI / MusicXML from a checkpoint or pretrained:<name>",
+    ),
     "rewards": (
         "rlmusic.rewards.task",
         "rewards",
         "list the reward terms with one-line descriptions",
+    ),
+    "finetune": (
+        "rlmusic.finetune",
+        "finetune",
+        "RL fine-tuning of a generator (algo=batched) against a reward",
+    ),
+    "evaluate": (
+        "rlmusic.evaluate",
+        "evaluate",
+        "RL Tuner's table and realism measures for checkpoints",
     ),
 }
 

@@ -1,0 +1,77 @@
+"""Generators by name: the shipped pretrained checkpoints and ``checkpoint=`` specs in configs.
+
+``load_generator("pretrained:note_lstm")`` and ``load_generator("runs/x/best.pt")`` are the
+two spellings every task accepts; both return ``(model, encoding)`` with the model in eval mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.models.checkpoint import CheckpointError, load_checkpoint
+
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_PREFIX = "pretrained:"
+
+# name -> (file in PRETRAINED_DIR, architecture, one-line description)
+PRETRAINED: dict[str, tuple[str, str, str]] = {
+    "note_lstm": (
+        "note_lstm.safetensors",
+        "lstm",
+        "NoteLSTM 2x256 trained on the default corpus (data=all), RL Tuner encoding",
+    ),
+    "music_transformer": (
+        "music_transformer.safetensors",
+        "transformer",
+        "MusicTransformer (relative attention) trained on the default corpus, RL Tuner encoding",
+    ),
+}
+
+
+def list_pretrained() -> dict[str, str]:
+    """Shipped checkpoint names and their descriptions."""
+    return {name: description for name, (_, _, description) in PRETRAINED.items()}
+
+
+def pretrained_path(name: str) -> Path:
+    """The file of a shipped checkpoint.
+
+    Raises:
+        CheckpointError: an unknown name (the message lists the known ones) or a missing file.
+    """
+    if name not in PRETRAINED:
+        raise CheckpointError(
+            f"unknown pretrained model {name!r}; known: {', '.join(sorted(PRETRAINED))}"
+        )
+    path = PRETRAINED_DIR / PRETRAINED[name][0]
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: pretrained model {name!r} is not installed; rebuild it with "
+            "scripts/build_pretrained.sh"
+        )
+    return path
+
+
+def load_pretrained(
+    name: str, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, MelodyEncoding]:
+    """A shipped generator by name (offline): ``(model in eval mode, its encoding)``."""
+    model, encoding, _ = load_checkpoint(
+        pretrained_path(name), arch=PRETRAINED[name][1], device=device
+    )
+    return model, encoding
+
+
+def load_generator(
+    spec: str | Path, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, MelodyEncoding]:
+    """``pretrained:<name>`` or a checkpoint path / run directory -> (model, encoding)."""
+    spec = str(spec)
+    if spec.startswith(PRETRAINED_PREFIX):
+        return load_pretrained(spec[len(PRETRAINED_PREFIX) :], device=device)
+    model, encoding, _ = load_checkpoint(Path(spec).expanduser(), device=device)
+    return model, encoding

@@ -1,0 +1,138 @@
+"""Sampling from any generator: temperature, top-k, nucleus (top-p), primers; seeded.
+
+Sampling uses the incremental ``step`` (LSTM state, Transformer KV cache), so each new token
+costs one position's compute. :func:`generate_recompute` re-runs ``forward`` over the whole
+prefix at every step instead; it exists to check and benchmark the incremental path.
+
+Randomness comes only from the ``torch.Generator`` passed in: the same seed, batch size and
+arguments give the same tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rlmusic.models.base import Generator
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """(B, V) logits with everything outside the top-k / nucleus set to -inf.
+
+    Args:
+        top_k: keep the ``top_k`` most likely tokens; 0 keeps all.
+        top_p: keep the smallest set of most likely tokens whose probability reaches ``top_p``
+            (the most likely token always stays); 1.0 keeps all.
+    """
+    if top_k and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cumulative = F.softmax(sorted_logits, dim=-1).cumsum(-1)  # (B, V)
+        # drop a token when the tokens before it already reach top_p
+        drop_sorted = (cumulative - F.softmax(sorted_logits, dim=-1)) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample_next(
+    logits: torch.Tensor,
+    rng: torch.Generator,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+) -> torch.Tensor:
+    """(B, V) logits -> (B,) sampled tokens; ``temperature == 0`` picks the argmax."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = filter_logits(logits.float() / temperature, top_k, top_p)
+    return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=rng).squeeze(-1)
+
+
+def _check_args(temperature: float, top_k: int, top_p: float) -> None:
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p}")
+
+
+@torch.no_grad()
+def generate(
+    model: Generator,
+    n: int,
+    length: int,
+    rng: torch.Generator,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    primer: Sequence[int] | np.ndarray | None = None,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """``n`` melodies of ``length`` new steps after BOS and an optional primer, incrementally.
+
+    Args:
+        model: any generator (its ``step`` carries the state).
+        n: number of melodies.
+        length: steps sampled after the primer.
+        rng: the only source of randomness (on ``device``).
+        temperature, top_k, top_p: see :func:`sample_next` and :func:`filter_logits`.
+        primer: tokens every melody starts with (kept in the output).
+        batch_size: melodies sampled at once.
+        device: where the model runs.
+
+    Returns:
+        (n, len(primer) + length) int64 tokens.
+    """
+    _check_args(temperature, top_k, top_p)
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    primer_t = torch.as_tensor(
+        np.asarray(primer if primer is not None else [], dtype=np.int64), device=device
+    )
+    out = []
+    for start in range(0, n, batch_size):
+        b = min(batch_size, n - start)
+        token = torch.full((b,), model.bos_token, dtype=torch.long, device=device)
+        state = None
+        for p in primer_t:  # read the primer through the same step path
+            _, state = model.step(token, state)
+            token = p.expand(b)
+        steps = torch.empty(b, length, dtype=torch.long, device=device)
+        for t in range(length):
+            logits, state = model.step(token, state)  # (b, V)
+            token = sample_next(logits, rng, temperature, top_k, top_p)
+            steps[:, t] = token
+        out.append(torch.cat([primer_t.expand(b, -1), steps], dim=1))
+    if was_training:
+        model.train()
+    return torch.cat(out).cpu().numpy() if out else np.zeros((0, len(primer_t) + length), np.int64)
+
+
+@torch.no_grad()
+def generate_recompute(
+    model: Generator,
+    n: int,
+    length: int,
+    rng: torch.Generator,
+    temperature: float = 1.0,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Like :func:`generate` without a primer, but recomputing ``forward`` over the whole
+    prefix at every step: O(T^2) work for the Transformer. A baseline for benchmarks and tests.
+    """
+    model.eval()
+    tokens = torch.full((n, 1), model.bos_token, dtype=torch.long, device=device)
+    for _ in range(length):
+        logits = model.forward(tokens)[:, -1]  # (n, V)
+        token = sample_next(logits, rng, temperature)
+        tokens = torch.cat([tokens, token.unsqueeze(1)], dim=1)
+    return tokens[:, 1:].cpu().numpy()

@@ -1,0 +1,71 @@
+"""Metrics to TensorBoard and a CSV file, resumable: rows past the resumed step are dropped."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+CSV_COLUMNS = (
+    "epoch",
+    "step",
+    "train_tokens",
+    "train_nll",
+    "valid_nll",
+    "valid_ppl",
+    "valid_acc",
+    "lr",
+    "tokens_per_s",
+    "train_seconds",
+)
+
+
+class MetricsLog:
+    """One CSV row per epoch (``metrics.csv``) and TensorBoard scalars (``tb/``).
+
+    Only the main process writes. On resume from ``step``, CSV rows and TensorBoard events
+    after ``step`` (written before a crash, after the checkpoint) are discarded.
+    """
+
+    def __init__(self, out_dir: Path, enabled: bool, resume_step: int = 0) -> None:
+        self.enabled = enabled
+        self.csv_path = Path(out_dir) / "metrics.csv"
+        self.writer = None
+        if not enabled:
+            return
+        kept: list[dict[str, str]] = []
+        if resume_step and self.csv_path.exists():
+            with open(self.csv_path, newline="") as handle:
+                kept = [r for r in csv.DictReader(handle) if int(r["step"]) <= resume_step]
+        with open(self.csv_path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(kept)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except (
+            ImportError
+        ):  # tensorboard is a dependency, but a broken install must not stop training
+            return
+        self.writer = SummaryWriter(
+            str(Path(out_dir) / "tb"), purge_step=resume_step if resume_step else None
+        )
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer is not None:
+            for name, value in values.items():
+                if value is not None and not math.isnan(value):
+                    self.writer.add_scalar(name, value, step)
+
+    def epoch_row(self, row: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        with open(self.csv_path, "a", newline="") as handle:
+            csv.DictWriter(handle, fieldnames=CSV_COLUMNS).writerow(
+                {k: row.get(k, "") for k in CSV_COLUMNS}
+            )
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()

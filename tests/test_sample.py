@@ -1,0 +1,107 @@
+"""`rlmusic sample`: files written, seeded reproducibility, primers, the command through Hydra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+from rlmusic import sample
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.io import load_melody
+from rlmusic.models import LSTMConfig, NoteLSTM, save_checkpoint
+from tests.conftest import C_MAJOR_TUNE, write_midi
+from tests.test_models import one_thread  # noqa: F401  (autouse fixture)
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    model = NoteLSTM(LSTMConfig(embed_dim=8, hidden_size=16))
+    return save_checkpoint(tmp_path / "tiny.safetensors", model, MelodyEncoding())
+
+
+def sample_cfg(checkpoint: Path, out: Path, *overrides: str) -> DictConfig:
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        return compose(
+            "sample",
+            overrides=[
+                f"checkpoint={checkpoint}",
+                f"out={out}",
+                "n=5",
+                "length=24",
+                "musicxml=2",
+                *overrides,
+            ],
+        )
+
+
+def test_writes_midi_per_sample_and_musicxml_for_the_first(
+    tmp_path: Path, checkpoint: Path
+) -> None:
+    result = sample.run(sample_cfg(checkpoint, tmp_path / "out"))
+    assert result.tokens.shape == (5, 24)
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.mid")) == [
+        f"sample_{i:03d}.mid" for i in range(5)
+    ]
+    assert len(list((tmp_path / "out").glob("*.musicxml"))) == 2
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "tokens.npy"), result.tokens)
+    notes = pretty_midi.PrettyMIDI(str(result.midi[0])).instruments[0].notes
+    assert [n.pitch for n in notes] == [n.pitch for n in MelodyEncoding().decode(result.tokens[0])]
+
+
+def test_seeded_and_reproducible(tmp_path: Path, checkpoint: Path) -> None:
+    a = sample.run(sample_cfg(checkpoint, tmp_path / "a", "seed=7", "top_p=0.9", "top_k=10"))
+    b = sample.run(sample_cfg(checkpoint, tmp_path / "b", "seed=7", "top_p=0.9", "top_k=10"))
+    c = sample.run(sample_cfg(checkpoint, tmp_path / "c", "seed=8", "top_p=0.9", "top_k=10"))
+    np.testing.assert_array_equal(a.tokens, b.tokens)
+    assert not np.array_equal(a.tokens, c.tokens)
+    assert (tmp_path / "a" / "sample_000.mid").read_bytes() == (
+        tmp_path / "b" / "sample_000.mid"
+    ).read_bytes()
+
+
+def test_primer_melody_starts_every_sample(tmp_path: Path, checkpoint: Path) -> None:
+    primer = write_midi(tmp_path / "primer.mid", C_MAJOR_TUNE, qpm=80)
+    expected = load_melody(primer, MelodyEncoding())
+    result = sample.run(sample_cfg(checkpoint, tmp_path / "out", f"primer={primer}", "length=8"))
+    assert result.tokens.shape == (5, len(expected) + 8)
+    assert (result.tokens[:, : len(expected)] == expected).all()
+
+
+def test_bad_arguments_fail_clearly(tmp_path: Path, checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        sample.run(sample_cfg(checkpoint, tmp_path / "out", "temperature=-1"))
+    with pytest.raises(ValueError, match="n >= 1"):
+        sample.run(sample_cfg(checkpoint, tmp_path / "out", "n=0"))
+
+
+def test_the_command_through_hydra(tmp_path: Path, checkpoint: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlmusic.cli",
+            "sample",
+            f"checkpoint={checkpoint}",
+            "n=2",
+            "length=16",
+            "musicxml=1",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 samples of 16 steps" in result.stdout
+    assert (tmp_path / "run" / "sample_001.mid").is_file()
+    assert (tmp_path / "run" / "sample_000.musicxml").is_file()
