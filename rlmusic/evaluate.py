@@ -1,0 +1,56 @@
+"""`rlmusic evaluate`: RL Tuner's table and realism measures for one or more checkpoints.
+
+``rlmusic evaluate checkpoint=pretrained:note_lstm n=1000 length=32`` samples ``n``
+compositions (seeded), scores them against the supervised prior and held-out corpus melodies
+(openings of the test split), and prints a Markdown table beside the paper's Note RNN and Q
+columns; ``compare_to=[path, ...]`` adds more columns. Results go to ``evaluation.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from rlmusic.data.prepare import prepare_corpus
+from rlmusic.evaluation.evaluate import Evaluation, evaluate_model, format_table
+from rlmusic.models import load_generator
+
+log = logging.getLogger(__name__)
+
+
+def held_out_openings(cfg: DictConfig, encoding, length: int) -> list:
+    corpus = prepare_corpus(cfg.data, encoding, progress=False)
+    return [t[:length] for t in corpus.tunes("test") if len(t) >= length]
+
+
+def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:
+    specs = [str(cfg.checkpoint), *[str(s) for s in (cfg.get("compare_to") or [])]]
+    prior, encoding = load_generator(str(cfg.prior))
+    reference = held_out_openings(cfg, encoding, int(cfg.length)) if cfg.get("data") else None
+    evaluations = []
+    for spec in specs:
+        model, model_encoding = load_generator(spec)
+        if model_encoding != encoding:
+            raise ValueError(f"{spec}: its encoding differs from the prior's ({cfg.prior})")
+        evaluation = evaluate_model(
+            spec, model, encoding, int(cfg.n), int(cfg.length), int(cfg.seed), prior, reference
+        )
+        log.info("%s: %d compositions in %.1f s", spec, evaluation.n, evaluation.seconds)
+        evaluations.append(evaluation)
+    print(format_table(evaluations))
+    output_dir = output_dir or _hydra_output_dir()
+    if output_dir is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "evaluation.json").write_text(
+            json.dumps([e.as_dict() for e in evaluations], indent=2)
+        )
+    return evaluations
+
+
+def _hydra_output_dir() -> Path | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
