@@ -3,6 +3,7 @@
     python scripts/bench_models.py --train     training tokens/s (forward + backward + AdamW)
     python scripts/bench_models.py --sample    batch 256 x 256 steps: cached/stateful vs full
                                                recomputation each step; tokens/s at batch 1, 256
+    python scripts/bench_models.py --batch1    batch-1 sampling, 256 steps, cached vs recompute
     python scripts/bench_models.py --eval      shipped models: validation NLL / perplexity /
                                                accuracy against unigram and bigram baselines on
                                                the same split, and the sample checks (1,000 x 32
@@ -144,6 +145,20 @@ def bench_sample(device: str, batch: int = 256, length: int = 256, quick: bool =
     print(table(rows, header))
 
 
+def bench_batch1(device: str, length: int = 256) -> None:
+    """One composition at a time (an interactive user, a single RL environment)."""
+    rows = []
+    for name in SHIPPED:
+        model = fresh_model(name, device).eval()
+        cached = sampling_seconds(model, 1, length, True, device, repeat=5)
+        full = sampling_seconds(model, 1, length, False, device, repeat=3)
+        rows.append(
+            [name, f"{length / cached:,.0f}", f"{length / full:,.0f}", f"{full / cached:.1f}x"]
+        )
+    print(f"\nsampling 1 x {length} steps ({torch.get_num_threads()} threads, {device})")
+    print(table(rows, ["model", "tok/s cached", "tok/s recompute", "speed-up"]))
+
+
 # ---- shipped models: validation and sample checks -----------------------------------------------
 def repeated_run_share(tokens: np.ndarray, encoding: MelodyEncoding, limit: int = 4) -> float:
     """Share of notes inside runs of more than ``limit`` strikes of one pitch (only holds
@@ -236,16 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", action="store_true")
     parser.add_argument("--sample", action="store_true")
     parser.add_argument("--eval", action="store_true")
+    parser.add_argument("--batch1", action="store_true", help="batch-1 sampling only, 256 steps")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="recompute only 64 steps in --sample")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    everything = not (args.train or args.sample or args.eval)
+    everything = not (args.train or args.sample or args.eval or args.batch1)
     if args.train or everything:
         bench_train(args.device)
     if args.sample or everything:
         bench_sample(args.device, quick=args.quick)
+    if args.batch1:
+        bench_batch1(args.device)
     if args.eval or everything:
         bench_eval(args.device)
     return 0

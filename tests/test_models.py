@@ -77,6 +77,20 @@ def test_incremental_step_equals_forward(model: torch.nn.Module, length: int) ->
     torch.testing.assert_close(torch.stack(stepped, 1), full, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [1, 40], ids=["written-out-cell", "nn.LSTM"])
+def test_lstm_step_paths_equal_forward(batch: int) -> None:
+    """Small batches step through the written-out cell, large ones through nn.LSTM."""
+    model = tiny_lstm()
+    tokens = with_bos(random_melodies(batch, 9, seed=batch), model.bos_token)
+    with torch.no_grad():
+        full = model(tokens)
+        state, stepped = None, []
+        for t in range(9):
+            logits, state = model.step(tokens[:, t], state)
+            stepped.append(logits)
+    torch.testing.assert_close(torch.stack(stepped, 1), full, rtol=0, atol=1e-5)
+
+
 def test_forward_is_causal(model: torch.nn.Module) -> None:
     a = random_melodies(2, 12, seed=1)
     b = a.clone()
