@@ -99,8 +99,12 @@ def write_samples(trainer: BatchedTrainer, encoding, directory: Path, n: int, se
 def run(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
     output_dir = Path(output_dir or _hydra_output_dir() or "outputs/finetune")
     output_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.algo.name == "rl_tuner":
+        from rlmusic.algos.rl_tuner import run_rl_tuner
+
+        return run_rl_tuner(cfg, output_dir)
     if cfg.algo.name != "batched":
-        raise ValueError(f"algo={cfg.algo.name!r} is not available yet; known: batched")
+        raise ValueError(f"algo={cfg.algo.name!r} is not available yet; known: batched, rl_tuner")
     device = resolve_device(str(cfg.device))
     torch.manual_seed(int(cfg.seed))
     policy, encoding = load_generator(str(cfg.checkpoint), device=device)

@@ -1,0 +1,318 @@
+"""RL Tuner (Jaques et al. 2017): KL-controlled Q-, Psi- and G-learning on SB3's DQN.
+
+The Q-network is a copy of the pretrained generator (its logits are the action values), the
+target network a soft-updated copy (tau = 0.01 after every gradient step), the prior a frozen
+generator. Per-step reward and one-step targets (``d`` = episode end: no bootstrap across pieces):
+
+- ``q``:   r = log p_prior(a|s) + r_MT / c;  y = r + g (1 - d) max_a' Q_T(s', a')
+  (``double_q``: Q_T(s', argmax_a' Q(s', a')));  policy: argmax Q / softmax(Q / T).
+- ``psi``: same r;  y = r + g (1 - d) c_T logsumexp_a' Psi_T(s', a') / c_T  (c_T =
+  ``psi_temperature``, 1 in the original);  policy: softmax(Psi / c_T).
+- ``g``:   r = r_MT / c (no prior term);  y = r + g (1 - d) log sum_a' p_prior(a'|s')
+  exp(G_T(s', a'));  policy: softmax(G + log p_prior).
+
+Exploration: ``egreedy`` (SB3's linear epsilon schedule) or ``boltzmann`` (sample the variant's
+policy); either way the replay buffer stores the note actually played.
+
+Run folder: ``tuned.safetensors`` (the Q-network as a generator; for ``g`` the policy also needs
+the prior, recorded in the checkpoint's info), ``model.zip`` (SB3), ``progress.csv`` and
+tensorboard events (SB3 logger), ``samples/final/*.mid``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from rlmusic.algos.rl_tuner_policy import VARIANTS, PolicyGenerator, RLTunerPolicy
+
+log = logging.getLogger(__name__)
+
+
+def td_targets(
+    variant: str,
+    rewards: torch.Tensor,
+    dones: torch.Tensor,
+    gamma: float,
+    next_target: torch.Tensor,
+    next_online: torch.Tensor | None = None,
+    next_prior_log_probs: torch.Tensor | None = None,
+    psi_temperature: float = 1.0,
+) -> torch.Tensor:
+    """One-step targets (B,) from rewards/dones (B,) and next-state values (B, V).
+
+    ``next_online`` (the online network at s') selects the action for Double DQN (``q`` only);
+    ``next_prior_log_probs`` (log p_prior(. | s')) is needed by ``g``.
+    """
+    if variant == "q":
+        if next_online is not None:
+            best = next_online.argmax(dim=1, keepdim=True)
+            value = next_target.gather(1, best).squeeze(1)
+        else:
+            value = next_target.max(dim=1).values
+    elif variant == "psi":
+        value = psi_temperature * torch.logsumexp(next_target / psi_temperature, dim=1)
+    elif variant == "g":
+        if next_prior_log_probs is None:
+            raise ValueError("G-learning targets need log p_prior(. | s')")
+        value = torch.logsumexp(next_prior_log_probs + next_target, dim=1)
+    else:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    return rewards.reshape(-1) + gamma * (1.0 - dones.reshape(-1).float()) * value
+
+
+class RLTunerDQN(DQN):
+    """SB3 DQN with RL Tuner's targets, MSE (or Huber) loss and Boltzmann exploration."""
+
+    def __init__(
+        self,
+        policy: type[RLTunerPolicy],
+        env: Any,
+        variant: str = "q",
+        exploration: str = "egreedy",
+        boltzmann_temperature: float = 1.0,
+        psi_temperature: float = 1.0,
+        double_q: bool = False,
+        loss: str = "mse",
+        **kwargs: Any,
+    ) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if exploration not in ("egreedy", "boltzmann"):
+            raise ValueError(f"exploration must be egreedy or boltzmann, got {exploration!r}")
+        if double_q and variant != "q":
+            raise ValueError("double_q applies to variant=q only (psi/g back up a soft value)")
+        if loss not in ("mse", "huber"):
+            raise ValueError(f"loss must be mse or huber, got {loss!r}")
+        self.variant = variant
+        self.exploration = exploration
+        self.boltzmann_temperature = float(boltzmann_temperature)
+        self.psi_temperature = float(psi_temperature)
+        self.double_q = bool(double_q)
+        self.loss = loss
+        policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
+        policy_kwargs.update(variant=variant, psi_temperature=self.psi_temperature)
+        super().__init__(policy, env, policy_kwargs=policy_kwargs, **kwargs)
+
+    def compute_targets(self, replay_data: Any) -> torch.Tensor:
+        with torch.no_grad():
+            next_obs = replay_data.next_observations
+            next_target = self.q_net_target(next_obs)
+            next_online = self.q_net(next_obs) if self.double_q else None
+            prior_lp = self.q_net.prior_log_probs(next_obs) if self.variant == "g" else None
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            if torch.is_tensor(discounts):
+                discounts = discounts.reshape(-1)
+            return td_targets(
+                self.variant,
+                replay_data.rewards,
+                replay_data.dones,
+                discounts,
+                next_target,
+                next_online=next_online,
+                next_prior_log_probs=prior_lp,
+                psi_temperature=self.psi_temperature,
+            )
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        losses, q_means, target_means = [], [], []
+        for _ in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            targets = self.compute_targets(replay_data)
+            q_values = self.q_net(replay_data.observations)
+            chosen = q_values.gather(1, replay_data.actions.long().reshape(-1, 1)).squeeze(1)
+            if self.loss == "mse":
+                loss = F.mse_loss(chosen, targets)
+            else:
+                loss = F.smooth_l1_loss(chosen, targets)
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+            losses.append(loss.item())
+            q_means.append(chosen.mean().item())
+            target_means.append(targets.mean().item())
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", float(np.mean(losses)))
+        self.logger.record("train/q_mean", float(np.mean(q_means)))
+        self.logger.record("train/target_mean", float(np.mean(target_means)))
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """Epsilon-greedy (SB3), or with Boltzmann exploration a sample of the policy.
+
+        ``_sample_action`` stores what this returns, so the buffer holds the note played.
+        """
+        if deterministic or self.exploration == "egreedy":
+            return super().predict(observation, state, episode_start, deterministic)
+        self.policy.set_training_mode(False)
+        obs, vectorized = self.policy.obs_to_tensor(observation)
+        with torch.no_grad():
+            logits = self.q_net.policy_logits(obs, self.boltzmann_temperature)
+            actions = torch.multinomial(F.softmax(logits, dim=-1), 1).squeeze(1)
+        actions = actions.cpu().numpy()
+        if not vectorized:
+            actions = actions.squeeze(0)
+        return actions, state
+
+    def policy_generator(self) -> torch.nn.Module:
+        """The behaviour policy (greedy: argmax; sampled: softmax) as a generator."""
+        net = self.q_net
+        if self.variant == "g":
+            return PolicyGenerator(net.generator, prior=net.prior)
+        if self.variant == "psi" and self.psi_temperature != 1.0:
+            return PolicyGenerator(net.generator, temperature=self.psi_temperature)
+        return net.generator
+
+
+class TimeBudget(BaseCallback):
+    """Stop ``learn`` after ``seconds`` of wall time (checked every env step)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.started = time.perf_counter()
+
+    def _on_training_start(self) -> None:
+        self.started = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        if self.seconds is None:
+            return True
+        if time.perf_counter() - self.started > float(self.seconds):
+            log.info("time budget of %s s reached at step %d", self.seconds, self.num_timesteps)
+            return False
+        return True
+
+
+DQN_KEYS = (
+    "learning_rate",
+    "buffer_size",
+    "learning_starts",
+    "batch_size",
+    "tau",
+    "gamma",
+    "train_freq",
+    "gradient_steps",
+    "target_update_interval",
+    "exploration_fraction",
+    "exploration_initial_eps",
+    "exploration_final_eps",
+    "max_grad_norm",
+)
+
+
+def run_rl_tuner(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """``rlmusic finetune algo=rl_tuner``: train, then write the run folder (see module doc)."""
+    from rlmusic.data.io import save_midi
+    from rlmusic.envs.composition import CompositionEnv
+    from rlmusic.evaluation.evaluate import sample_compositions
+    from rlmusic.finetune import resolve_device, split_prior
+    from rlmusic.models import load_generator, save_checkpoint
+    from rlmusic.rewards.build import build_reward
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    algo = OmegaConf.to_container(cfg.algo, resolve=True)
+    variant = str(algo["variant"])
+    length = int(cfg.length)
+    if length < 2:
+        raise ValueError(f"length must be >= 2, got {length}")
+    device = resolve_device(str(cfg.device))
+    seed = int(cfg.seed)
+    torch.manual_seed(seed)
+    generator, encoding = load_generator(str(cfg.checkpoint), device=device)
+    reward = build_reward(cfg.reward, encoding, device=str(device))
+    task_reward, prior, _ = split_prior(reward)
+    if prior is not None and prior.vocab_size != generator.vocab_size:
+        raise ValueError(
+            f"reward.prior.checkpoint has vocab_size {prior.vocab_size} but {cfg.checkpoint} has "
+            f"{generator.vocab_size}: they must share the token encoding"
+        )
+    if variant == "g":
+        if prior is None:
+            raise ValueError("algo.variant=g needs a prior (reward.prior.checkpoint)")
+        env_reward = task_reward  # r_MT / c; the prior enters the backup instead
+    else:
+        if prior is None:
+            log.warning("no prior term in the reward: %s-learning without KL control", variant)
+        env_reward = reward  # log p_prior + r_MT / c
+    env = DummyVecEnv(
+        [lambda: Monitor(CompositionEnv(reward=env_reward, encoding=encoding, length=length))]
+    )
+    model = RLTunerDQN(
+        RLTunerPolicy,
+        env,
+        variant=variant,
+        exploration=str(algo["exploration"]),
+        boltzmann_temperature=float(algo["boltzmann_temperature"]),
+        psi_temperature=float(algo["psi_temperature"]),
+        double_q=bool(algo["double_q"]),
+        loss=str(algo["loss"]),
+        policy_kwargs={"generator": generator, "prior": prior if variant == "g" else None},
+        seed=seed,
+        device=device,
+        **{key: algo[key] for key in DQN_KEYS},
+    )
+    formats = ["csv", "tensorboard"] if importlib.util.find_spec("tensorboard") else ["csv"]
+    model.set_logger(configure(str(output_dir), formats))
+    started = time.perf_counter()
+    model.learn(
+        total_timesteps=int(algo["total_timesteps"]),
+        callback=TimeBudget(cfg.budget.time_s),
+        log_interval=int(algo["log_interval"]),
+    )
+    seconds = time.perf_counter() - started
+    steps = int(model.num_timesteps)
+    log.info("%d env steps in %.1f s (%.1f steps/s)", steps, seconds, steps / max(seconds, 1e-9))
+
+    info = {
+        "tuned_from": str(cfg.checkpoint),
+        "algo": "rl_tuner",
+        "variant": variant,
+        "env_steps": steps,
+        "policy": {
+            "q": "softmax(logits)",
+            "psi": f"softmax(logits / {model.psi_temperature})",
+            "g": "softmax(logits + log p_prior)",
+        }[variant],
+    }
+    if variant == "g":
+        info["prior"] = str(cfg.reward.prior.checkpoint)
+    tuned = save_checkpoint(output_dir / "tuned.safetensors", model.q_net.generator, encoding, info)
+    model.save(output_dir / "model.zip")
+    samples = output_dir / "samples" / "final"
+    samples.mkdir(parents=True, exist_ok=True)
+    tokens, _ = sample_compositions(model.policy_generator(), int(cfg.n_samples), length, seed)
+    for i, row in enumerate(tokens):
+        save_midi(row, samples / f"sample_{i:03d}.mid", encoding)
+    print(f"tuned model: {tuned}\nsamples: {samples}\nmetrics: {output_dir / 'progress.csv'}")
+    return {
+        "tuned": tuned,
+        "model": output_dir / "model.zip",
+        "env_steps": steps,
+        "seconds": seconds,
+        "steps_per_s": steps / max(seconds, 1e-9),
+        "algorithm": model,
+    }

@@ -1,0 +1,237 @@
+"""RL Tuner on SB3's DQN (algo=rl_tuner): targets, episode ends, exploration, end to end."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from rlmusic.envs.composition import CompositionEnv
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from rlmusic import finetune
+from rlmusic.algos.rl_tuner import RLTunerDQN, td_targets
+from rlmusic.algos.rl_tuner_policy import RLTunerPolicy, position_logits
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
+
+LENGTH = 8
+
+
+def tiny_lstm(seed: int = 0) -> NoteLSTM:
+    torch.manual_seed(seed)
+    return NoteLSTM(LSTMConfig(embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0))
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    return save_checkpoint(tmp_path / "tiny.safetensors", tiny_lstm(), MelodyEncoding())
+
+
+def make_model(variant: str = "q", **kwargs: object) -> RLTunerDQN:
+    env = DummyVecEnv([lambda: CompositionEnv(encoding=MelodyEncoding(), length=LENGTH)])
+    prior = tiny_lstm(1).eval() if variant == "g" else None
+    defaults = dict(
+        learning_starts=0, batch_size=8, train_freq=5, target_update_interval=5, tau=0.01
+    )
+    defaults.update(kwargs)
+    return RLTunerDQN(
+        RLTunerPolicy,
+        env,
+        variant=variant,
+        policy_kwargs={"generator": tiny_lstm(), "prior": prior},
+        seed=0,
+        device="cpu",
+        **defaults,
+    )
+
+
+# ---- targets on a hand-made batch ------------------------------------------------------------
+
+REWARDS = torch.tensor([1.0, -2.0, 0.5])
+DONES = torch.tensor([0.0, 0.0, 1.0])
+NEXT = torch.tensor([[0.0, 1.0, 3.0], [2.0, -1.0, 0.5], [5.0, 5.0, 5.0]])
+ONLINE = torch.tensor([[0.0, 9.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+PRIOR = torch.log(torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2], [1 / 3, 1 / 3, 1 / 3]]))
+GAMMA = 0.5
+
+
+def lse(values: list[float]) -> float:
+    return math.log(sum(math.exp(v) for v in values))
+
+
+def test_q_target_is_reward_plus_gamma_max() -> None:
+    got = td_targets("q", REWARDS, DONES, GAMMA, NEXT)
+    expected = [1.0 + 0.5 * 3.0, -2.0 + 0.5 * 2.0, 0.5]
+    torch.testing.assert_close(got, torch.tensor(expected))
+
+
+def test_double_q_target_uses_the_online_argmax() -> None:
+    got = td_targets("q", REWARDS, DONES, GAMMA, NEXT, next_online=ONLINE)
+    expected = [1.0 + 0.5 * 1.0, -2.0 + 0.5 * 2.0, 0.5]  # online picks a=1 then a=0
+    torch.testing.assert_close(got, torch.tensor(expected))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_psi_target_is_a_soft_backup(temperature: float) -> None:
+    got = td_targets("psi", REWARDS, DONES, GAMMA, NEXT, psi_temperature=temperature)
+    row = NEXT.tolist()
+    expected = [
+        r + (0.0 if d else GAMMA * temperature * lse([v / temperature for v in row[i]]))
+        for i, (r, d) in enumerate(zip(REWARDS.tolist(), DONES.tolist()))
+    ]
+    torch.testing.assert_close(got, torch.tensor(expected))
+
+
+def test_g_target_puts_the_prior_inside_the_backup() -> None:
+    got = td_targets("g", REWARDS, DONES, GAMMA, NEXT, next_prior_log_probs=PRIOR)
+    p, g = PRIOR.exp().tolist(), NEXT.tolist()
+    expected = [
+        r + (0.0 if d else GAMMA * math.log(sum(pa * math.exp(ga) for pa, ga in zip(p[i], g[i]))))
+        for i, (r, d) in enumerate(zip(REWARDS.tolist(), DONES.tolist()))
+    ]
+    torch.testing.assert_close(got, torch.tensor(expected))
+    with pytest.raises(ValueError, match="p_prior"):
+        td_targets("g", REWARDS, DONES, GAMMA, NEXT)
+
+
+@pytest.mark.parametrize("variant", ["q", "psi", "g"])
+def test_terminal_transitions_do_not_bootstrap(variant: str) -> None:
+    dones = torch.ones(3)
+    got = td_targets(variant, REWARDS, dones, GAMMA, NEXT * 100, next_prior_log_probs=PRIOR)
+    torch.testing.assert_close(got, REWARDS)
+
+
+# ---- the networks and the replay buffer --------------------------------------------------------
+
+
+def test_q_network_starts_as_the_generator_and_is_a_copy() -> None:
+    model = make_model()
+    generator = tiny_lstm()
+    tokens = torch.tensor([[5, 9, 2, 1, 7, 30, 4, 3]])
+    obs = torch.cat([tokens.repeat(LENGTH, 1), torch.arange(LENGTH)[:, None]], dim=1)
+    for t in range(LENGTH):  # positions past t are padding (BOS)
+        obs[t, t:LENGTH] = generator.vocab_size
+    with torch.no_grad():
+        expected = generator(torch.cat([torch.tensor([[generator.bos_token]]), tokens[:, :-1]], 1))
+        torch.testing.assert_close(model.q_net(obs.float()), expected[0])
+        torch.testing.assert_close(model.q_net_target(obs.float()), expected[0])
+    assert model.q_net.generator is not model.q_net_target.generator
+    ids = {id(p) for p in model.q_net.parameters()}
+    assert not ids & {id(p) for p in model.q_net_target.parameters()}
+
+
+def replay(model: RLTunerDQN) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n = model.replay_buffer.size()
+    buf = model.replay_buffer
+    return (
+        buf.observations[:n, 0],
+        buf.actions[:n, 0, 0],
+        buf.next_observations[:n, 0],
+        buf.dones[:n, 0],
+    )
+
+
+@pytest.mark.parametrize("exploration", ["egreedy", "boltzmann"])
+def test_buffer_stores_played_notes_and_marks_episode_ends(exploration: str) -> None:
+    model = make_model(exploration=exploration)
+    model.learn(total_timesteps=5 * LENGTH)  # a multiple of train_freq
+    obs, actions, next_obs, dones = replay(model)
+    position = obs[:, LENGTH]
+    assert len(actions) == 5 * LENGTH
+    # the stored action is the note the env wrote at the observed position
+    np.testing.assert_array_equal(next_obs[np.arange(len(obs)), position], actions)
+    # episode ends are terminal; nothing else is
+    np.testing.assert_array_equal(dones, (position == LENGTH - 1).astype(np.float32))
+    np.testing.assert_array_equal(next_obs[dones == 1, LENGTH], LENGTH)
+
+
+def test_boltzmann_plays_samples_not_the_argmax() -> None:
+    model = make_model(exploration="boltzmann", boltzmann_temperature=5.0)
+    model.learn(total_timesteps=4 * LENGTH)
+    obs, actions, _, _ = replay(model)
+    with torch.no_grad():
+        greedy = model.q_net(torch.as_tensor(obs)).argmax(1).numpy()
+    assert (actions != greedy).mean() > 0.3  # a random tiny net: far from greedy
+
+
+@pytest.mark.parametrize("variant", ["q", "psi", "g"])
+def test_training_targets_use_the_target_network_and_prior(variant: str) -> None:
+    model = make_model(variant=variant, gamma=0.5)
+    model.learn(total_timesteps=3 * LENGTH)
+    data = model.replay_buffer.sample(16)
+    got = model.compute_targets(data)
+    with torch.no_grad():
+        nxt = model.q_net_target(data.next_observations)
+        prior = None
+        if variant == "g":
+            logits = position_logits(model.q_net.prior, data.next_observations, LENGTH)
+            prior = torch.log_softmax(logits, -1)
+    expected = td_targets(variant, data.rewards, data.dones, 0.5, nxt, next_prior_log_probs=prior)
+    torch.testing.assert_close(got, expected)
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="double_q"):
+        make_model(variant="psi", double_q=True)
+    with pytest.raises(ValueError, match="exploration"):
+        make_model(exploration="ucb")
+
+
+# ---- rlmusic finetune algo=rl_tuner -----------------------------------------------------------
+
+
+def config(checkpoint: Path, variant: str = "q", **extra: object):
+    overrides = [
+        f"checkpoint={checkpoint}",
+        f"reward.prior.checkpoint={checkpoint}",
+        "algo=rl_tuner",
+        f"algo.variant={variant}",
+        "algo.total_timesteps=160",
+        "algo.batch_size=16",
+        "length=8",
+        "n_samples=2",
+        "device=cpu",
+        *[f"{k}={v}" for k, v in extra.items()],
+    ]
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        return compose("finetune", overrides=overrides)
+
+
+@pytest.mark.parametrize("variant", ["q", "g"])
+def test_finetune_writes_a_loadable_tuned_generator(
+    tmp_path: Path, tiny_checkpoint: Path, variant: str
+) -> None:
+    run = tmp_path / "run"
+    result = finetune.run(config(tiny_checkpoint, variant), output_dir=run)
+    model, encoding = load_generator(str(result["tuned"]))
+    assert isinstance(model, NoteLSTM) and encoding == MelodyEncoding()
+    assert result["env_steps"] == 160
+    assert (run / "model.zip").exists() and (run / "progress.csv").exists()
+    assert len(list((run / "samples" / "final").glob("*.mid"))) == 2
+    start, _ = load_generator(str(tiny_checkpoint))
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(start.state_dict().values(), model.state_dict().values())
+    )
+    loaded = RLTunerDQN.load(run / "model.zip", device="cpu")
+    for a, b in zip(loaded.q_net.generator.state_dict().values(), model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_same_seed_same_weights(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    cfg = config(tiny_checkpoint, "psi", **{"algo.exploration": "boltzmann"})
+    a, _ = load_generator(str(finetune.run(cfg, output_dir=tmp_path / "a")["tuned"]))
+    b, _ = load_generator(str(finetune.run(cfg, output_dir=tmp_path / "b")["tuned"]))
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, msg=name, rtol=0, atol=0)
+
+
+def test_time_budget_stops_the_run(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    cfg = config(tiny_checkpoint, **{"budget.time_s": 0, "algo.total_timesteps": 100000})
+    result = finetune.run(cfg, output_dir=tmp_path / "run")
+    assert result["env_steps"] < 100
+    assert result["tuned"].exists()
