@@ -103,8 +103,12 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
         from rlmusic.algos.rl_tuner import run_rl_tuner
 
         return run_rl_tuner(cfg, output_dir)
+    if cfg.algo.name == "ppo":
+        from rlmusic.algos.sb3_ppo import run_sb3_ppo
+
+        return run_sb3_ppo(cfg, output_dir)
     if cfg.algo.name != "batched":
-        raise ValueError(f"algo={cfg.algo.name!r} is not available yet; known: batched, rl_tuner")
+        raise ValueError(f"algo={cfg.algo.name!r} is not available; known: batched, ppo, rl_tuner")
     device = resolve_device(str(cfg.device))
     torch.manual_seed(int(cfg.seed))
     policy, encoding = load_generator(str(cfg.checkpoint), device=device)

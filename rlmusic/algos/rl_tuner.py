@@ -14,16 +14,15 @@ generator. Per-step reward and one-step targets (``d`` = episode end: no bootstr
 Exploration: ``egreedy`` (SB3's linear epsilon schedule) or ``boltzmann`` (sample the variant's
 policy); either way the replay buffer stores the note actually played.
 
-Run folder: ``tuned.safetensors`` (the Q-network as a generator; for ``g`` the policy also needs
-the prior, recorded in the checkpoint's info), ``model.zip`` (SB3), ``progress.csv`` and
-tensorboard events (SB3 logger), ``samples/final/*.mid``.
+Run folder (:mod:`rlmusic.algos.sb3_common`): ``tuned.safetensors`` (the Q-network as a
+generator; for ``g`` the policy also needs the prior, recorded in the checkpoint's info),
+``model.zip`` (SB3), ``resume.pt`` (exact resume, replay buffer included: re-run the same command
+with the same output folder), ``progress.csv`` and ``tb/`` (TensorBoard), ``samples/``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,11 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3 import DQN
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlmusic.algos.rl_tuner_policy import VARIANTS, PolicyGenerator, RLTunerPolicy
+from rlmusic.algos.sb3_common import RunSettings, check_length, finish, frozen_copy, learn
 
 log = logging.getLogger(__name__)
 
@@ -186,26 +184,6 @@ class RLTunerDQN(DQN):
         return net.generator
 
 
-class TimeBudget(BaseCallback):
-    """Stop ``learn`` after ``seconds`` of wall time (checked every env step)."""
-
-    def __init__(self, seconds: float | None) -> None:
-        super().__init__()
-        self.seconds = seconds
-        self.started = time.perf_counter()
-
-    def _on_training_start(self) -> None:
-        self.started = time.perf_counter()
-
-    def _on_step(self) -> bool:
-        if self.seconds is None:
-            return True
-        if time.perf_counter() - self.started > float(self.seconds):
-            log.info("time budget of %s s reached at step %d", self.seconds, self.num_timesteps)
-            return False
-        return True
-
-
 DQN_KEYS = (
     "learning_rate",
     "buffer_size",
@@ -224,32 +202,24 @@ DQN_KEYS = (
 
 
 def run_rl_tuner(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """``rlmusic finetune algo=rl_tuner``: train, then write the run folder (see module doc)."""
-    from rlmusic.data.io import save_midi
+    """``rlmusic finetune algo=rl_tuner``: train (or resume), then write the run folder."""
     from rlmusic.envs.composition import CompositionEnv
-    from rlmusic.evaluation.evaluate import sample_compositions
     from rlmusic.finetune import resolve_device, split_prior
-    from rlmusic.models import load_generator, save_checkpoint
+    from rlmusic.models import load_generator
     from rlmusic.rewards.build import build_reward
 
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    settings = RunSettings.from_cfg(cfg, output_dir)
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
     algo = OmegaConf.to_container(cfg.algo, resolve=True)
     variant = str(algo["variant"])
-    length = int(cfg.length)
-    if length < 2:
-        raise ValueError(f"length must be >= 2, got {length}")
+    length = settings.length
+    check_length(length)
     device = resolve_device(str(cfg.device))
-    seed = int(cfg.seed)
+    seed = settings.seed
     torch.manual_seed(seed)
     generator, encoding = load_generator(str(cfg.checkpoint), device=device)
-    reward = build_reward(cfg.reward, encoding, device=str(device))
+    reward = build_reward(cfg.reward, encoding, device=str(device))  # checks the prior's grid
     task_reward, prior, _ = split_prior(reward)
-    if prior is not None and prior.vocab_size != generator.vocab_size:
-        raise ValueError(
-            f"reward.prior.checkpoint has vocab_size {prior.vocab_size} but {cfg.checkpoint} has "
-            f"{generator.vocab_size}: they must share the token encoding"
-        )
     if variant == "g":
         if prior is None:
             raise ValueError("algo.variant=g needs a prior (reward.prior.checkpoint)")
@@ -275,23 +245,20 @@ def run_rl_tuner(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         device=device,
         **{key: algo[key] for key in DQN_KEYS},
     )
-    formats = ["csv", "tensorboard"] if importlib.util.find_spec("tensorboard") else ["csv"]
-    model.set_logger(configure(str(output_dir), formats))
-    started = time.perf_counter()
-    model.learn(
-        total_timesteps=int(algo["total_timesteps"]),
-        callback=TimeBudget(cfg.budget.time_s),
-        log_interval=int(algo["log_interval"]),
+    # KL is measured against the prior, or the start model when the reward has none
+    reference = prior if prior is not None else frozen_copy(generator)
+    result = learn(model, settings, encoding, model.policy_generator, reference)
+    log.info(
+        "%d env steps in %.1f s (%.1f steps/s)",
+        result.env_steps,
+        result.seconds,
+        result.steps_per_s,
     )
-    seconds = time.perf_counter() - started
-    steps = int(model.num_timesteps)
-    log.info("%d env steps in %.1f s (%.1f steps/s)", steps, seconds, steps / max(seconds, 1e-9))
-
     info = {
         "tuned_from": str(cfg.checkpoint),
         "algo": "rl_tuner",
         "variant": variant,
-        "env_steps": steps,
+        "env_steps": result.env_steps,
         "policy": {
             "q": "softmax(logits)",
             "psi": f"softmax(logits / {model.psi_temperature})",
@@ -300,19 +267,12 @@ def run_rl_tuner(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     }
     if variant == "g":
         info["prior"] = str(cfg.reward.prior.checkpoint)
-    tuned = save_checkpoint(output_dir / "tuned.safetensors", model.q_net.generator, encoding, info)
-    model.save(output_dir / "model.zip")
-    samples = output_dir / "samples" / "final"
-    samples.mkdir(parents=True, exist_ok=True)
-    tokens, _ = sample_compositions(model.policy_generator(), int(cfg.n_samples), length, seed)
-    for i, row in enumerate(tokens):
-        save_midi(row, samples / f"sample_{i:03d}.mid", encoding)
-    print(f"tuned model: {tuned}\nsamples: {samples}\nmetrics: {output_dir / 'progress.csv'}")
+    paths = finish(model, settings, encoding, model.q_net.generator, model.policy_generator(), info)
     return {
-        "tuned": tuned,
-        "model": output_dir / "model.zip",
-        "env_steps": steps,
-        "seconds": seconds,
-        "steps_per_s": steps / max(seconds, 1e-9),
+        **paths,
+        "env_steps": result.env_steps,
+        "seconds": result.seconds,
+        "steps_per_s": result.steps_per_s,
+        "resumed_from": result.resumed_from,
         "algorithm": model,
     }

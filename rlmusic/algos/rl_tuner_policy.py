@@ -22,11 +22,13 @@ from torch import nn
 VARIANTS = ("q", "psi", "g")
 
 
-def position_logits(generator: nn.Module, obs: torch.Tensor, length: int) -> torch.Tensor:
-    """Logits (B, V) of ``generator`` for the next token of each observation (B, length + 1).
+def position_outputs(
+    generator: nn.Module, obs: torch.Tensor, length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token logits (B, V) and last hidden layer (B, H) for observations (B, length + 1).
 
     The terminal observation (position == length) has no next token: it is scored at the last
-    position (the value is masked by ``done`` in every backup).
+    position (its value is masked by ``done`` in every backup and bootstrap).
     """
     obs = obs.long()
     tokens = obs[:, :length]
@@ -34,8 +36,14 @@ def position_logits(generator: nn.Module, obs: torch.Tensor, length: int) -> tor
     span = int(t.max()) + 1  # causal: positions past the largest t are not needed
     bos = torch.full_like(tokens[:, :1], int(generator.bos_token))
     inputs = torch.cat([bos, tokens[:, : span - 1]], dim=1)
-    logits, _ = generator.forward_with_hidden(inputs)  # (B, span, V)
-    return logits[torch.arange(len(t), device=t.device), t].float()
+    logits, hidden = generator.forward_with_hidden(inputs)  # (B, span, V), (B, span, H)
+    rows = torch.arange(len(t), device=t.device)
+    return logits[rows, t].float(), hidden[rows, t].float()
+
+
+def position_logits(generator: nn.Module, obs: torch.Tensor, length: int) -> torch.Tensor:
+    """Logits (B, V) of ``generator`` for the next token of each observation (B, length + 1)."""
+    return position_outputs(generator, obs, length)[0]
 
 
 class GeneratorQNetwork(BasePolicy):

@@ -1,0 +1,209 @@
+"""Callbacks for the SB3 fine-tuning runs, and sampling that never touches the global RNG.
+
+:class:`RunControl` takes resume points and applies the time budget at clean points;
+:class:`RewardTermLogger` logs each reward term's share per composition; :class:`Periodic` runs
+an action (policy statistics, MIDI samples) every N env steps; :class:`ProgressBar` is a tqdm
+bar. Callbacks draw from their own seeded generators, never from the global ones the algorithm
+uses: logging and samples do not change a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+from torch import nn
+
+from rlmusic.algos.batched import sample_with_log_probs
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.models.base import sequence_log_probs
+
+log = logging.getLogger(__name__)
+
+
+# ---- sampling with private generators (never the global RNG the algorithm draws from) --------
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+@torch.no_grad()
+def sample_tokens(
+    generator: nn.Module, n: int, length: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` compositions (n, length) and their log-probs, from a seeded private generator."""
+    device = _device(generator)
+    was_training = generator.training
+    generator.eval()  # dropout off: sample the policy itself
+    rng = torch.Generator(device=device).manual_seed(int(seed))
+    tokens, log_probs = sample_with_log_probs(generator, n, length, rng, device=device)
+    generator.train(was_training)
+    return tokens.cpu().numpy(), log_probs.cpu().numpy()
+
+
+def write_midi_samples(
+    generator: nn.Module, encoding: MelodyEncoding, directory: Path, n: int, length: int, seed: int
+) -> Path:
+    from rlmusic.data.io import save_midi
+
+    tokens, _ = sample_tokens(generator, n, length, seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, row in enumerate(tokens):
+        save_midi(row, directory / f"sample_{i:03d}.mid", encoding)
+    return directory
+
+
+# ---- callbacks ------------------------------------------------------------------------------
+
+
+def _next_multiple(step: int, every: int) -> int:
+    return (step // every + 1) * every
+
+
+class RunControl(BaseCallback):
+    """Resume points every ``every`` steps and the time budget, both at clean points only.
+
+    A clean point is a rollout start (the previous update is done) where every environment has
+    just begun a composition. When the budget is spent the run saves a resume point there and
+    stops at the next step, before anything changes the weights.
+    """
+
+    def __init__(self, save: Callable[[], None], every: int, seconds: float | None) -> None:
+        super().__init__()
+        self.save, self.every, self.seconds = save, int(every), seconds
+        self.started = time.perf_counter()
+        self.boundary, self.stop = True, False
+        self.next_due = 0
+        self.saved_at: int | None = None
+
+    def _on_training_start(self) -> None:
+        self.started = time.perf_counter()
+        self.boundary = True  # a fresh run and every resume point start compositions
+        self.next_due = _next_multiple(self.model.num_timesteps, self.every)
+
+    def _on_rollout_start(self) -> None:
+        if not self.boundary or self.stop:
+            return
+        step = self.model.num_timesteps
+        expired = self.seconds is not None and time.perf_counter() - self.started > self.seconds
+        if expired or step >= self.next_due:
+            self.save()
+            self.saved_at = step
+            self.next_due = _next_multiple(step, self.every)
+        if expired:
+            log.info("time budget of %s s reached at step %d", self.seconds, step)
+            self.stop = True
+
+    def _on_step(self) -> bool:
+        if self.stop:
+            return False
+        self.boundary = bool(np.all(self.locals["dones"]))
+        return True
+
+
+class RewardTermLogger(BaseCallback):
+    """Per finished composition: ``reward/total`` and each ``reward/<term>``; and tokens/s."""
+
+    def _on_training_start(self) -> None:
+        n = self.training_env.num_envs
+        self.terms: list[dict[str, float]] = [defaultdict(float) for _ in range(n)]
+        self.totals = np.zeros(n)
+        self.started, self.start_step = time.perf_counter(), self.model.num_timesteps
+
+    def _on_step(self) -> bool:
+        rewards, dones = self.locals["rewards"], self.locals["dones"]
+        for i, info in enumerate(self.locals["infos"]):
+            for name, value in info.get("reward_terms", {}).items():
+                self.terms[i][name] += value
+            self.totals[i] += rewards[i]
+            if dones[i]:
+                self.logger.record_mean("reward/total", float(self.totals[i]))
+                for name, value in self.terms[i].items():
+                    self.logger.record_mean(f"reward/{name}", value)
+                self.terms[i], self.totals[i] = defaultdict(float), 0.0
+        return True
+
+    def _on_rollout_end(self) -> None:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        steps = self.model.num_timesteps - self.start_step
+        self.logger.record("charts/tokens_per_s", steps / elapsed)
+
+
+class Periodic(BaseCallback):
+    """Runs ``action(step)`` at the first rollout start at or after each multiple of ``every``."""
+
+    def __init__(self, every: int, action: Callable[[int], None]) -> None:
+        super().__init__()
+        self.every, self.action = int(every), action
+        self.next_due = 0
+
+    def _on_training_start(self) -> None:
+        step = self.model.num_timesteps
+        self.next_due = step if step % max(self.every, 1) == 0 else _next_multiple(step, self.every)
+
+    def _on_rollout_start(self) -> None:
+        step = self.model.num_timesteps
+        if self.every > 0 and step >= self.next_due:
+            self.action(step)
+            self.next_due = _next_multiple(step, self.every)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def policy_stats(
+    logger: Callable[[], Logger],
+    policy: Callable[[], nn.Module],
+    reference: nn.Module | None,
+    n: int,
+    length: int,
+    seed: int,
+) -> Callable[[int], None]:
+    """An action for :class:`Periodic`: KL to the reference and entropy on sampled pieces."""
+
+    def action(step: int) -> None:
+        tokens, log_pi = sample_tokens(policy(), n, length, seed + step)
+        record = logger().record
+        record("policy/entropy", float(-log_pi.mean()))  # nats per token (Monte Carlo)
+        record("policy/distinct_share", len({r.tobytes() for r in tokens}) / len(tokens))
+        if reference is not None:
+            with torch.no_grad():
+                batch = torch.as_tensor(tokens, device=_device(reference))
+                log_prior = sequence_log_probs(reference, batch).cpu().numpy()
+            record("kl/prior_per_token", float((log_pi - log_prior).mean()))
+            record("policy/log_prior_per_token", float(log_prior.mean()))
+
+    return action
+
+
+class ProgressBar(BaseCallback):
+    """A tqdm bar over env steps (a resumed run starts where it left off)."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        super().__init__()
+        self.total, self.desc = int(total), desc
+
+    def _on_training_start(self) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=self.total, initial=self.model.num_timesteps, desc=self.desc, unit="step"
+        )
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        for info in self.locals["infos"]:
+            if "episode" in info:  # Monitor's summary of a finished composition
+                self.bar.set_postfix(reward=f"{info['episode']['r']:.1f}", refresh=False)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
