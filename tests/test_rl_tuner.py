@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
@@ -17,6 +18,13 @@ from rlmusic.algos.rl_tuner import RLTunerDQN, td_targets
 from rlmusic.algos.rl_tuner_policy import RLTunerPolicy, position_logits
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
+from tests.sb3_helpers import (
+    RL_TUNER_TERMS,
+    Crash,
+    assert_same_weights,
+    check_tuned_checkpoint_is_usable,
+    crash_at,
+)
 
 LENGTH = 8
 
@@ -235,3 +243,84 @@ def test_time_budget_stops_the_run(tmp_path: Path, tiny_checkpoint: Path) -> Non
     result = finetune.run(cfg, output_dir=tmp_path / "run")
     assert result["env_steps"] < 100
     assert result["tuned"].exists()
+
+
+# ---- resume, logs and start-up checks (shared with algo=ppo: rlmusic.algos.sb3_common) -------
+
+
+def test_finetune_logs_every_term_and_the_tuned_model_is_usable(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    run = tmp_path / "run"
+    cfg = config(tiny_checkpoint, **{"algo.stats_every": 40, "algo.sample_every": 80})
+    result = finetune.run(cfg, output_dir=run)
+    check_tuned_checkpoint_is_usable(result["tuned"], tmp_path / "sampled")
+    rows = list(csv.DictReader(open(run / "progress.csv")))
+    columns = {f"reward/{term}" for term in RL_TUNER_TERMS} | {
+        "reward/total",
+        "kl/prior_per_token",
+        "policy/entropy",
+        "charts/tokens_per_s",
+        "train/loss",
+    }
+    assert columns <= set(rows[0])
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    for folder in ("step_00000000", "step_00000080", "final"):
+        assert len(list((run / "samples" / folder).glob("*.mid"))) == 2
+
+
+@pytest.mark.parametrize(
+    "variant, exploration", [("q", "egreedy"), ("g", "boltzmann")], ids=["q-egreedy", "g-boltzmann"]
+)
+def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
+    tmp_path: Path,
+    tiny_checkpoint: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variant: str,
+    exploration: str,
+) -> None:
+    # resume points every 40 steps (where 5-step rollouts meet 8-step pieces): 40, 80, ...
+    options = {"algo.exploration": exploration, "algo.checkpoint_every": 40}
+    cfg = config(tiny_checkpoint, variant, **options)
+    straight = finetune.run(cfg, output_dir=tmp_path / "straight")
+    crash_at(monkeypatch, 100)
+    with pytest.raises(Crash):
+        finetune.run(cfg, output_dir=tmp_path / "resumed")
+    resumed = finetune.run(cfg, output_dir=tmp_path / "resumed")
+    assert resumed["resumed_from"] == 80
+    assert_same_weights(resumed["tuned"], straight["tuned"])
+    a, b = straight["algorithm"].replay_buffer, resumed["algorithm"].replay_buffer
+    np.testing.assert_array_equal(a.observations, b.observations)
+    np.testing.assert_array_equal(a.rewards, b.rewards)
+    steps = [
+        int(r["time/total_timesteps"])
+        for r in csv.DictReader(open(tmp_path / "resumed" / "progress.csv"))
+    ]
+    assert steps == sorted(set(steps)) and steps[-1] == 160
+
+
+def test_a_spent_time_budget_stops_at_a_resume_point_and_continues(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    straight = finetune.run(config(tiny_checkpoint), output_dir=tmp_path / "straight")
+    stopped = finetune.run(config(tiny_checkpoint, **{"budget.time_s": 0}), tmp_path / "run")
+    assert stopped["env_steps"] == 0 and (tmp_path / "run" / "resume.pt").exists()
+    resumed = finetune.run(config(tiny_checkpoint), output_dir=tmp_path / "run")
+    assert resumed["resumed_from"] == 0 and resumed["env_steps"] == 160
+    assert_same_weights(resumed["tuned"], straight["tuned"])
+
+
+def test_mismatches_fail_at_start_up(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    wide = save_checkpoint(
+        tmp_path / "wide.safetensors",
+        NoteLSTM(LSTMConfig(vocab_size=62, embed_dim=8, hidden_size=16, num_layers=1)),
+        MelodyEncoding(min_pitch=36, max_pitch=95),
+    )
+    with pytest.raises(Exception, match="vocab_size 62 but the reward's encoding has 38"):
+        finetune.run(config(tiny_checkpoint, **{"reward.prior.checkpoint": wide}), tmp_path / "x")
+    with pytest.raises(ValueError, match="length must be >= 2"):
+        finetune.run(config(tiny_checkpoint, length=1), tmp_path / "y")
+    run = tmp_path / "run"
+    finetune.run(config(tiny_checkpoint, **{"budget.time_s": 0}), output_dir=run)
+    with pytest.raises(ValueError, match="length 8 \\(this run: 16\\)"):
+        finetune.run(config(tiny_checkpoint, length=16), output_dir=run)

@@ -1,0 +1,105 @@
+"""Helpers for the SB3 run tests (algo=ppo, algo=rl_tuner): configs, crashes, weight checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+from rlmusic import sample
+from rlmusic.algos import sb3_callbacks
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
+
+# every term of reward=rl_tuner, as logged under reward/<term>
+RL_TUNER_TERMS = (
+    "key",
+    "tonic",
+    "tonic_end",
+    "repetition",
+    "autocorrelation",
+    "motif",
+    "repeated_motif",
+    "preferred_intervals",
+    "leap_resolution",
+    "unique_extremes",
+    "prior",
+)
+
+
+def tiny_checkpoint(directory: Path, seed: int = 0, name: str = "tiny", **config: object) -> Path:
+    torch.manual_seed(seed)
+    options = dict(embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0)
+    options.update(config)
+    model = NoteLSTM(LSTMConfig(**options))
+    encoding = (
+        MelodyEncoding() if model.vocab_size == 38 else MelodyEncoding(min_pitch=36, max_pitch=95)
+    )
+    return save_checkpoint(directory / f"{name}_{seed}.safetensors", model, encoding)
+
+
+def finetune_config(checkpoint: Path, overrides: list[str]) -> DictConfig:
+    base = [
+        f"checkpoint={checkpoint}",
+        f"reward.prior.checkpoint={checkpoint}",
+        "length=8",
+        "n_samples=2",
+        "device=cpu",
+    ]
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        return compose("finetune", overrides=base + overrides)
+
+
+class Crash(Exception):
+    """Stands in for kill -9: the run dies mid-rollout, with no chance to save anything."""
+
+
+def crash_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """Make the next run die at the first env step at or after ``step``."""
+    original = sb3_callbacks.RewardTermLogger._on_step
+
+    def dying(self: sb3_callbacks.RewardTermLogger) -> bool:
+        if self.model.num_timesteps >= step:
+            monkeypatch.setattr(sb3_callbacks.RewardTermLogger, "_on_step", original)
+            raise Crash
+        return original(self)
+
+    monkeypatch.setattr(sb3_callbacks.RewardTermLogger, "_on_step", dying)
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    """Two generator checkpoints hold bit-identical weights."""
+    x, _ = load_generator(str(a))
+    y, _ = load_generator(str(b))
+    for (name, u), v in zip(x.state_dict().items(), y.state_dict().values()):
+        torch.testing.assert_close(u, v, rtol=0, atol=0, msg=name)
+
+
+def weights_changed(a: Path, b: Path) -> bool:
+    x, _ = load_generator(str(a))
+    y, _ = load_generator(str(b))
+    return any(
+        not torch.equal(u, v) for u, v in zip(x.state_dict().values(), y.state_dict().values())
+    )
+
+
+def check_tuned_checkpoint_is_usable(tuned: Path, out: Path) -> None:
+    """The tuned checkpoint samples through ``rlmusic sample`` and serves as a prior."""
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose(
+            "sample",
+            overrides=[f"checkpoint={tuned}", "n=2", "length=8", f"out={out}", "device=cpu"],
+        )
+    result = sample.run(cfg)
+    assert len(result.midi) == 2 and result.tokens.shape == (2, 8)
+    from rlmusic.rewards.build import build_reward
+
+    reward = build_reward(
+        {"c": 0.5, "rules": ["key"], "prior": {"checkpoint": str(tuned), "weight": 1.0}},
+        MelodyEncoding(),
+    )
+    total, shares = reward.score(result.tokens)
+    assert shares["prior"].shape == (2, 8) and (shares["prior"] < 0).all()

@@ -1,0 +1,315 @@
+"""algo=ppo: the generator policy, KL control, save/load, and the run (logs, seed, resume, errors)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from rlmusic.envs.composition import CompositionEnv
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from rlmusic import finetune
+from rlmusic.algos.advantages import gae
+from rlmusic.algos.sb3_callbacks import sample_tokens
+from rlmusic.algos.sb3_ppo import GeneratorPPO
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, sequence_log_probs
+from rlmusic.policies import GeneratorPolicy, generator_policy_kwargs
+from tests.sb3_helpers import (
+    RL_TUNER_TERMS,
+    Crash,
+    assert_same_weights,
+    check_tuned_checkpoint_is_usable,
+    crash_at,
+    finetune_config,
+    tiny_checkpoint,
+    weights_changed,
+)
+
+LENGTH = 8
+
+
+def lstm(seed: int = 0, dropout: float = 0.0, layers: int = 1) -> NoteLSTM:
+    torch.manual_seed(seed)
+    config = LSTMConfig(embed_dim=8, hidden_size=16, num_layers=layers, dropout=dropout)
+    return NoteLSTM(config).eval()
+
+
+def make_ppo(generator: NoteLSTM, n_envs: int = 2, **kwargs: object) -> GeneratorPPO:
+    env = DummyVecEnv([lambda: CompositionEnv(length=LENGTH)] * n_envs)
+    options = dict(n_steps=2 * LENGTH, batch_size=16, n_epochs=1, seed=0, device="cpu")
+    options.update(kwargs)
+    value_lr = options.pop("value_lr", None)
+    model = GeneratorPPO(
+        GeneratorPolicy,
+        env,
+        policy_kwargs=generator_policy_kwargs(generator, value_lr),
+        **options,
+    )
+    model.policy.load_generator(generator)
+    return model
+
+
+def step_observations(melody: torch.Tensor, vocab: int) -> torch.Tensor:
+    """The env's observation before each step of one melody (T,) -> (T, T + 1)."""
+    length = len(melody)
+    obs = torch.full((length, length + 1), vocab, dtype=torch.long)
+    for t in range(length):
+        obs[t, :t] = melody[:t]
+        obs[t, length] = t
+    return obs
+
+
+# ---- the policy ---------------------------------------------------------------------------------
+
+
+def test_the_policy_starts_as_the_pretrained_generator() -> None:
+    generator = lstm(dropout=0.3, layers=2)  # dropout must stay off even in training mode
+    model = make_ppo(generator)
+    tokens, _ = sample_tokens(generator, 3, LENGTH, seed=1)
+    policy = model.policy
+    policy.set_training_mode(True)
+    with torch.no_grad():
+        expected = sequence_log_probs(generator, torch.as_tensor(tokens))  # (3, T)
+        for melody, log_p in zip(torch.as_tensor(tokens), expected):
+            obs = step_observations(melody, generator.vocab_size)
+            values, log_prob, entropy = policy.evaluate_actions(obs, melody)
+            torch.testing.assert_close(log_prob, log_p)
+            torch.testing.assert_close(values, torch.zeros(LENGTH, 1))  # zero-initialised critic
+            dist = policy.get_distribution(obs).distribution
+            torch.testing.assert_close(entropy, dist.entropy())
+            torch.testing.assert_close(dist.probs.sum(-1), torch.ones(LENGTH))
+            actions, forward_values, forward_log_p = policy(obs)
+            torch.testing.assert_close(forward_log_p, dist.log_prob(actions))
+            torch.testing.assert_close(forward_values, policy.predict_values(obs))
+
+
+def test_the_policy_refuses_a_generator_of_another_vocabulary() -> None:
+    env = DummyVecEnv([lambda: CompositionEnv(encoding=MelodyEncoding(min_pitch=36, max_pitch=95))])
+    with pytest.raises(
+        ValueError, match="vocabulary \\(38 tokens\\) does not fit .* \\(62 tokens\\)"
+    ):
+        GeneratorPPO(GeneratorPolicy, env, policy_kwargs=generator_policy_kwargs(lstm()))
+
+
+def test_the_value_head_learns_at_its_own_rate() -> None:
+    model = make_ppo(lstm(), learning_rate=1e-4, value_lr=1e-2)
+    model.set_logger(configure(None, []))
+    model._update_learning_rate(model.policy.optimizer)
+    assert [g["lr"] for g in model.policy.optimizer.param_groups] == pytest.approx([1e-4, 1e-2])
+
+
+def test_model_zip_rebuilds_the_policy_from_plain_config(tmp_path: Path) -> None:
+    model = make_ppo(lstm(3))
+    model.learn(2 * LENGTH * 2)
+    model.save(tmp_path / "model.zip")
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
+        data = json.load(io.TextIOWrapper(archive.open("data")))
+    kwargs = data["policy_kwargs"]
+    assert kwargs["generator_arch"] == "lstm" and kwargs["generator_config"]["hidden_size"] == 16
+    assert ":serialized:" not in json.dumps(kwargs)  # JSON values, not a pickled module
+    loaded = GeneratorPPO.load(tmp_path / "model.zip", device="cpu")
+    for a, b in zip(loaded.policy.state_dict().values(), model.policy.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+# ---- KL control -----------------------------------------------------------------------------------
+
+
+class EnvRewards(BaseCallback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rewards: list[np.ndarray] = []
+
+    def _on_step(self) -> bool:
+        self.rewards.append(np.array(self.locals["rewards"], dtype=np.float32))
+        return True
+
+
+def one_rollout(model: GeneratorPPO) -> tuple[np.ndarray, np.ndarray]:
+    """Collect one rollout; return the env's own rewards and the played notes (E, steps)."""
+    seen = EnvRewards()
+    _, callback = model._setup_learn(10**6, seen)
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+    env_rewards = np.stack(seen.rewards)  # (n_steps, n_envs)
+    return env_rewards, model.rollout_buffer.actions[..., 0].astype(np.int64)
+
+
+@pytest.mark.parametrize("mode", ["reward", "penalty"])
+def test_kl_penalty_is_added_per_token_before_advantages(mode: str) -> None:
+    prior = lstm(7)
+    model = make_ppo(lstm(), kl_mode=mode, kl_coef=0.5, prior=prior, gamma=0.9, gae_lambda=0.8)
+    env_rewards, actions = one_rollout(model)
+    buffer = model.rollout_buffer
+    # the played pieces, one per row: (n_steps, n_envs) -> (pieces, LENGTH)
+    pieces = torch.as_tensor(actions.T.reshape(-1, LENGTH))
+    with torch.no_grad():
+        log_prior = sequence_log_probs(prior, pieces).numpy()
+    log_pi = buffer.log_probs.T.reshape(-1, LENGTH)
+    expected = env_rewards.T.reshape(-1, LENGTH)
+    if mode == "penalty":
+        expected = expected - 0.5 * (log_pi - log_prior)
+    np.testing.assert_allclose(buffer.rewards.T.reshape(-1, LENGTH), expected, rtol=1e-5, atol=1e-5)
+    values = torch.as_tensor(buffer.values.T.reshape(-1, LENGTH))
+    advantages, _ = gae(torch.as_tensor(expected), values, 0.9, 0.8)
+    np.testing.assert_allclose(
+        buffer.advantages.T.reshape(-1, LENGTH), advantages.numpy(), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_penalty_needs_a_prior_and_kl_target_needs_the_penalty() -> None:
+    with pytest.raises(ValueError, match="needs a prior"):
+        make_ppo(lstm(), kl_mode="penalty")
+    with pytest.raises(ValueError, match="kl_target"):
+        make_ppo(lstm(), kl_mode="reward", kl_target=0.1, prior=lstm(1))
+    with pytest.raises(ValueError, match="kl_mode"):
+        make_ppo(lstm(), kl_mode="loss", prior=lstm(1))
+
+
+# ---- rlmusic finetune algo=ppo --------------------------------------------------------------------
+
+PPO = [
+    "algo=ppo",
+    "algo.n_envs=2",
+    f"algo.n_steps={2 * LENGTH}",
+    "algo.batch_size=16",
+    "algo.n_epochs=2",
+    "algo.learning_rate=1e-3",
+    "algo.total_timesteps=128",
+    "algo.checkpoint_every=32",
+    "algo.sample_every=64",
+    "algo.stats_every=32",
+    "algo.stats_samples=8",
+]
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    return tiny_checkpoint(tmp_path)
+
+
+def test_finetune_writes_a_tuned_generator_logs_and_samples(
+    tmp_path: Path, checkpoint: Path
+) -> None:
+    run = tmp_path / "run"
+    result = finetune.run(finetune_config(checkpoint, PPO), output_dir=run)
+    assert result["env_steps"] == 128 and weights_changed(result["tuned"], checkpoint)
+    model, encoding = load_generator(str(result["tuned"]))
+    assert isinstance(model, NoteLSTM) and encoding == MelodyEncoding()
+    check_tuned_checkpoint_is_usable(result["tuned"], tmp_path / "sampled")
+    rows = list(csv.DictReader(open(run / "progress.csv")))
+    assert [int(r["time/total_timesteps"]) for r in rows] == list(range(32, 129, 32))
+    columns = {f"reward/{term}" for term in RL_TUNER_TERMS} | {
+        "reward/total",
+        "kl/prior_per_token",
+        "kl/rollout_per_token",
+        "policy/entropy",
+        "charts/tokens_per_s",
+        "train/entropy_loss",
+    }
+    assert columns <= set(rows[0])
+    assert float(rows[0]["policy/entropy"]) > 0 and float(rows[-1]["charts/tokens_per_s"]) > 0
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    for folder in ("step_00000000", "step_00000064", "final"):
+        assert len(list((run / "samples" / folder).glob("*.mid"))) == 2
+    assert (run / "model.zip").exists() and (run / "resume.pt").exists()
+    # a finished run re-run with the same folder does nothing more and ends the same
+    again = finetune.run(finetune_config(checkpoint, PPO), output_dir=run)
+    assert again["resumed_from"] == 128
+    assert_same_weights(again["tuned"], result["tuned"])
+
+
+def test_same_seed_same_weights(tmp_path: Path, checkpoint: Path) -> None:
+    cfg = finetune_config(checkpoint, [*PPO, "algo.kl_mode=penalty", "algo.kl_target=0.01"])
+    a = finetune.run(cfg, output_dir=tmp_path / "a")["tuned"]
+    b = finetune.run(cfg, output_dir=tmp_path / "b")["tuned"]
+    assert_same_weights(a, b)
+
+
+def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
+    tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = finetune_config(checkpoint, [*PPO, "algo.kl_mode=penalty", "algo.kl_target=0.01"])
+    straight = finetune.run(cfg, output_dir=tmp_path / "straight")
+    crash_at(monkeypatch, 100)  # resume points at 32, 64, 96: the crash loses 4 steps
+    with pytest.raises(Crash):
+        finetune.run(cfg, output_dir=tmp_path / "resumed")
+    resumed = finetune.run(cfg, output_dir=tmp_path / "resumed")
+    assert resumed["resumed_from"] == 96
+    assert_same_weights(resumed["tuned"], straight["tuned"])
+    rows = list(csv.DictReader(open(tmp_path / "resumed" / "progress.csv")))
+    assert [int(r["time/total_timesteps"]) for r in rows] == [32, 64, 96, 128]
+
+
+def test_a_spent_time_budget_stops_at_a_resume_point(tmp_path: Path, checkpoint: Path) -> None:
+    straight = finetune.run(finetune_config(checkpoint, PPO), output_dir=tmp_path / "straight")
+    stopped = finetune.run(
+        finetune_config(checkpoint, [*PPO, "budget.time_s=0"]), output_dir=tmp_path / "run"
+    )
+    assert stopped["env_steps"] == 0
+    resumed = finetune.run(finetune_config(checkpoint, PPO), output_dir=tmp_path / "run")
+    assert resumed["resumed_from"] == 0
+    assert_same_weights(resumed["tuned"], straight["tuned"])
+
+
+def test_mismatches_fail_at_start_up(tmp_path: Path, checkpoint: Path) -> None:
+    wide = tiny_checkpoint(tmp_path, name="wide", vocab_size=62)
+    with pytest.raises(Exception, match="vocab_size 62 but the reward's encoding has 38"):
+        finetune.run(
+            finetune_config(checkpoint, [*PPO, f"reward.prior.checkpoint={wide}"]), tmp_path / "x"
+        )
+    with pytest.raises(ValueError, match="n_steps=12 must be a multiple of length=8"):
+        finetune.run(finetune_config(checkpoint, [*PPO, "algo.n_steps=12"]), tmp_path / "y")
+    run = tmp_path / "run"
+    finetune.run(finetune_config(checkpoint, [*PPO, "budget.time_s=0"]), output_dir=run)
+    longer = [*PPO, "length=16", f"algo.n_steps={2 * 16}"]
+    with pytest.raises(ValueError, match="length 8 \\(this run: 16\\)"):
+        finetune.run(finetune_config(checkpoint, longer), output_dir=run)
+    rl_tuner = ["algo=rl_tuner", "algo.total_timesteps=16"]
+    with pytest.raises(ValueError, match="algo 'ppo' \\(this run: 'rl_tuner'\\)"):
+        finetune.run(finetune_config(checkpoint, rl_tuner), output_dir=run)
+
+
+# ---- the slow check: PPO improves the music-theory reward of the shipped model ---------------------
+
+
+@pytest.mark.slow
+def test_ppo_improves_the_music_theory_reward_of_note_lstm(tmp_path: Path) -> None:
+    from hydra import compose, initialize_config_module
+
+    from rlmusic.rewards.build import build_reward
+
+    overrides = [
+        "algo=ppo",
+        "checkpoint=pretrained:note_lstm",
+        "reward=rl_tuner",
+        "algo.total_timesteps=40960",
+        "algo.learning_rate=1e-4",
+        "algo.sample_every=0",
+        "device=cpu",
+    ]
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("finetune", overrides=overrides)
+    result = finetune.run(cfg, output_dir=tmp_path / "run")
+    supervised, encoding = load_generator("pretrained:note_lstm")
+    tuned, _ = load_generator(str(result["tuned"]))
+    rules = build_reward({"c": 0.5, "rules": list(RL_TUNER_TERMS[:-1]), "prior": None}, encoding)
+
+    def theory_reward(model: NoteLSTM) -> np.ndarray:
+        tokens, _ = sample_tokens(model, 512, 32, seed=123)
+        return rules.score(tokens)[0].sum(1)  # (512,) music-theory reward per piece
+
+    before, after = theory_reward(supervised), theory_reward(tuned)
+    stderr = np.sqrt(before.var() / len(before) + after.var() / len(after))
+    print(
+        f"music-theory reward per piece: {before.mean():.1f} -> {after.mean():.1f} (+-{stderr:.1f})"
+    )
+    assert after.mean() - before.mean() > 3 * stderr
