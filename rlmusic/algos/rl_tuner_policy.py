@@ -22,23 +22,41 @@ from torch import nn
 VARIANTS = ("q", "psi", "g")
 
 
+def covering_rows(tokens: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """For each row i, a row j (B,) whose prefix ``tokens[j, :t_j]`` extends ``tokens[i, :t_i]``.
+
+    Observations of one composition are prefixes of each other, so a causal generator's outputs
+    at position ``t_i`` of row j are row i's: one forward pass per longest prefix serves a whole
+    rollout or minibatch (PPO's minibatches hold ~8 steps of each piece; a rollout all 32).
+    """
+    batch, length = tokens.shape
+    inside = torch.arange(length, device=t.device)[None, :] < t[:, None]  # (B, L): i's prefix
+    agree = (tokens[:, None, :] == tokens[None, :, :]) | ~inside[:, None, :]  # (B_i, B_j, L)
+    covers = agree.all(-1) & (t[None, :] >= t[:, None])  # (B_i, B_j); every row covers itself
+    # the covering row with the longest prefix (ties: the first), so few distinct rows remain
+    rank = t[None, :] * batch + (batch - 1 - torch.arange(batch, device=t.device))[None, :]
+    return torch.where(covers, rank, torch.full_like(rank, -1)).argmax(dim=1)
+
+
 def position_outputs(
     generator: nn.Module, obs: torch.Tensor, length: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-token logits (B, V) and last hidden layer (B, H) for observations (B, length + 1).
 
     The terminal observation (position == length) has no next token: it is scored at the last
-    position (its value is masked by ``done`` in every backup and bootstrap).
+    position (its value is masked by ``done`` in every backup and bootstrap). Rows whose prefix
+    another row extends are read off that row's forward pass (:func:`covering_rows`).
     """
     obs = obs.long()
     tokens = obs[:, :length]
     t = obs[:, length].clamp(0, length - 1)
+    source = covering_rows(tokens, t)  # (B,)
+    rows, slot = torch.unique(source, return_inverse=True)  # the K rows that are run
     span = int(t.max()) + 1  # causal: positions past the largest t are not needed
-    bos = torch.full_like(tokens[:, :1], int(generator.bos_token))
-    inputs = torch.cat([bos, tokens[:, : span - 1]], dim=1)
-    logits, hidden = generator.forward_with_hidden(inputs)  # (B, span, V), (B, span, H)
-    rows = torch.arange(len(t), device=t.device)
-    return logits[rows, t].float(), hidden[rows, t].float()
+    bos = torch.full_like(tokens[rows, :1], int(generator.bos_token))
+    inputs = torch.cat([bos, tokens[rows, : span - 1]], dim=1)  # (K, span)
+    logits, hidden = generator.forward_with_hidden(inputs)  # (K, span, V), (K, span, H)
+    return logits[slot, t].float(), hidden[slot, t].float()
 
 
 def position_logits(generator: nn.Module, obs: torch.Tensor, length: int) -> torch.Tensor:
