@@ -28,7 +28,15 @@ from rlmusic.algos.rl_tuner_policy import position_logits
 from rlmusic.algos.sb3_callbacks import sample_tokens
 from rlmusic.algos.sb3_ppo import GeneratorPPO
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, sequence_log_probs, with_bos
+from rlmusic.models import (
+    LSTMConfig,
+    MusicTransformer,
+    NoteLSTM,
+    TransformerConfig,
+    load_generator,
+    sequence_log_probs,
+    with_bos,
+)
 from rlmusic.policies import GeneratorPolicy, generator_policy_kwargs
 from tests.sb3_helpers import (
     RL_TUNER_TERMS,
@@ -50,7 +58,7 @@ def lstm(seed: int = 0, dropout: float = 0.0, layers: int = 1) -> NoteLSTM:
     return NoteLSTM(config).eval()
 
 
-def make_ppo(generator: NoteLSTM, n_envs: int = 2, **kwargs: object) -> GeneratorPPO:
+def make_ppo(generator: torch.nn.Module, n_envs: int = 2, **kwargs: object) -> GeneratorPPO:
     env = DummyVecEnv([lambda: CompositionEnv(length=LENGTH)] * n_envs)
     options = dict(n_steps=2 * LENGTH, batch_size=16, n_epochs=1, seed=0, device="cpu")
     options.update(kwargs)
@@ -78,8 +86,16 @@ def step_observations(melody: torch.Tensor, vocab: int) -> torch.Tensor:
 # ---- the policy ---------------------------------------------------------------------------------
 
 
-def test_the_policy_starts_as_the_pretrained_generator() -> None:
-    generator = lstm(dropout=0.3, layers=2)  # dropout must stay off even in training mode
+def transformer() -> MusicTransformer:
+    torch.manual_seed(0)
+    config = TransformerConfig(d_model=16, n_heads=2, n_layers=2, d_ff=32, dropout=0.3)
+    return MusicTransformer(config).eval()
+
+
+@pytest.mark.parametrize("arch", ["lstm", "transformer"])
+def test_the_policy_starts_as_the_pretrained_generator(arch: str) -> None:
+    # dropout 0.3: it must stay off even in training mode
+    generator = lstm(dropout=0.3, layers=2) if arch == "lstm" else transformer()
     model = make_ppo(generator)
     tokens, _ = sample_tokens(generator, 3, LENGTH, seed=1)
     policy = model.policy

@@ -14,7 +14,12 @@ the previous update) when every environment has just begun a composition, so the
 are rebuilt from the observation and their generators, and no reward-term state (the prior's
 LSTM state, ...) needs saving. A run resumed from such a point takes the same steps with the same
 random draws as one that never stopped: on the same machine and torch build, with the same
-thread count, the weights match bit for bit (tested).
+thread count, the weights match bit for bit (tested, after a crash, a kill -9 and a spent time
+budget). Not restored, because nothing trained depends on them: wall-clock log fields
+(``time/fps``, ``time/time_elapsed``, episode times) and, for PPO, the ``train/*`` values of the
+update just before the resume point (SB3 dumps them with the next rollout, so the first CSV row
+after a resume has them empty). Different hardware, torch builds or thread counts change float
+rounding, and the runs then drift apart like any two runs with the same seed would.
 """
 
 from __future__ import annotations
