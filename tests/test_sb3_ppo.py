@@ -18,6 +18,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 from rlmusic.envs.composition import CompositionEnv
+from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -160,9 +161,11 @@ def test_model_zip_rebuilds_the_policy_from_plain_config(tmp_path: Path) -> None
     kwargs = data["policy_kwargs"]
     assert kwargs["generator_arch"] == "lstm" and kwargs["generator_config"]["hidden_size"] == 16
     assert ":serialized:" not in json.dumps(kwargs)  # JSON values, not a pickled module
-    loaded = GeneratorPPO.load(tmp_path / "model.zip", device="cpu")
-    for a, b in zip(loaded.policy.state_dict().values(), model.policy.state_dict().values()):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for cls in (GeneratorPPO, PPO):  # SB3's own PPO.load rebuilds the policy as well
+        loaded = cls.load(tmp_path / "model.zip", device="cpu")
+        assert isinstance(loaded.policy, GeneratorPolicy)
+        for a, b in zip(loaded.policy.state_dict().values(), model.policy.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 # ---- KL control -----------------------------------------------------------------------------------
@@ -220,7 +223,7 @@ def test_penalty_needs_a_prior_and_kl_target_needs_the_penalty() -> None:
 
 # ---- rlmusic finetune algo=ppo --------------------------------------------------------------------
 
-PPO = [
+TINY_PPO = [
     "algo=ppo",
     "algo.n_envs=2",
     f"algo.n_steps={2 * LENGTH}",
@@ -244,7 +247,7 @@ def test_finetune_writes_a_tuned_generator_logs_and_samples(
     tmp_path: Path, checkpoint: Path
 ) -> None:
     run = tmp_path / "run"
-    result = finetune.run(finetune_config(checkpoint, PPO), output_dir=run)
+    result = finetune.run(finetune_config(checkpoint, TINY_PPO), output_dir=run)
     assert result["env_steps"] == 128 and weights_changed(result["tuned"], checkpoint)
     model, encoding = load_generator(str(result["tuned"]))
     assert isinstance(model, NoteLSTM) and encoding == MelodyEncoding()
@@ -266,13 +269,13 @@ def test_finetune_writes_a_tuned_generator_logs_and_samples(
         assert len(list((run / "samples" / folder).glob("*.mid"))) == 2
     assert (run / "model.zip").exists() and (run / "resume.pt").exists()
     # a finished run re-run with the same folder does nothing more and ends the same
-    again = finetune.run(finetune_config(checkpoint, PPO), output_dir=run)
+    again = finetune.run(finetune_config(checkpoint, TINY_PPO), output_dir=run)
     assert again["resumed_from"] == 128
     assert_same_weights(again["tuned"], result["tuned"])
 
 
 def test_same_seed_same_weights(tmp_path: Path, checkpoint: Path) -> None:
-    cfg = finetune_config(checkpoint, [*PPO, "algo.kl_mode=penalty", "algo.kl_target=0.01"])
+    cfg = finetune_config(checkpoint, [*TINY_PPO, "algo.kl_mode=penalty", "algo.kl_target=0.01"])
     a = finetune.run(cfg, output_dir=tmp_path / "a")["tuned"]
     b = finetune.run(cfg, output_dir=tmp_path / "b")["tuned"]
     assert_same_weights(a, b)
@@ -281,7 +284,7 @@ def test_same_seed_same_weights(tmp_path: Path, checkpoint: Path) -> None:
 def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
     tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = finetune_config(checkpoint, [*PPO, "algo.kl_mode=penalty", "algo.kl_target=0.01"])
+    cfg = finetune_config(checkpoint, [*TINY_PPO, "algo.kl_mode=penalty", "algo.kl_target=0.01"])
     straight = finetune.run(cfg, output_dir=tmp_path / "straight")
     crash_at(monkeypatch, 100)  # resume points at 32, 64, 96: the crash loses 4 steps
     with pytest.raises(Crash):
@@ -294,12 +297,12 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
 
 
 def test_a_spent_time_budget_stops_at_a_resume_point(tmp_path: Path, checkpoint: Path) -> None:
-    straight = finetune.run(finetune_config(checkpoint, PPO), output_dir=tmp_path / "straight")
+    straight = finetune.run(finetune_config(checkpoint, TINY_PPO), output_dir=tmp_path / "straight")
     stopped = finetune.run(
-        finetune_config(checkpoint, [*PPO, "budget.time_s=0"]), output_dir=tmp_path / "run"
+        finetune_config(checkpoint, [*TINY_PPO, "budget.time_s=0"]), output_dir=tmp_path / "run"
     )
     assert stopped["env_steps"] == 0
-    resumed = finetune.run(finetune_config(checkpoint, PPO), output_dir=tmp_path / "run")
+    resumed = finetune.run(finetune_config(checkpoint, TINY_PPO), output_dir=tmp_path / "run")
     assert resumed["resumed_from"] == 0
     assert_same_weights(resumed["tuned"], straight["tuned"])
 
@@ -308,13 +311,14 @@ def test_mismatches_fail_at_start_up(tmp_path: Path, checkpoint: Path) -> None:
     wide = tiny_checkpoint(tmp_path, name="wide", vocab_size=62)
     with pytest.raises(Exception, match="vocab_size 62 but the reward's encoding has 38"):
         finetune.run(
-            finetune_config(checkpoint, [*PPO, f"reward.prior.checkpoint={wide}"]), tmp_path / "x"
+            finetune_config(checkpoint, [*TINY_PPO, f"reward.prior.checkpoint={wide}"]),
+            tmp_path / "x",
         )
     with pytest.raises(ValueError, match="n_steps=12 must be a multiple of length=8"):
-        finetune.run(finetune_config(checkpoint, [*PPO, "algo.n_steps=12"]), tmp_path / "y")
+        finetune.run(finetune_config(checkpoint, [*TINY_PPO, "algo.n_steps=12"]), tmp_path / "y")
     run = tmp_path / "run"
-    finetune.run(finetune_config(checkpoint, [*PPO, "budget.time_s=0"]), output_dir=run)
-    longer = [*PPO, "length=16", f"algo.n_steps={2 * 16}"]
+    finetune.run(finetune_config(checkpoint, [*TINY_PPO, "budget.time_s=0"]), output_dir=run)
+    longer = [*TINY_PPO, "length=16", f"algo.n_steps={2 * 16}"]
     with pytest.raises(ValueError, match="length 8 \\(this run: 16\\)"):
         finetune.run(finetune_config(checkpoint, longer), output_dir=run)
     rl_tuner = ["algo=rl_tuner", "algo.total_timesteps=16"]
@@ -330,7 +334,7 @@ def test_mismatches_fail_at_start_up(tmp_path: Path, checkpoint: Path) -> None:
 def test_kill_9_then_the_same_command_resumes_exactly(tmp_path: Path, algo: str) -> None:
     checkpoint = tiny_checkpoint(tmp_path)
     options = {
-        "ppo": [*PPO, "algo.total_timesteps=2048"],
+        "ppo": [*TINY_PPO, "algo.total_timesteps=2048"],
         "rl_tuner": ["algo=rl_tuner", "algo.total_timesteps=2048", "algo.batch_size=16"],
     }[algo]
     overrides = [
