@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from rlmusic.algos.batched import BatchedConfig, BatchedTrainer, sample_with_log_probs
+from rlmusic.algos.batched import (
+    BatchedConfig,
+    BatchedTrainer,
+    sample_with_log_probs,
+    split_log_ratio,
+    token_log_probs,
+)
 from rlmusic.models.base import sequence_log_probs
 from tests.toy_generator import ToyGenerator
 
@@ -73,3 +79,35 @@ def test_bad_settings_are_named() -> None:
         BatchedConfig(method="a2c")
     with pytest.raises(ValueError, match="multiple of algo.group_size"):
         BatchedConfig(method="grpo", batch_size=30, group_size=8, minibatch_size=10)
+
+
+def test_split_log_ratio_adds_up_and_separates_rhythm_from_pitch() -> None:
+    generator = torch.Generator().manual_seed(0)
+    policy_logits = torch.randn(4, 6, 10, generator=generator)
+    prior_logits = torch.randn(4, 6, 10, generator=generator)
+    tokens = torch.randint(0, 10, (4, 6), generator=generator)
+    event, pitch = split_log_ratio(policy_logits, prior_logits, tokens)
+    whole = token_log_probs(policy_logits, tokens) - token_log_probs(prior_logits, tokens)
+    torch.testing.assert_close(event + pitch, whole)
+    assert torch.all(pitch[tokens < 2] == 0)  # a hold or rest has no pitch part
+    # a policy that only reweights pitches among themselves has no event part at a strike
+    reweighted = prior_logits.clone()
+    reweighted[..., 2:] += torch.linspace(0, 1, 8)
+    reweighted[..., 2:] -= torch.logsumexp(reweighted[..., 2:], -1, keepdim=True) - torch.logsumexp(
+        prior_logits[..., 2:], -1, keepdim=True
+    )
+    event, _ = split_log_ratio(reweighted, prior_logits, tokens)
+    torch.testing.assert_close(event, torch.zeros_like(event), atol=1e-5, rtol=0)
+
+
+def test_pitch_coefficient_changes_only_the_pitch_penalty() -> None:
+    """With kl_pitch_coef equal to kl_coef the run is the ordinary per-token KL run."""
+    plain = BatchedTrainer(ToyGenerator(), middle_c_reward, tiny_config(kl_coef=0.5), seed=1)
+    split = BatchedTrainer(
+        ToyGenerator(), middle_c_reward, tiny_config(kl_coef=0.5, kl_pitch_coef=0.5), seed=1
+    )
+    for _ in range(3):
+        a, b = plain.step(), split.step()
+    assert a["reward/total"] == pytest.approx(b["reward/total"])
+    for p, q in zip(plain.policy.parameters(), split.policy.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)

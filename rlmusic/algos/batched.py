@@ -28,6 +28,7 @@ from torch import nn
 
 from rlmusic.algos.advantages import gae, group_advantages
 from rlmusic.algos.kl import kl_k3, make_kl_controller
+from rlmusic.data.encoding import FIRST_PITCH_TOKEN
 from rlmusic.models.base import Generator, with_bos
 
 # tokens (B, T) int -> (total reward (B, T), {term name: (B, T)})
@@ -51,6 +52,9 @@ class BatchedConfig:
     vf_coef: float = 0.5
     ent_coef: float = 0.0
     kl_coef: float = 0.2  # beta: weight of KL(pi || prior) per token
+    # beta on the pitch part of the KL (which pitch, given that a note is struck); None: kl_coef.
+    # kl_coef then weighs only the event part (strike / hold / rest): see split_log_ratio.
+    kl_pitch_coef: float | None = None
     kl_target: float | None = None  # a number makes the coefficient adaptive (Ziegler et al.)
     kl_horizon: int = 100_000
     kl_mode: str = "reward"  # reward (per-token penalty in the reward) | loss (k3 in the loss)
@@ -113,6 +117,38 @@ def token_log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(logits.float(), dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
+def split_log_ratio(
+    policy_logits: torch.Tensor, prior_logits: torch.Tensor, tokens: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ``log pi(x_t) - log p(x_t)`` into an event part and a pitch part, each (B, T).
+
+    The event is what happens at the step: a note struck (any pitch token), NOTE_OFF or NO_EVENT.
+    For a struck pitch ``a``: ``log pi(a) / p(a) = log pi(strike) / p(strike) + log pi(a | strike)
+    / p(a | strike)``; a NOTE_OFF or NO_EVENT has no pitch part. The two add up to the whole log
+    ratio, so weighting them alike is the ordinary per-token KL; weighting the pitch part more
+    holds the melodic line (intervals, key) to the prior while the rhythm may move.
+
+    >>> logits = torch.tensor([[[0.0, 0.0, 1.0, 1.0]]])
+    >>> event, pitch = split_log_ratio(logits, torch.zeros(1, 1, 4), torch.tensor([[2]]))
+    >>> round(float(event + pitch), 4) == round(float(token_log_probs(logits, torch.tensor([[2]]))
+    ...     - token_log_probs(torch.zeros(1, 1, 4), torch.tensor([[2]]))), 4)
+    True
+    """
+    first = FIRST_PITCH_TOKEN
+
+    def parts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = F.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+        strike = torch.logsumexp(logp[..., first:], dim=-1)  # log P(a pitch is struck)
+        token = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        is_pitch = tokens >= first
+        event = torch.where(is_pitch, strike, token)
+        return event, torch.where(is_pitch, token - strike, torch.zeros_like(token))
+
+    policy_event, policy_pitch = parts(policy_logits)
+    prior_event, prior_pitch = parts(prior_logits)
+    return policy_event - prior_event, policy_pitch - prior_pitch
+
+
 class BatchedTrainer:
     """PPO / GRPO / RLOO on whole compositions, with a frozen copy of the start model as prior."""
 
@@ -172,11 +208,16 @@ class BatchedTrainer:
         with torch.no_grad():
             prior_logits, _ = self._forward(self.prior, tokens)
             prior_logp = token_log_probs(prior_logits, tokens)
-            _, hidden = self._forward(self.policy, tokens)
+            policy_logits, hidden = self._forward(self.policy, tokens)
             old_values = self.value_head(hidden.float())
         kl_per_token = old_logp - prior_logp  # (B, T), its mean estimates KL(pi || prior)
         beta = self.kl.coef
-        rewards = task_reward - beta * kl_per_token if cfg.kl_mode == "reward" else task_reward
+        if cfg.kl_pitch_coef is None:
+            penalty = beta * kl_per_token
+        else:
+            event_kl, pitch_kl = split_log_ratio(policy_logits, prior_logits, tokens)
+            penalty = beta * event_kl + cfg.kl_pitch_coef * pitch_kl
+        rewards = task_reward - penalty if cfg.kl_mode == "reward" else task_reward
         if cfg.method == "ppo":
             advantages, returns = gae(rewards, old_values, cfg.gamma, cfg.gae_lambda)
         else:
