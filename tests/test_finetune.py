@@ -27,6 +27,7 @@ def config(checkpoint: Path, iterations: int, **extra: object):
         f"reward.prior.checkpoint={checkpoint}",
         "algo.batch_size=32",
         "algo.minibatch_size=16",
+        "algo.group_size=8",
         "algo.lr=1e-3",
         f"budget.iterations={iterations}",
         "length=8",

@@ -208,8 +208,10 @@ class BatchedTrainer:
         with torch.no_grad():
             prior_logits, _ = self._forward(self.prior, tokens)
             prior_logp = token_log_probs(prior_logits, tokens)
-            policy_logits, hidden = self._forward(self.policy, tokens)
-            old_values = self.value_head(hidden.float())
+            # the policy's own pass is needed only by the critic and the split KL
+            if cfg.method == "ppo" or cfg.kl_pitch_coef is not None:
+                policy_logits, hidden = self._forward(self.policy, tokens)
+                old_values = self.value_head(hidden.float())
         kl_per_token = old_logp - prior_logp  # (B, T), its mean estimates KL(pi || prior)
         beta = self.kl.coef
         if cfg.kl_pitch_coef is None:
@@ -279,6 +281,8 @@ class BatchedTrainer:
             "policy/entropy": float(np.mean(stats["entropy"])),
             "policy/distinct_share": len({row.tobytes() for row in tokens.cpu().numpy()})
             / cfg.batch_size,
+            # notes struck per composition: falls toward 1 when a run collapses to held notes
+            "policy/onsets_per_piece": (tokens >= FIRST_PITCH_TOKEN).sum(1).float().mean().item(),
             "losses/policy": float(np.mean(stats["pg"])),
             "losses/k3": float(np.mean(stats["k3"])),
             "losses/clipfrac": float(np.mean(stats["clipfrac"])),
