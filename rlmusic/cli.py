@@ -36,7 +36,7 @@ TASKS: dict[str, tuple[str, str, str]] = {
     "finetune": (
         "rlmusic.finetune",
         "finetune",
-        "RL fine-tuning of a generator (algo=batched) against a reward",
+        "RL fine-tuning of a generator against a reward (algo=batched | ppo | rl_tuner)",
     ),
     "evaluate": (
         "rlmusic.evaluate",

@@ -15,6 +15,7 @@ from rlmusic.models import (
     NoteLSTM,
     TransformerConfig,
     generate,
+    prefill,
     sequence_log_probs,
     with_bos,
 )
@@ -77,9 +78,9 @@ def test_incremental_step_equals_forward(model: torch.nn.Module, length: int) ->
     torch.testing.assert_close(torch.stack(stepped, 1), full, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("batch", [1, 40], ids=["written-out-cell", "nn.LSTM"])
+@pytest.mark.parametrize("batch", [1, 40], ids=["lstm_cell", "nn.LSTM"])
 def test_lstm_step_paths_equal_forward(batch: int) -> None:
-    """Small batches step through the written-out cell, large ones through nn.LSTM."""
+    """Small batches step through torch.lstm_cell per layer, large ones through nn.LSTM."""
     model = tiny_lstm()
     tokens = with_bos(random_melodies(batch, 9, seed=batch), model.bos_token)
     with torch.no_grad():
@@ -89,6 +90,35 @@ def test_lstm_step_paths_equal_forward(batch: int) -> None:
             logits, state = model.step(tokens[:, t], state)
             stepped.append(logits)
     torch.testing.assert_close(torch.stack(stepped, 1), full, rtol=0, atol=1e-5)
+
+
+# 3: the LSTM's short-prefix cell path; 20: nn.LSTM; 70: past the Transformer's first buffer
+@pytest.mark.parametrize("prefix", [3, 20, 70])
+def test_prefill_then_step_equals_forward(model: torch.nn.Module, prefix: int) -> None:
+    tokens = with_bos(random_melodies(2, prefix + 5, seed=prefix), model.bos_token)
+    with torch.no_grad():
+        full = model(tokens)  # (2, T, V)
+        logits, state = model.prefill(tokens[:, :prefix])
+        torch.testing.assert_close(logits, full[:, :prefix], rtol=0, atol=1e-5)
+        last, generic_state = prefill(model, tokens[:, :prefix])  # the same through the helper
+        torch.testing.assert_close(last, full[:, prefix - 1], rtol=0, atol=1e-5)
+        for t in range(prefix, prefix + 5):  # step goes on from the prefilled state
+            logits, state = model.step(tokens[:, t], state)
+            torch.testing.assert_close(logits, full[:, t], rtol=0, atol=1e-5)
+        logits, _ = model.step(tokens[:, prefix], generic_state)
+        torch.testing.assert_close(logits, full[:, prefix], rtol=0, atol=1e-5)
+
+
+def test_prefill_helper_steps_generators_without_one() -> None:
+    from tests.toy_generator import ToyGenerator
+
+    toy = ToyGenerator().eval()
+    tokens = with_bos(random_melodies(2, 6), toy.bos_token)
+    with torch.no_grad():
+        last, state = prefill(toy, tokens[:, :4])
+        torch.testing.assert_close(last, toy(tokens)[:, 3], rtol=0, atol=1e-5)
+        logits, _ = toy.step(tokens[:, 4], state)
+        torch.testing.assert_close(logits, toy(tokens)[:, 4], rtol=0, atol=1e-5)
 
 
 def test_forward_is_causal(model: torch.nn.Module) -> None:

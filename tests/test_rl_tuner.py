@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import io
+import json
 import math
+import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +16,13 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 from rlmusic.envs.composition import CompositionEnv
+from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlmusic import finetune
+from rlmusic.algos.positions import position_logits
 from rlmusic.algos.rl_tuner import RLTunerDQN, td_targets
-from rlmusic.algos.rl_tuner_policy import RLTunerPolicy, position_logits
+from rlmusic.algos.rl_tuner_policy import RLTunerPolicy, prior_spec, rl_tuner_policy_kwargs
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
 from tests.sb3_helpers import (
@@ -39,22 +46,30 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     return save_checkpoint(tmp_path / "tiny.safetensors", tiny_lstm(), MelodyEncoding())
 
 
-def make_model(variant: str = "q", **kwargs: object) -> RLTunerDQN:
+@pytest.fixture(scope="module")
+def prior_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """G-learning's prior: a checkpoint (the policy records its spec, not the module)."""
+    folder = tmp_path_factory.mktemp("prior")
+    return save_checkpoint(folder / "prior.safetensors", tiny_lstm(1), MelodyEncoding())
+
+
+def make_model(variant: str = "q", prior: Path | None = None, **kwargs: object) -> RLTunerDQN:
     env = DummyVecEnv([lambda: CompositionEnv(encoding=MelodyEncoding(), length=LENGTH)])
-    prior = tiny_lstm(1).eval() if variant == "g" else None
     defaults = dict(
         learning_starts=0, batch_size=8, train_freq=5, target_update_interval=5, tau=0.01
     )
     defaults.update(kwargs)
-    return RLTunerDQN(
+    model = RLTunerDQN(
         RLTunerPolicy,
         env,
         variant=variant,
-        policy_kwargs={"generator": tiny_lstm(), "prior": prior},
+        policy_kwargs=rl_tuner_policy_kwargs(tiny_lstm(), prior if variant == "g" else None),
         seed=0,
         device="cpu",
         **defaults,
     )
+    model.policy.load_generator(tiny_lstm())
+    return model
 
 
 # ---- targets on a hand-made batch ------------------------------------------------------------
@@ -167,8 +182,10 @@ def test_boltzmann_plays_samples_not_the_argmax() -> None:
 
 
 @pytest.mark.parametrize("variant", ["q", "psi", "g"])
-def test_training_targets_use_the_target_network_and_prior(variant: str) -> None:
-    model = make_model(variant=variant, gamma=0.5)
+def test_training_targets_use_the_target_network_and_prior(
+    variant: str, prior_checkpoint: Path
+) -> None:
+    model = make_model(variant=variant, prior=prior_checkpoint, gamma=0.5)
     model.learn(total_timesteps=3 * LENGTH)
     data = model.replay_buffer.sample(16)
     got = model.compute_targets(data)
@@ -180,6 +197,95 @@ def test_training_targets_use_the_target_network_and_prior(variant: str) -> None
             prior = torch.log_softmax(logits, -1)
     expected = td_targets(variant, data.rewards, data.dones, 0.5, nxt, next_prior_log_probs=prior)
     torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("variant", ["q", "g"])
+def test_acting_values_equal_the_full_recomputation(variant: str, prior_checkpoint: Path) -> None:
+    """The incremental acting path (one step per env step) against whole-prefix passes."""
+    model = make_model(variant=variant, prior=prior_checkpoint, exploration_initial_eps=0.0)
+    model.learn(total_timesteps=2 * LENGTH)  # trained weights (and SB3's logger for train())
+    net = model.q_net
+    prefills: list[int] = []
+    original = net.generator.prefill
+
+    def counting(tokens: torch.Tensor) -> tuple[torch.Tensor, object]:
+        prefills.append(tokens.shape[1])
+        return original(tokens)
+
+    net.generator.prefill = counting  # type: ignore[method-assign]
+    env = CompositionEnv(encoding=MelodyEncoding(), length=LENGTH)
+    for episode in range(2):
+        obs, _ = env.reset(seed=episode)
+        for t in range(LENGTH):
+            model.policy.set_training_mode(False)
+            x = torch.as_tensor(obs[None])
+            with torch.no_grad():
+                expected = net(x) + (net.prior_log_probs(x) if variant == "g" else 0.0)
+            torch.testing.assert_close(net.policy_logits(x), expected, rtol=0, atol=1e-5)
+            action, _ = model.predict(obs, deterministic=True)
+            assert action == int(expected.argmax())
+            if t == 3:
+                model.train(gradient_steps=1, batch_size=8)  # new weights mid-episode
+            obs, *_ = env.step(int(action))
+    # a read of BOS per episode and one after the gradient step; every other step: one step
+    assert prefills == [1, 5, 1, 5]
+
+
+@pytest.mark.parametrize("variant", ["q", "g"])
+def test_model_zip_rebuilds_the_q_network_without_pickled_modules(
+    tmp_path: Path, prior_checkpoint: Path, variant: str
+) -> None:
+    model = make_model(variant=variant, prior=prior_checkpoint)
+    model.learn(total_timesteps=3 * LENGTH)
+    model.save(tmp_path / "model.zip")
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
+        data = json.load(io.TextIOWrapper(archive.open("data")))
+    kwargs = data["policy_kwargs"]
+    assert kwargs["generator_arch"] == "lstm" and kwargs["generator_config"]["hidden_size"] == 16
+    assert kwargs["prior"] == (str(prior_checkpoint.resolve()) if variant == "g" else None)
+    assert kwargs["variant"] == variant
+    assert ":serialized:" not in json.dumps(kwargs)  # JSON values, not a pickled module
+    for key, value in data.items():  # SB3 pickles spaces and schedules; never a network
+        if isinstance(value, dict) and ":serialized:" in value:
+            blob = base64.b64decode(value[":serialized:"])
+            assert b"torch.nn.modules" not in blob and b"rlmusic.models" not in blob, key
+    obs = torch.as_tensor(model.replay_buffer.observations[:24, 0])
+    model.policy.set_training_mode(False)
+    for cls in (RLTunerDQN, DQN):  # SB3's own DQN.load rebuilds the policy as well
+        loaded = cls.load(tmp_path / "model.zip", device="cpu")
+        assert isinstance(loaded.policy, RLTunerPolicy)
+        saved, rebuilt = model.policy.state_dict(), loaded.policy.state_dict()
+        assert list(saved) == list(rebuilt)  # the Q- and target networks, no prior
+        for name in saved:
+            torch.testing.assert_close(rebuilt[name], saved[name], rtol=0, atol=0, msg=name)
+        loaded.policy.set_training_mode(False)
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.q_net(obs), model.q_net(obs), rtol=0, atol=0)
+            torch.testing.assert_close(loaded.q_net_target(obs), model.q_net_target(obs))
+            if variant == "g":  # the prior was re-read from its checkpoint
+                torch.testing.assert_close(
+                    loaded.q_net.prior_log_probs(obs), model.q_net.prior_log_probs(obs)
+                )
+
+
+def test_the_prior_is_recorded_as_a_spec_that_loads_anywhere(tmp_path: Path) -> None:
+    assert prior_spec("pretrained:note_lstm") == "pretrained:note_lstm"
+    here = Path.cwd()
+    try:
+        os.chdir(tmp_path)
+        assert prior_spec("runs/prior.pt") == str(tmp_path / "runs" / "prior.pt")
+    finally:
+        os.chdir(here)
+    env = DummyVecEnv([lambda: CompositionEnv(encoding=MelodyEncoding(), length=LENGTH)])
+    kwargs = rl_tuner_policy_kwargs(tiny_lstm())
+    with pytest.raises(ValueError, match="G-learning needs a prior"):
+        RLTunerDQN(RLTunerPolicy, env, variant="g", policy_kwargs=kwargs)
+    with pytest.raises(ValueError, match="variant=g only"):
+        RLTunerDQN(RLTunerPolicy, env, policy_kwargs={**kwargs, "prior": "pretrained:note_lstm"})
+    with pytest.raises(ValueError, match="not the one this policy was built for"):
+        make_model().policy.load_generator(
+            NoteLSTM(LSTMConfig(embed_dim=8, hidden_size=32, num_layers=1))
+        )
 
 
 def test_bad_options_are_refused() -> None:
@@ -324,3 +430,45 @@ def test_mismatches_fail_at_start_up(tmp_path: Path, tiny_checkpoint: Path) -> N
     finetune.run(config(tiny_checkpoint, **{"budget.time_s": 0}), output_dir=run)
     with pytest.raises(ValueError, match="length 8 \\(this run: 16\\)"):
         finetune.run(config(tiny_checkpoint, length=16), output_dir=run)
+
+
+# ---- slow: RL Tuner's gain on the shipped model -------------------------------------------------
+
+
+@pytest.mark.slow
+def test_rl_tuner_improves_the_music_theory_reward_of_note_lstm(tmp_path: Path) -> None:
+    """3,000 env steps of Q-learning, the paper's settings otherwise (~50 s on a busy 2-core box).
+
+    Measured: the nine rules' reward per piece rose from 69.7 to 149.0 (standard error 2.6;
+    2,048 samples each): fewer excessive repeats, more motifs and preferred intervals, and the
+    tonic start; the share of distinct pieces fell to ~0.6 at this budget.
+    """
+    from rlmusic.algos.sb3_callbacks import sample_tokens
+    from rlmusic.rewards.build import build_reward
+
+    overrides = [
+        "algo=rl_tuner",
+        "algo.variant=q",
+        "checkpoint=pretrained:note_lstm",
+        "reward=rl_tuner",
+        "algo.total_timesteps=3000",
+        "algo.sample_every=0",
+        "device=cpu",
+    ]
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("finetune", overrides=overrides)
+    result = finetune.run(cfg, output_dir=tmp_path / "run")
+    supervised, encoding = load_generator("pretrained:note_lstm")
+    tuned, _ = load_generator(str(result["tuned"]))  # the Q-network; sampled as softmax(Q)
+    rules = build_reward({"c": 0.5, "rules": list(RL_TUNER_TERMS[:-1]), "prior": None}, encoding)
+
+    def theory_reward(model: NoteLSTM) -> np.ndarray:
+        tokens, _ = sample_tokens(model, 2048, 32, seed=123)
+        return rules.score(tokens)[0].sum(1)  # the nine rules / c, per piece
+
+    before, after = theory_reward(supervised), theory_reward(tuned)
+    stderr = np.sqrt(before.var() / len(before) + after.var() / len(after))
+    print(
+        f"music-theory reward per piece: {before.mean():.1f} -> {after.mean():.1f} (se {stderr:.1f})"
+    )
+    assert after.mean() - before.mean() > 3 * stderr

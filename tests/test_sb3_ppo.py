@@ -25,7 +25,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlmusic import finetune
 from rlmusic.algos.advantages import gae
-from rlmusic.algos.rl_tuner_policy import position_logits
+from rlmusic.algos.positions import position_logits
 from rlmusic.algos.sb3_callbacks import sample_tokens
 from rlmusic.algos.sb3_ppo import GeneratorPPO
 from rlmusic.data.encoding import MelodyEncoding

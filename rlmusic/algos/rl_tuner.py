@@ -12,12 +12,16 @@ generator. Per-step reward and one-step targets (``d`` = episode end: no bootstr
   exp(G_T(s', a'));  policy: softmax(G + log p_prior).
 
 Exploration: ``egreedy`` (SB3's linear epsilon schedule) or ``boltzmann`` (sample the variant's
-policy); either way the replay buffer stores the note actually played.
+policy); either way the replay buffer stores the note actually played. Acting steps each
+environment's generator state one token per env step; gradient steps and targets read whole
+prefixes (see :mod:`rlmusic.algos.rl_tuner_policy`).
 
 Run folder (:mod:`rlmusic.algos.sb3_common`): ``tuned.safetensors`` (the Q-network as a
 generator; for ``g`` the policy also needs the prior, recorded in the checkpoint's info),
-``model.zip`` (SB3), ``resume.pt`` (exact resume, replay buffer included: re-run the same command
-with the same output folder), ``progress.csv`` and ``tb/`` (TensorBoard), ``samples/``.
+``model.zip`` (SB3; no pickled modules: the policy is rebuilt from the architecture's config
+and the prior's checkpoint spec), ``resume.pt`` (exact resume, replay buffer included: re-run the
+same command with the same output folder), ``progress.csv`` and ``tb/`` (TensorBoard),
+``samples/``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,13 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rlmusic.algos.rl_tuner_policy import VARIANTS, PolicyGenerator, RLTunerPolicy
+from rlmusic.algos.rl_tuner_policy import (
+    VARIANTS,
+    PolicyGenerator,
+    RLTunerPolicy,
+    prior_spec,
+    rl_tuner_policy_kwargs,
+)
 from rlmusic.algos.sb3_common import RunSettings, check_length, finish, frozen_copy, learn
 
 log = logging.getLogger(__name__)
@@ -145,6 +155,8 @@ class RLTunerDQN(DQN):
             losses.append(loss.item())
             q_means.append(chosen.mean().item())
             target_means.append(targets.mean().item())
+        if gradient_steps > 0:
+            self.q_net.forget_acting_state()  # new weights: the acting states are stale
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", float(np.mean(losses)))
@@ -167,7 +179,7 @@ class RLTunerDQN(DQN):
         self.policy.set_training_mode(False)
         obs, vectorized = self.policy.obs_to_tensor(observation)
         with torch.no_grad():
-            logits = self.q_net.policy_logits(obs, self.boltzmann_temperature)
+            logits = self.q_net.policy_logits(obs, self.boltzmann_temperature)  # incremental
             actions = torch.multinomial(F.softmax(logits, dim=-1), 1).squeeze(1)
         actions = actions.cpu().numpy()
         if not vectorized:
@@ -231,6 +243,8 @@ def run_rl_tuner(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     env = DummyVecEnv(
         [lambda: Monitor(CompositionEnv(reward=env_reward, encoding=encoding, length=length))]
     )
+    # plain values: model.zip rebuilds the networks from them, never from a pickled module
+    prior_checkpoint = prior_spec(cfg.reward.prior.checkpoint) if variant == "g" else None
     model = RLTunerDQN(
         RLTunerPolicy,
         env,
@@ -240,11 +254,12 @@ def run_rl_tuner(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         psi_temperature=float(algo["psi_temperature"]),
         double_q=bool(algo["double_q"]),
         loss=str(algo["loss"]),
-        policy_kwargs={"generator": generator, "prior": prior if variant == "g" else None},
+        policy_kwargs=rl_tuner_policy_kwargs(generator, prior_checkpoint),
         seed=seed,
         device=device,
         **{key: algo[key] for key in DQN_KEYS},
     )
+    model.policy.load_generator(generator)  # Q- and target networks start as the pretrained model
     # KL is measured against the prior, or the start model when the reward has none
     reference = prior if prior is not None else frozen_copy(generator)
     result = learn(model, settings, encoding, model.policy_generator, reference)
@@ -266,7 +281,7 @@ def run_rl_tuner(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         }[variant],
     }
     if variant == "g":
-        info["prior"] = str(cfg.reward.prior.checkpoint)
+        info["prior"] = prior_checkpoint
     paths = finish(model, settings, encoding, model.q_net.generator, model.policy_generator(), info)
     return {
         **paths,

@@ -1,14 +1,25 @@
 """SB3 policy for RL Tuner: the Q-network *is* a generator whose logits at step t are Q(s_t, .).
 
-An observation of :class:`rlmusic.envs.composition.CompositionEnv` is ``tokens (T,)`` padded with
-``vocab_size`` (== the generators' BOS token) followed by the position ``t``. Q(s, .) is the
-generator's logit vector at position ``t`` of ``[BOS, tokens[:t]]``, so the Q-network starts as an
-exact copy of the pretrained model and the tuned Q-network loads anywhere a generator does.
+Q(s, .) is the generator's logit vector at position ``t`` of ``[BOS, tokens[:t]]`` for an
+observation of :class:`rlmusic.envs.composition.CompositionEnv` (``tokens`` padded with BOS, then
+``t``), so the Q-network starts as an exact copy of the pretrained model and the tuned Q-network
+loads anywhere a generator does. Training and targets read whole prefixes
+(:func:`rlmusic.algos.positions.position_outputs`); acting keeps each environment's generator
+state from step to step (:class:`rlmusic.algos.positions.IncrementalLogits`).
+
+The policy is built from plain values (:func:`rl_tuner_policy_kwargs`): the generator's
+architecture name and config dict and, for G-learning, the prior's checkpoint spec
+(``pretrained:<name>`` or a path), which the policy loads itself. SB3's ``model.zip`` therefore
+holds no pickled module: ``RLTunerDQN.load`` (or SB3's own ``DQN.load``) rebuilds the networks,
+fills the Q- and target networks from the zip's ``policy.pth`` and re-reads the prior from its
+spec. A new policy has freshly initialised weights; :meth:`RLTunerPolicy.load_generator` starts
+it from a trained generator.
 """
 
 from __future__ import annotations
 
-import copy
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,49 +30,58 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
+from rlmusic.algos.positions import IncrementalLogits, position_logits
+from rlmusic.models.checkpoint import build_model, unwrap
+from rlmusic.models.registry import PRETRAINED_PREFIX, load_generator
+
 VARIANTS = ("q", "psi", "g")
 
 
-def covering_rows(tokens: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """For each row i, a row j (B,) whose prefix ``tokens[j, :t_j]`` extends ``tokens[i, :t_i]``.
+def prior_spec(spec: str | Path) -> str:
+    """A checkpoint spec that loads from any working directory: ``pretrained:<name>`` as it is,
+    a path made absolute."""
+    spec = str(spec)
+    if spec.startswith(PRETRAINED_PREFIX):
+        return spec
+    return str(Path(spec).expanduser().resolve())
 
-    Observations of one composition are prefixes of each other, so a causal generator's outputs
-    at position ``t_i`` of row j are row i's: one forward pass per longest prefix serves a whole
-    rollout or minibatch (PPO's minibatches hold ~8 steps of each piece; a rollout all 32).
+
+def rl_tuner_policy_kwargs(generator: nn.Module, prior: str | Path | None = None) -> dict[str, Any]:
+    """``policy_kwargs`` for :class:`RLTunerPolicy`: plain values only (weights are loaded after).
+
+    Args:
+        generator: the pretrained generator (anything in ``models.ARCHITECTURES``); only its
+            architecture and config are recorded.
+        prior: G-learning's prior as a checkpoint spec (``pretrained:<name>`` or a path), or None.
     """
-    batch, length = tokens.shape
-    inside = torch.arange(length, device=t.device)[None, :] < t[:, None]  # (B, L): i's prefix
-    agree = (tokens[:, None, :] == tokens[None, :, :]) | ~inside[:, None, :]  # (B_i, B_j, L)
-    covers = agree.all(-1) & (t[None, :] >= t[:, None])  # (B_i, B_j); every row covers itself
-    # the covering row with the longest prefix (ties: the first), so few distinct rows remain
-    rank = t[None, :] * batch + (batch - 1 - torch.arange(batch, device=t.device))[None, :]
-    return torch.where(covers, rank, torch.full_like(rank, -1)).argmax(dim=1)
+    model = unwrap(generator)
+    return {
+        "generator_arch": model.arch,
+        "generator_config": asdict(model.config),
+        "prior": None if prior is None else prior_spec(prior),
+    }
 
 
-def position_outputs(
-    generator: nn.Module, obs: torch.Tensor, length: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token logits (B, V) and last hidden layer (B, H) for observations (B, length + 1).
+def load_prior(spec: str, vocab_size: int) -> nn.Module:
+    """The frozen prior (eval mode, no gradients) a G-learning policy reads ``log p_prior`` from.
 
-    The terminal observation (position == length) has no next token: it is scored at the last
-    position (its value is masked by ``done`` in every backup and bootstrap). Rows whose prefix
-    another row extends are read off that row's forward pass (:func:`covering_rows`).
+    Raises:
+        CheckpointError: an unknown name or an unreadable checkpoint.
+        ValueError: a prior of another vocabulary than the action space.
     """
-    obs = obs.long()
-    tokens = obs[:, :length]
-    t = obs[:, length].clamp(0, length - 1)
-    source = covering_rows(tokens, t)  # (B,)
-    rows, slot = torch.unique(source, return_inverse=True)  # the K rows that are run
-    span = int(t.max()) + 1  # causal: positions past the largest t are not needed
-    bos = torch.full_like(tokens[rows, :1], int(generator.bos_token))
-    inputs = torch.cat([bos, tokens[rows, : span - 1]], dim=1)  # (K, span)
-    logits, hidden = generator.forward_with_hidden(inputs)  # (K, span, V), (K, span, H)
-    return logits[slot, t].float(), hidden[slot, t].float()
+    prior, _ = load_generator(spec)
+    if int(prior.vocab_size) != int(vocab_size):
+        raise ValueError(
+            f"the prior {spec} has vocab_size {prior.vocab_size} but the action space has "
+            f"{vocab_size} tokens: they must share the token encoding"
+        )
+    for p in prior.parameters():
+        p.requires_grad_(False)
+    return prior.eval()
 
 
-def position_logits(generator: nn.Module, obs: torch.Tensor, length: int) -> torch.Tensor:
-    """Logits (B, V) of ``generator`` for the next token of each observation (B, length + 1)."""
-    return position_outputs(generator, obs, length)[0]
+def _forget_after_load(module: nn.Module, incompatible_keys: Any) -> None:
+    module.forget_acting_state()  # new weights: the cached acting states are stale
 
 
 class GeneratorQNetwork(BasePolicy):
@@ -69,7 +89,11 @@ class GeneratorQNetwork(BasePolicy):
 
     ``q``: softmax(Q / temperature); ``psi``: softmax(Psi / psi_temperature); ``g``:
     softmax(G + log p_prior). The prior is frozen and kept out of ``parameters()`` and
-    ``state_dict()`` (it is not trained and is not soft-updated).
+    ``state_dict()`` (it is not trained, not soft-updated and not saved: its spec is).
+
+    ``forward`` and ``prior_log_probs`` recompute whole prefixes (training, targets; with
+    gradients); ``acting_values`` and ``policy_logits`` step each environment's cached state
+    (acting; no gradients; equal to the recomputation up to float rounding).
     """
 
     def __init__(
@@ -95,47 +119,107 @@ class GeneratorQNetwork(BasePolicy):
         self.variant = variant
         self.psi_temperature = float(psi_temperature)
         self.length = int(observation_space.shape[0]) - 1
+        self._acting = IncrementalLogits(self.generator, self.length)
+        self._prior_acting = IncrementalLogits(prior, self.length) if prior is not None else None
+        self.register_load_state_dict_post_hook(_forget_after_load)
 
     @property
     def prior(self) -> nn.Module | None:
-        return self._prior[0] if self._prior else None
+        """The frozen prior, on the generator's device (``.to()`` of the policy skips it)."""
+        if not self._prior:
+            return None
+        prior = self._prior[0]
+        device = next(self.generator.parameters()).device
+        if next(prior.parameters()).device != device:
+            prior.to(device)
+        return prior
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Q(s, .) (B, V) from whole prefixes: the training path (gradients flow)."""
         return position_logits(self.generator, obs, self.length)
 
     @torch.no_grad()
     def prior_log_probs(self, obs: torch.Tensor) -> torch.Tensor:
+        """log p_prior(. | s) (B, V) from whole prefixes."""
         return F.log_softmax(position_logits(self.prior, obs, self.length), dim=-1)
 
+    def acting_values(self, obs: torch.Tensor) -> torch.Tensor:
+        """Q(s, .) (B, V) for acting: one generator step per env step (no gradients)."""
+        return self._acting(obs)
+
+    def acting_prior_log_probs(self, obs: torch.Tensor) -> torch.Tensor:
+        """log p_prior(. | s) (B, V) for acting (cached states, no gradients)."""
+        if self.prior is None or self._prior_acting is None:  # the property places the prior
+            raise ValueError("this Q-network has no prior")
+        return F.log_softmax(self._prior_acting(obs), dim=-1)
+
+    def forget_acting_state(self) -> None:
+        """Drop the acting states (call after any change of the weights)."""
+        self._acting.clear()
+
     def policy_logits(self, obs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        values = self(obs)
+        """The behaviour policy's logits (B, V) for acting (cached states, no gradients)."""
+        values = self.acting_values(obs)
         if self.variant == "q":
             return values / temperature
         if self.variant == "psi":
             return values / self.psi_temperature
-        return values + self.prior_log_probs(obs)
+        return values + self.acting_prior_log_probs(obs)
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         return self.policy_logits(observation).argmax(dim=1).reshape(-1)
 
 
 class RLTunerPolicy(DQNPolicy):
-    """DQN policy whose Q-network and target network are copies of a pretrained generator."""
+    """DQN policy whose Q-network and target network are generators of one architecture.
+
+    Args:
+        observation_space: the env's ``Box`` of ``length + 1`` integers.
+        action_space: ``Discrete(vocab_size)``; must equal the generator's vocabulary.
+        lr_schedule: SB3's learning-rate schedule.
+        generator_arch: ``lstm`` | ``transformer``.
+        generator_config: the architecture's config fields (``asdict`` of its config).
+        prior: G-learning's prior as a checkpoint spec (``pretrained:<name>`` or a path);
+            loaded here, frozen, never saved with the policy.
+        variant: ``q`` | ``psi`` | ``g``.
+        psi_temperature: Psi-learning's ``c_T``.
+        optimizer_class: the optimizer (Adam).
+        optimizer_kwargs: its extra arguments.
+    """
 
     def __init__(
         self,
         observation_space: spaces.Box,
         action_space: spaces.Discrete,
         lr_schedule: Schedule,
-        generator: nn.Module,
-        prior: nn.Module | None = None,
+        generator_arch: str,
+        generator_config: dict[str, Any],
+        prior: str | None = None,
         variant: str = "q",
         psi_temperature: float = 1.0,
         optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        # DQNPolicy.__init__ calls _build -> make_q_net; modules go in a tuple before Module init
-        self._q_args = (generator, prior, variant, float(psi_temperature))
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if variant == "g" and prior is None:
+            raise ValueError("G-learning needs a prior: policy_kwargs prior=<checkpoint spec>")
+        if variant != "g" and prior is not None:
+            raise ValueError(f"a prior enters the policy of variant=g only (got variant={variant})")
+        vocab = int(generator_config.get("vocab_size", -1))
+        if vocab != int(action_space.n):
+            raise ValueError(
+                f"the generator's vocabulary ({vocab} tokens) does not fit the environment's "
+                f"action space ({action_space.n} tokens): they must share the token encoding"
+            )
+        # DQNPolicy.__init__ calls _build -> make_q_net twice (Q and target): set up first;
+        # the prior is loaded once and shared (a tuple: Module.__init__ has not run yet)
+        self.generator_arch = str(generator_arch)
+        self.generator_config = dict(generator_config)
+        self.prior_spec = None if prior is None else str(prior)
+        self.variant = variant
+        self.psi_temperature = float(psi_temperature)
+        self._prior_model = (load_prior(self.prior_spec, vocab),) if self.prior_spec else ()
         super().__init__(
             observation_space,
             action_space,
@@ -146,27 +230,42 @@ class RLTunerPolicy(DQNPolicy):
         )
 
     def make_q_net(self) -> GeneratorQNetwork:
-        generator, prior, variant, psi_temperature = self._q_args
         net = GeneratorQNetwork(
             self.observation_space,
             self.action_space,
-            copy.deepcopy(generator),
-            prior=prior,
-            variant=variant,
-            psi_temperature=psi_temperature,
+            build_model(self.generator_arch, self.generator_config),
+            prior=self._prior_model[0] if self._prior_model else None,
+            variant=self.variant,
+            psi_temperature=self.psi_temperature,
         )
         return net.to(self.device)
 
+    def load_generator(self, generator: nn.Module) -> None:
+        """Start the Q- and target networks from a trained generator (same architecture/config).
+
+        Raises:
+            ValueError: another architecture or config than this policy was built for.
+        """
+        model = unwrap(generator)
+        if model.arch != self.generator_arch or asdict(model.config) != self.generator_config:
+            raise ValueError(
+                f"the generator ({model.arch}, {asdict(model.config)}) is not the one this policy "
+                f"was built for ({self.generator_arch}, {self.generator_config})"
+            )
+        self.q_net.generator.load_state_dict(model.state_dict())
+        self.q_net_target.generator.load_state_dict(model.state_dict())
+        self.q_net.forget_acting_state()
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        generator, prior, variant, psi_temperature = self._q_args
         return dict(
             observation_space=self.observation_space,
             action_space=self.action_space,
             lr_schedule=self._dummy_schedule,
-            generator=generator,
-            prior=prior,
-            variant=variant,
-            psi_temperature=psi_temperature,
+            generator_arch=self.generator_arch,
+            generator_config=self.generator_config,
+            prior=self.prior_spec,
+            variant=self.variant,
+            psi_temperature=self.psi_temperature,
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,
         )

@@ -37,7 +37,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
 from rlmusic.algos.kl import make_kl_controller
-from rlmusic.algos.rl_tuner_policy import position_logits
+from rlmusic.algos.positions import position_logits
 from rlmusic.algos.sb3_common import RunSettings, check_length, finish, frozen_copy, learn
 from rlmusic.policies import GeneratorPolicy, generator_policy_kwargs
 

@@ -4,7 +4,7 @@
 >>> model, encoding = load_generator("pretrained:note_lstm")  # doctest: +SKIP
 """
 
-from rlmusic.models.base import Generator, sequence_log_probs, with_bos
+from rlmusic.models.base import Generator, prefill, sequence_log_probs, with_bos
 from rlmusic.models.checkpoint import (
     ARCHITECTURES,
     CheckpointError,
@@ -39,6 +39,7 @@ __all__ = [
     "load_checkpoint",
     "load_generator",
     "load_pretrained",
+    "prefill",
     "pretrained_path",
     "save_checkpoint",
     "sequence_log_probs",

@@ -4,6 +4,10 @@ Token conventions: the output vocabulary is the encoding's (``vocab_size``, 38 b
 Inputs may also hold ``bos_token == vocab_size``, a start-of-sequence token that is only
 ever an input: to score or sample a melody ``x_0..x_{T-1}`` the model reads
 ``[BOS, x_0, .., x_{T-2}]`` and its logits at position ``t`` are the distribution of ``x_t``.
+
+Optionally a generator has ``prefill(tokens) -> (logits (B, T, V), state)``: read a whole
+prefix in one pass and return the state ``step`` goes on from (:func:`prefill` falls back to
+stepping through the prefix for generators without one).
 """
 
 from __future__ import annotations
@@ -50,3 +54,18 @@ def sequence_log_probs(generator: Generator, tokens: torch.Tensor) -> torch.Tens
     """log p(x_t | x_<t) for every step of a (B, T) melody batch, in one forward pass -> (B, T)."""
     logits = generator.forward(with_bos(tokens, generator.bos_token))  # (B, T, V)
     return F.log_softmax(logits.float(), dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def prefill(generator: Generator, tokens: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """Read the inputs ``tokens (B, T)`` (BOS first): the last position's logits (B, V) and the
+    state after it, from which ``step`` goes on.
+
+    Uses the generator's own ``prefill`` (one pass) when it has one, else ``step`` T times.
+    """
+    if hasattr(generator, "prefill"):
+        logits, state = generator.prefill(tokens)
+        return logits[:, -1], state
+    state = None
+    for t in range(tokens.shape[1]):
+        logits, state = generator.step(tokens[:, t], state)
+    return logits, state

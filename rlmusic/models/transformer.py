@@ -11,7 +11,8 @@ The relative term is computed with the paper's memory-efficient *skewing*: ``Q E
 dropping a row shifts every row into (query, key) order. Memory is O(L^2 + L D), never the
 O(L^2 D) of gathering one embedding per (i, j) pair (Shaw et al. 2018).
 
-``step`` keeps a KV cache, so sampling T tokens costs O(T) per token instead of O(T^2).
+``step`` keeps a KV cache, so sampling T tokens costs O(T) per token instead of O(T^2);
+``prefill`` reads a whole prefix in one pass and returns the cache to step on from.
 """
 
 from __future__ import annotations
@@ -121,10 +122,18 @@ class RelativeGlobalAttention(nn.Module):
         B, H, T, Dh = y.shape
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, H * Dh)))  # (B, T, C)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C), every position attending to itself and the past."""
+    def forward(
+        self, x: torch.Tensor, kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    ) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C), every position attending to itself and the past.
+
+        ``kv``: a list that receives this layer's keys and values (each (B, H, T, Dh)), the
+        KV cache of the positions read (``MusicTransformer.prefill``).
+        """
         T = x.shape[1]
         q, k, v = self._split_heads(x)  # (B, H, T, Dh)
+        if kv is not None:
+            kv.append((k, v))
         # column r of E_r holds distance T-1-r, the layout skew() expects
         distances = torch.arange(T - 1, -1, -1, device=x.device)
         e_r = self.relative_embeddings(distances)  # (H, T, Dh)
@@ -183,8 +192,10 @@ class Block(nn.Module):
             nn.Dropout(config.dropout),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(
+        self, x: torch.Tensor, kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), kv)
         return x + self.mlp(self.ln_2(x))
 
     def step(self, x: torch.Tensor, cache: KVCache, layer: int) -> tuple[torch.Tensor, ...]:
@@ -226,13 +237,37 @@ class MusicTransformer(nn.Module):
     def bos_token(self) -> int:
         return self.vocab_size
 
-    def forward_with_hidden(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) int64 -> logits (B, T, V) and the final normalised hidden state (B, T, C)."""
+    def forward_with_hidden(
+        self, tokens: torch.Tensor, kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) int64 -> logits (B, T, V) and the final normalised hidden state (B, T, C).
+
+        ``kv``: a list that receives every layer's keys and values (see ``prefill``).
+        """
         x = self.drop(self.embed(tokens))  # (B, T, C)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, kv)
         hidden = self.ln_f(x)  # (B, T, C)
         return self.head(hidden), hidden
+
+    def prefill(self, tokens: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
+        """(B, T) int64 -> logits (B, T, V) and the KV cache of the T positions read.
+
+        ``step`` goes on from the returned cache as if it had read ``tokens`` itself: one
+        forward pass instead of T steps.
+        """
+        batch, steps = tokens.shape
+        if steps == 0:
+            raise ValueError("prefill needs at least one token (BOS starts a sequence)")
+        kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        logits, _ = self.forward_with_hidden(tokens, kv)
+        # buffers with room to grow, as new_cache's (step doubles them when full)
+        cache = self.new_cache(batch, capacity=max(64, 2 * steps), device=tokens.device)
+        for layer, (k, v) in enumerate(kv):
+            cache.keys[layer][:, :, :steps] = k
+            cache.values[layer][:, :, :steps] = v
+        cache.length = steps
+        return logits, cache
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, T) int64 -> logits (B, T, V); position t sees tokens[:, :t+1] only."""

@@ -3,7 +3,7 @@
 An observation of :class:`rlmusic.envs.composition.CompositionEnv` is ``tokens (T,)`` padded with
 ``vocab_size`` (the generators' BOS token) followed by the position ``t``. The action
 distribution is the generator's softmax at position ``t`` of ``[BOS, tokens[:t]]``
-(:func:`rlmusic.algos.rl_tuner_policy.position_outputs`), so at the start the policy is exactly
+(:func:`rlmusic.algos.positions.position_outputs`), so at the start the policy is exactly
 the pretrained model; the value is a linear head, zero at the start, on the generator's last
 hidden layer at the same position.
 
@@ -26,7 +26,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from rlmusic.algos.rl_tuner_policy import position_outputs
+from rlmusic.algos.positions import position_outputs
 from rlmusic.models.checkpoint import build_model, unwrap
 
 

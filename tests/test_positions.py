@@ -1,0 +1,166 @@
+"""Generator outputs at observation positions: grouped whole-prefix passes and incremental acting."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rlmusic.algos.positions import (
+    IncrementalLogits,
+    position_logits,
+    position_outputs,
+    span_groups,
+)
+from rlmusic.models import LSTMConfig, MusicTransformer, NoteLSTM, TransformerConfig
+
+LENGTH = 12
+VOCAB = 38
+
+
+def lstm() -> NoteLSTM:
+    torch.manual_seed(0)
+    return NoteLSTM(LSTMConfig(embed_dim=8, hidden_size=16, num_layers=2, dropout=0.2)).eval()
+
+
+def transformer() -> MusicTransformer:
+    torch.manual_seed(0)
+    config = TransformerConfig(d_model=16, n_heads=2, n_layers=2, d_ff=32, dropout=0.2)
+    return MusicTransformer(config).eval()
+
+
+MODELS = {"lstm": lstm, "transformer": transformer}
+
+
+def observation(tokens: list[int], position: int) -> torch.Tensor:
+    """The env's observation (1, LENGTH + 1) after ``tokens[:position]``."""
+    obs = torch.full((1, LENGTH + 1), VOCAB, dtype=torch.long)
+    obs[0, :position] = torch.as_tensor(tokens[:position])
+    obs[0, LENGTH] = position
+    return obs
+
+
+def full_logits(generator: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
+    """The reference: one forward pass over [BOS, prefix] per observation."""
+    rows = []
+    for row in obs:
+        t = min(int(row[LENGTH]), LENGTH - 1)
+        inputs = torch.cat([torch.tensor([generator.bos_token]), row[:t]])[None]
+        with torch.no_grad():
+            rows.append(generator(inputs)[0, -1])
+    return torch.stack(rows)
+
+
+# ---- grouped whole-prefix passes -----------------------------------------------------------
+
+
+def test_span_groups_trade_padding_against_calls() -> None:
+    spans = [32, 1, 2, 31, 30, 3]
+    assert span_groups(spans, math.inf) == [[1, 2, 5, 4, 3, 0]]  # one call, sorted by span
+    groups = span_groups(spans, call_cost=10)
+    assert sorted(i for g in groups for i in g) == list(range(6))
+    assert [sorted(spans[i] for i in g) for g in groups] == [[1, 2, 3], [30, 31, 32]]
+    assert len(span_groups(spans, call_cost=0)) == 6  # free calls: no padding at all
+    assert span_groups([], 10) == []
+
+
+@pytest.mark.parametrize("arch", list(MODELS))
+def test_grouped_passes_equal_one_padded_pass(arch: str) -> None:
+    generator = MODELS[arch]()
+    rng = torch.Generator().manual_seed(0)
+    pieces = torch.randint(0, VOCAB, (9, LENGTH), generator=rng)
+    positions = torch.tensor([0, 1, 2, 5, 7, 11, 12, 3, 10])  # 12: the terminal observation
+    obs = torch.full((9, LENGTH + 1), VOCAB, dtype=torch.long)
+    for i, t in enumerate(positions.tolist()):
+        obs[i, :t] = pieces[i, :t]
+        obs[i, LENGTH] = t
+    with torch.no_grad():
+        one_logits, one_hidden = position_outputs(generator, obs, LENGTH, call_cost=math.inf)
+        logits, hidden = position_outputs(generator, obs, LENGTH, call_cost=1)  # many groups
+    torch.testing.assert_close(logits, one_logits, rtol=0, atol=1e-5)
+    torch.testing.assert_close(hidden, one_hidden, rtol=0, atol=1e-5)
+    torch.testing.assert_close(logits, full_logits(generator, obs), rtol=0, atol=1e-5)
+
+
+def test_grouped_passes_carry_gradients() -> None:
+    generator = lstm().train()
+    obs = torch.cat([observation(list(range(2, 14)), t) for t in (1, 4, 9)])
+    obs[1, :4] = torch.tensor([7, 7, 7, 7])  # another piece: three rows, three groups
+    logits, _ = position_outputs(generator, obs, LENGTH, call_cost=0)
+    logits.sum().backward()
+    assert generator.head.weight.grad is not None
+
+
+# ---- incremental acting -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", list(MODELS))
+def test_acting_steps_each_env_and_equals_recomputation(arch: str) -> None:
+    generator = MODELS[arch]()
+    acting = IncrementalLogits(generator, LENGTH)
+    prefills: list[int] = []
+    original = generator.prefill
+
+    def counting(tokens: torch.Tensor) -> tuple[torch.Tensor, object]:
+        prefills.append(tokens.shape[1])
+        return original(tokens)
+
+    generator.prefill = counting  # type: ignore[method-assign]
+    rng = torch.Generator().manual_seed(1)
+    pieces = torch.randint(0, VOCAB, (2, LENGTH), generator=rng).tolist()
+    for t in range(LENGTH + 1):  # two envs side by side, one composition each
+        obs = torch.cat([observation(piece, t) for piece in pieces])
+        torch.testing.assert_close(acting(obs), full_logits(generator, obs), rtol=0, atol=1e-5)
+    assert prefills == [1, 1]  # one read of BOS per env, then one step per env step
+    for t in (0, 6):  # new episodes (swapped), then primers of 6 tokens: read again, exact
+        obs = torch.cat([observation(pieces[1], t), observation(pieces[0], t)])
+        torch.testing.assert_close(acting(obs), full_logits(generator, obs), rtol=0, atol=1e-5)
+    assert prefills[2:] == [1, 1, 7, 7]
+
+
+def test_acting_after_gaps_weight_changes_and_in_training_mode() -> None:
+    generator = lstm()
+    acting = IncrementalLogits(generator, LENGTH, max_steps=2)
+    piece = list(range(2, 2 + LENGTH))
+    calls: list[str] = []
+    original_prefill, original_step = generator.prefill, generator.step
+
+    def prefill(tokens: torch.Tensor) -> tuple[torch.Tensor, object]:
+        calls.append("prefill")
+        return original_prefill(tokens)
+
+    def step(token: torch.Tensor, state: object) -> tuple[torch.Tensor, object]:
+        calls.append("step")
+        return original_step(token, state)
+
+    generator.prefill, generator.step = prefill, step  # type: ignore[method-assign]
+
+    def check(t: int) -> None:
+        obs = observation(piece, t)
+        torch.testing.assert_close(acting(obs), full_logits(generator, obs), rtol=0, atol=1e-5)
+
+    check(2)
+    calls.clear()
+    check(4)  # two moves made without the network (epsilon-greedy): stepped through
+    assert calls == ["step", "step"]
+    calls.clear()
+    check(7)  # a gap of three: read again
+    assert calls == ["prefill"]
+    optimizer = torch.optim.Adam(generator.parameters(), lr=0.1)
+    generator.head.weight.sum().backward()
+    optimizer.step()  # new weights: the cached state is stale and must not be used
+    calls.clear()
+    check(8)
+    assert calls == ["prefill"]
+    with torch.no_grad():
+        generator.head.bias.data += 1.0  # a write autograd does not count ...
+    acting.clear()  # ... which the owner announces
+    check(9)
+    generator.train()  # dropout: recomputed, nothing reused
+    torch.manual_seed(0)
+    obs = observation(piece, 10)
+    got = acting(obs)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        torch.testing.assert_close(got, position_logits(generator, obs, LENGTH))
