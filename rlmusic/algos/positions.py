@@ -30,6 +30,16 @@ from rlmusic.models.base import prefill
 CPU_CALL_COST = 64
 
 
+def check_vocabulary(generator_config: dict[str, Any], action_space: Any) -> None:
+    """Fail at start-up when a generator's vocabulary is not the environment's action space."""
+    vocab = int(generator_config.get("vocab_size", -1))
+    if vocab != int(action_space.n):
+        raise ValueError(
+            f"the generator's vocabulary ({vocab} tokens) does not fit the environment's "
+            f"action space ({action_space.n} tokens): they must share the token encoding"
+        )
+
+
 def covering_rows(tokens: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """For each row i, a row j (B,) whose prefix ``tokens[j, :t_j]`` extends ``tokens[i, :t_i]``.
 

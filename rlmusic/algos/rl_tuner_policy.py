@@ -30,7 +30,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
-from rlmusic.algos.positions import IncrementalLogits, position_logits
+from rlmusic.algos.positions import IncrementalLogits, check_vocabulary, position_logits
 from rlmusic.models.checkpoint import build_model, unwrap
 from rlmusic.models.registry import PRETRAINED_PREFIX, load_generator
 
@@ -206,12 +206,7 @@ class RLTunerPolicy(DQNPolicy):
             raise ValueError("G-learning needs a prior: policy_kwargs prior=<checkpoint spec>")
         if variant != "g" and prior is not None:
             raise ValueError(f"a prior enters the policy of variant=g only (got variant={variant})")
-        vocab = int(generator_config.get("vocab_size", -1))
-        if vocab != int(action_space.n):
-            raise ValueError(
-                f"the generator's vocabulary ({vocab} tokens) does not fit the environment's "
-                f"action space ({action_space.n} tokens): they must share the token encoding"
-            )
+        check_vocabulary(generator_config, action_space)
         # DQNPolicy.__init__ calls _build -> make_q_net twice (Q and target): set up first;
         # the prior is loaded once and shared (a tuple: Module.__init__ has not run yet)
         self.generator_arch = str(generator_arch)
@@ -219,7 +214,9 @@ class RLTunerPolicy(DQNPolicy):
         self.prior_spec = None if prior is None else str(prior)
         self.variant = variant
         self.psi_temperature = float(psi_temperature)
-        self._prior_model = (load_prior(self.prior_spec, vocab),) if self.prior_spec else ()
+        self._prior_model = (
+            (load_prior(self.prior_spec, int(action_space.n)),) if self.prior_spec else ()
+        )
         super().__init__(
             observation_space,
             action_space,

@@ -26,7 +26,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from rlmusic.algos.positions import position_outputs
+from rlmusic.algos.positions import check_vocabulary, position_outputs
 from rlmusic.models.checkpoint import build_model, unwrap
 
 
@@ -86,12 +86,7 @@ class GeneratorPolicy(ActorCriticPolicy):
             )
         if not isinstance(action_space, spaces.Discrete):
             raise ValueError(f"GeneratorPolicy needs a Discrete action space, got {action_space}")
-        vocab = int(generator_config.get("vocab_size", -1))
-        if vocab != int(action_space.n):
-            raise ValueError(
-                f"the generator's vocabulary ({vocab} tokens) does not fit the environment's "
-                f"action space ({action_space.n} tokens): they must share the token encoding"
-            )
+        check_vocabulary(generator_config, action_space)
         # ActorCriticPolicy.__init__ ends by calling _build, which needs these
         self.generator_arch = str(generator_arch)
         self.generator_config = dict(generator_config)
