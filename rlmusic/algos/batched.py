@@ -54,6 +54,7 @@ class BatchedConfig:
     kl_coef: float = 0.2  # beta: weight of KL(pi || prior) per token
     # beta on the pitch part of the KL (which pitch, given that a note is struck); None: kl_coef.
     # kl_coef then weighs only the event part (strike / hold / rest): see split_log_ratio.
+    # Applies to kl_mode=reward; an adaptive kl_target moves kl_coef, not this one.
     kl_pitch_coef: float | None = None
     kl_target: float | None = None  # a number makes the coefficient adaptive (Ziegler et al.)
     kl_horizon: int = 100_000
