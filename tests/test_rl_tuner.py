@@ -31,6 +31,7 @@ from tests.sb3_helpers import (
     assert_same_weights,
     check_tuned_checkpoint_is_usable,
     crash_at,
+    finetune_and_measure_theory_gain,
 )
 
 LENGTH = 8
@@ -443,32 +444,6 @@ def test_rl_tuner_improves_the_music_theory_reward_of_note_lstm(tmp_path: Path) 
     2,048 samples each): fewer excessive repeats, more motifs and preferred intervals, and the
     tonic start; the share of distinct pieces fell to ~0.6 at this budget.
     """
-    from rlmusic.algos.sb3_callbacks import sample_tokens
-    from rlmusic.rewards.build import build_reward
-
-    overrides = [
-        "algo=rl_tuner",
-        "algo.variant=q",
-        "checkpoint=pretrained:note_lstm",
-        "reward=rl_tuner",
-        "algo.total_timesteps=3000",
-        "algo.sample_every=0",
-        "device=cpu",
-    ]
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose("finetune", overrides=overrides)
-    result = finetune.run(cfg, output_dir=tmp_path / "run")
-    supervised, encoding = load_generator("pretrained:note_lstm")
-    tuned, _ = load_generator(str(result["tuned"]))  # the Q-network; sampled as softmax(Q)
-    rules = build_reward({"c": 0.5, "rules": list(RL_TUNER_TERMS[:-1]), "prior": None}, encoding)
-
-    def theory_reward(model: NoteLSTM) -> np.ndarray:
-        tokens, _ = sample_tokens(model, 2048, 32, seed=123)
-        return rules.score(tokens)[0].sum(1)  # the nine rules / c, per piece
-
-    before, after = theory_reward(supervised), theory_reward(tuned)
-    stderr = np.sqrt(before.var() / len(before) + after.var() / len(after))
-    print(
-        f"music-theory reward per piece: {before.mean():.1f} -> {after.mean():.1f} (se {stderr:.1f})"
-    )
-    assert after.mean() - before.mean() > 3 * stderr
+    overrides = ["algo=rl_tuner", "algo.variant=q", "algo.total_timesteps=3000"]
+    gain, stderr = finetune_and_measure_theory_gain(tmp_path, overrides)
+    assert gain > 3 * stderr

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from rlmusic.envs.composition import CompositionEnv
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -45,6 +44,7 @@ from tests.sb3_helpers import (
     assert_same_weights,
     check_tuned_checkpoint_is_usable,
     crash_at,
+    finetune_and_measure_theory_gain,
     finetune_config,
     tiny_checkpoint,
     weights_changed,
@@ -370,31 +370,6 @@ def test_kill_9_then_the_same_command_resumes_exactly(tmp_path: Path, algo: str)
 @pytest.mark.slow
 def test_ppo_improves_the_music_theory_reward_of_note_lstm(tmp_path: Path) -> None:
     """~40 s of PPO with the KL penalty (beta = 1) against the shipped LSTM's own samples."""
-    from rlmusic.rewards.build import build_reward
-
-    overrides = [
-        "algo=ppo",
-        "checkpoint=pretrained:note_lstm",
-        "reward=rl_tuner",
-        "algo.kl_mode=penalty",
-        "algo.total_timesteps=16384",
-        "algo.sample_every=0",
-        "device=cpu",
-    ]
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose("finetune", overrides=overrides)
-    result = finetune.run(cfg, output_dir=tmp_path / "run")
-    supervised, encoding = load_generator("pretrained:note_lstm")
-    tuned, _ = load_generator(str(result["tuned"]))
-    rules = build_reward({"c": 0.5, "rules": list(RL_TUNER_TERMS[:-1]), "prior": None}, encoding)
-
-    def theory_reward(model: NoteLSTM) -> np.ndarray:
-        tokens, _ = sample_tokens(model, 2048, 32, seed=123)
-        return rules.score(tokens)[0].sum(1)  # the nine rules / c, per piece
-
-    before, after = theory_reward(supervised), theory_reward(tuned)
-    stderr = np.sqrt(before.var() / len(before) + after.var() / len(after))
-    print(
-        f"music-theory reward per piece: {before.mean():.1f} -> {after.mean():.1f} (se {stderr:.1f})"
-    )
-    assert after.mean() - before.mean() > 3 * stderr
+    overrides = ["algo=ppo", "algo.kl_mode=penalty", "algo.total_timesteps=16384"]
+    gain, stderr = finetune_and_measure_theory_gain(tmp_path, overrides)
+    assert gain > 3 * stderr

@@ -15,7 +15,7 @@ token). Two ways to get it:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -37,6 +37,15 @@ def check_vocabulary(generator_config: dict[str, Any], action_space: Any) -> Non
         raise ValueError(
             f"the generator's vocabulary ({vocab} tokens) does not fit the environment's "
             f"action space ({action_space.n} tokens): they must share the token encoding"
+        )
+
+
+def check_same_generator(model: nn.Module, arch: str, config: dict[str, Any]) -> None:
+    """Fail when ``model`` is not of the architecture and config a policy was built for."""
+    if model.arch != arch or asdict(model.config) != config:
+        raise ValueError(
+            f"the generator ({model.arch}, {asdict(model.config)}) is not the one this policy "
+            f"was built for ({arch}, {config})"
         )
 
 

@@ -263,12 +263,6 @@ def run_rl_tuner(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     # KL is measured against the prior, or the start model when the reward has none
     reference = prior if prior is not None else frozen_copy(generator)
     result = learn(model, settings, encoding, model.policy_generator, reference)
-    log.info(
-        "%d env steps in %.1f s (%.1f steps/s)",
-        result.env_steps,
-        result.seconds,
-        result.steps_per_s,
-    )
     info = {
         "tuned_from": str(cfg.checkpoint),
         "algo": "rl_tuner",

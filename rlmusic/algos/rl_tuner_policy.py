@@ -30,7 +30,12 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
-from rlmusic.algos.positions import IncrementalLogits, check_vocabulary, position_logits
+from rlmusic.algos.positions import (
+    IncrementalLogits,
+    check_same_generator,
+    check_vocabulary,
+    position_logits,
+)
 from rlmusic.models.checkpoint import build_model, unwrap
 from rlmusic.models.registry import PRETRAINED_PREFIX, load_generator
 
@@ -244,11 +249,7 @@ class RLTunerPolicy(DQNPolicy):
             ValueError: another architecture or config than this policy was built for.
         """
         model = unwrap(generator)
-        if model.arch != self.generator_arch or asdict(model.config) != self.generator_config:
-            raise ValueError(
-                f"the generator ({model.arch}, {asdict(model.config)}) is not the one this policy "
-                f"was built for ({self.generator_arch}, {self.generator_config})"
-            )
+        check_same_generator(model, self.generator_arch, self.generator_config)
         self.q_net.generator.load_state_dict(model.state_dict())
         self.q_net_target.generator.load_state_dict(model.state_dict())
         self.q_net.forget_acting_state()

@@ -249,7 +249,9 @@ def learn(
         if control.boundary:  # a finished run's end is a clean point: re-running is a no-op
             save()
     model.logger.close()
-    return LearnResult(env_steps, seconds, steps / max(seconds, 1e-9), resumed_from)
+    result = LearnResult(env_steps, seconds, steps / max(seconds, 1e-9), resumed_from)
+    log.info("%d env steps in %.1f s (%.1f steps/s)", env_steps, seconds, result.steps_per_s)
+    return result
 
 
 def finish(

@@ -214,12 +214,6 @@ def run_sb3_ppo(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     )
     model.policy.load_generator(generator)  # a resume point overwrites these weights
     result = learn(model, settings, encoding, lambda: model.policy.generator, reference)
-    log.info(
-        "%d env steps in %.1f s (%.1f steps/s)",
-        result.env_steps,
-        result.seconds,
-        result.steps_per_s,
-    )
     info = {
         "tuned_from": str(cfg.checkpoint),
         "algo": "ppo",

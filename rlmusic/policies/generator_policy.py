@@ -26,7 +26,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from rlmusic.algos.positions import check_vocabulary, position_outputs
+from rlmusic.algos.positions import check_same_generator, check_vocabulary, position_outputs
 from rlmusic.models.checkpoint import build_model, unwrap
 
 
@@ -134,11 +134,7 @@ class GeneratorPolicy(ActorCriticPolicy):
             ValueError: another architecture or config than this policy was built for.
         """
         model = unwrap(generator)
-        if model.arch != self.generator_arch or asdict(model.config) != self.generator_config:
-            raise ValueError(
-                f"the generator ({model.arch}, {asdict(model.config)}) is not the one this policy "
-                f"was built for ({self.generator_arch}, {self.generator_config})"
-            )
+        check_same_generator(model, self.generator_arch, self.generator_config)
         self.generator.load_state_dict(model.state_dict())
 
     def set_training_mode(self, mode: bool) -> None:

@@ -63,7 +63,7 @@ class TrainConfig:
         grad_clip: max global gradient norm (0 = off).
         max_steps: stop after this many optimizer steps (None = all epochs).
         checkpoint_every_steps: also write ``last.pt`` every this many steps (0 = per epoch).
-        keep_epoch_checkpoints: also keep ``epoch_XXX.pt`` per epoch.
+        keep_epoch_checkpoints: also keep ``epoch_NNN.pt`` per epoch.
         log_every_steps: TensorBoard train-loss interval.
         valid_batch_size: windows per validation batch.
     """
