@@ -14,32 +14,32 @@ from collections.abc import Sequence
 # task name -> (module with run(cfg), config name in conf/, one-line description)
 TASKS: dict[str, tuple[str, str, str]] = {
     "data": (
-        "rlmusic.data.task",
+        "rlmusic.tasks.data",
         "data",
         "prepare a corpus (cached .npz splits) and print its summary",
     ),
     "pretrain": (
-        "rlmusic.pretrain",
+        "rlmusic.tasks.pretrain",
         "pretrain",
         "train a NoteLSTM / MusicTransformer by MLE (resumable; torchrun for DDP)",
     ),
     "sample": (
-        "rlmusic.sample",
+        "rlmusic.tasks.sample",
         "sample",
         "sample MIDI / MusicXML from a checkpoint or pretrained:<name>",
     ),
     "rewards": (
-        "rlmusic.rewards.task",
+        "rlmusic.tasks.rewards",
         "rewards",
         "list the reward terms with one-line descriptions",
     ),
     "finetune": (
-        "rlmusic.finetune",
+        "rlmusic.tasks.finetune",
         "finetune",
         "RL fine-tuning of a generator against a reward (algo=batched | ppo | rl_tuner)",
     ),
     "evaluate": (
-        "rlmusic.evaluate",
+        "rlmusic.tasks.evaluate",
         "evaluate",
         "RL Tuner's table and realism measures for checkpoints",
     ),

@@ -30,10 +30,10 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from rlmusic import finetune
 from rlmusic.algos.batched import BatchedConfig, BatchedTrainer
 from rlmusic.models import load_generator
 from rlmusic.rewards.build import build_reward
+from rlmusic.tasks import finetune
 
 LENGTH = 32
 

@@ -30,9 +30,9 @@ from rlmusic.models import PRETRAINED, load_pretrained
 from rlmusic.models.checkpoint import build_model, read_record
 from rlmusic.models.registry import pretrained_path
 from rlmusic.models.sampling import generate, generate_recompute
-from rlmusic.training.evaluate import evaluate_tunes
 from rlmusic.training.loop import TrainConfig
 from rlmusic.training.optim import make_optimizer
+from rlmusic.training.validation import evaluate_tunes
 
 # the shipped configurations and the windows they train on (scripts/build_pretrained.sh)
 SHIPPED = {

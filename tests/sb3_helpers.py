@@ -9,10 +9,10 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from rlmusic import sample
 from rlmusic.algos import sb3_callbacks
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
+from rlmusic.tasks import sample
 
 # every term of reward=rl_tuner, as logged under reward/<term>
 RL_TUNER_TERMS = (
@@ -110,9 +110,9 @@ def finetune_and_measure_theory_gain(tmp_path: Path, overrides: list[str]) -> tu
     the nine rules' reward per piece (/ c, prior excluded), 2,048 samples of 32 steps each."""
     import numpy as np
 
-    from rlmusic import finetune
     from rlmusic.algos.sb3_callbacks import sample_tokens
     from rlmusic.rewards.build import build_reward
+    from rlmusic.tasks import finetune
 
     base = ["checkpoint=pretrained:note_lstm", "reward=rl_tuner", "algo.sample_every=0"]
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):

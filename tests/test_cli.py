@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from rlmusic import cli
-from rlmusic.data.task import encoding_from_cfg
+from rlmusic.data.encoding import encoding_from_cfg
 from tests.conftest import C_MAJOR_TUNE, write_midi
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.evaluation.evaluate import (
+from rlmusic.evaluation.model_eval import (
     evaluate_model,
     evaluate_samples,
     format_table,

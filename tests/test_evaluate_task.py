@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_module
 
-from rlmusic import evaluate
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import LSTMConfig, NoteLSTM, save_checkpoint
+from rlmusic.tasks import evaluate
 from tests.conftest import C_MAJOR_TUNE, write_midi
 
 

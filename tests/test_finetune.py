@@ -9,9 +9,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from rlmusic import finetune
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
+from rlmusic.tasks import finetune
 
 
 @pytest.fixture

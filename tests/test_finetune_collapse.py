@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from rlmusic.algos.batched import BatchedConfig, BatchedTrainer
-from rlmusic.finetune import split_prior
+from rlmusic.algos.setup import split_prior
 from rlmusic.models import load_generator
 from rlmusic.rewards.build import build_reward
 

@@ -238,10 +238,10 @@ def test_shipped_models_beat_the_bigram_baseline_clearly(name: str) -> None:
     """On the default corpus's validation split (parses the corpus if it is not cached)."""
     from hydra import compose, initialize_config_module
 
+    from rlmusic.data.encoding import encoding_from_cfg
     from rlmusic.data.prepare import prepare_corpus
-    from rlmusic.data.task import encoding_from_cfg
     from rlmusic.models import load_checkpoint, pretrained_path
-    from rlmusic.training.evaluate import evaluate_tunes
+    from rlmusic.training.validation import evaluate_tunes
     from rlmusic.training.windows import ngram_baselines
 
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):

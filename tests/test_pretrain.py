@@ -17,10 +17,10 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from rlmusic import pretrain
 from rlmusic.data.corpus import Corpus
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import CheckpointError, load_checkpoint, load_generator
+from rlmusic.tasks import pretrain
 from rlmusic.training.loop import lr_factor
 from rlmusic.training.windows import (
     IGNORE,
@@ -212,7 +212,7 @@ DDP_SCRIPT = """
 import sys
 import torch
 from hydra import compose, initialize_config_module
-from rlmusic import pretrain
+from rlmusic.tasks import pretrain
 from tests.test_pretrain import synthetic_corpus, TINY
 
 torch.set_num_threads(1)

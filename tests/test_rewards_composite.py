@@ -179,7 +179,7 @@ def test_prior_term_from_a_checkpoint_and_its_encoding_check(tmp_path: Path) -> 
 
 def test_rewards_task_lists_every_term(capsys: pytest.CaptureFixture[str]) -> None:
     from rlmusic.rewards.registry import known_terms
-    from rlmusic.rewards.task import run
+    from rlmusic.tasks.rewards import run
 
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
         cfg = compose("rewards", overrides=["reward=basic"])

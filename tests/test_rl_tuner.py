@@ -19,12 +19,12 @@ from rlmusic.envs.composition import CompositionEnv
 from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rlmusic import finetune
 from rlmusic.algos.positions import position_logits
 from rlmusic.algos.rl_tuner import RLTunerDQN, td_targets
 from rlmusic.algos.rl_tuner_policy import RLTunerPolicy, prior_spec, rl_tuner_policy_kwargs
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
+from rlmusic.tasks import finetune
 from tests.sb3_helpers import (
     RL_TUNER_TERMS,
     Crash,

@@ -13,10 +13,10 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from rlmusic import sample
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.data.io import load_melody
 from rlmusic.models import LSTMConfig, NoteLSTM, save_checkpoint
+from rlmusic.tasks import sample
 from tests.conftest import C_MAJOR_TUNE, write_midi
 from tests.test_models import one_thread  # noqa: F401  (autouse fixture)
 

@@ -22,7 +22,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rlmusic import finetune
 from rlmusic.algos.advantages import gae
 from rlmusic.algos.positions import position_logits
 from rlmusic.algos.sb3_callbacks import sample_tokens
@@ -38,6 +37,7 @@ from rlmusic.models import (
     with_bos,
 )
 from rlmusic.policies import GeneratorPolicy, generator_policy_kwargs
+from rlmusic.tasks import finetune
 from tests.sb3_helpers import (
     RL_TUNER_TERMS,
     Crash,

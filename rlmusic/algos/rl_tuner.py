@@ -215,10 +215,11 @@ DQN_KEYS = (
 
 def run_rl_tuner(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """``rlmusic finetune algo=rl_tuner``: train (or resume), then write the run folder."""
+    from rlmusic.algos.setup import split_prior
     from rlmusic.envs.composition import CompositionEnv
-    from rlmusic.finetune import resolve_device, split_prior
     from rlmusic.models import load_generator
     from rlmusic.rewards.build import build_reward
+    from rlmusic.runtime import resolve_device
 
     settings = RunSettings.from_cfg(cfg, output_dir)
     settings.output_dir.mkdir(parents=True, exist_ok=True)

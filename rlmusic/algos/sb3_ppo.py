@@ -164,10 +164,11 @@ class GeneratorPPO(PPO):
 
 def run_sb3_ppo(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """``rlmusic finetune algo=ppo``: train (or resume), then write the run folder."""
+    from rlmusic.algos.setup import split_prior
     from rlmusic.envs.composition import CompositionEnv
-    from rlmusic.finetune import resolve_device, split_prior
     from rlmusic.models import load_generator
     from rlmusic.rewards.build import build_reward
+    from rlmusic.runtime import resolve_device
 
     settings = RunSettings.from_cfg(cfg, output_dir)
     settings.output_dir.mkdir(parents=True, exist_ok=True)

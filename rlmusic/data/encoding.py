@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -213,3 +213,15 @@ class MelodyEncoding:
         if title:
             score.metadata = metadata.Metadata(title=title)
         return score
+
+
+def encoding_from_cfg(node: Mapping[str, Any]) -> MelodyEncoding:
+    """A task config's ``encoding`` node (a DictConfig or a dict) -> MelodyEncoding.
+
+    Unknown keys are an error (MelodyEncoding's own TypeError names them)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    values = (
+        OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    )
+    return MelodyEncoding(**values)

@@ -30,10 +30,10 @@ from torch import nn
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models.checkpoint import CheckpointError, atomic_torch_save, generator_record
 from rlmusic.training.distributed import DistInfo, all_reduce_sum
-from rlmusic.training.evaluate import nll_metrics, window_sums
 from rlmusic.training.logs import MetricsLog
 from rlmusic.training.optim import lr_factor, make_optimizer
 from rlmusic.training.state import capture_rng, load_train_state, restore_rng, save_train_state
+from rlmusic.training.validation import nll_metrics, window_sums
 from rlmusic.training.windows import (
     IGNORE,
     epoch_windows,

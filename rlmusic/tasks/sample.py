@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from rlmusic.data.io import load_melody, save_midi, save_musicxml
 from rlmusic.models.registry import load_generator
 from rlmusic.models.sampling import generate
-from rlmusic.training.distributed import resolve_device
+from rlmusic.runtime import resolve_device, run_folder
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,7 @@ class SampleResult:
 
 
 def output_dir(cfg: DictConfig) -> Path:
-    if cfg.get("out"):
-        return Path(str(cfg.out))
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path("outputs/sample")
+    return run_folder(cfg.get("out"), fallback="outputs/sample")
 
 
 def run(cfg: DictConfig) -> SampleResult:

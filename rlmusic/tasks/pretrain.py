@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlmusic.data.corpus import Corpus
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models.checkpoint import build_model
+from rlmusic.runtime import run_folder
 from rlmusic.training import distributed
 from rlmusic.training.loop import Pretrainer, TrainConfig
 
@@ -55,13 +56,10 @@ def train_config(cfg: DictConfig) -> TrainConfig:
 
 def output_dir(cfg: DictConfig) -> Path:
     """``cfg.out_dir``, else Hydra's run directory, else outputs/pretrain/<model>."""
-    if cfg.get("out_dir"):
-        return Path(str(cfg.out_dir))
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path("outputs/pretrain") / str(cfg.model.get("name", cfg.model.arch))
+    return run_folder(
+        cfg.get("out_dir"),
+        fallback=Path("outputs/pretrain") / str(cfg.model.get("name", cfg.model.arch)),
+    )
 
 
 def load_corpus(cfg: DictConfig, encoding: MelodyEncoding, info: distributed.DistInfo) -> Corpus:
@@ -87,7 +85,7 @@ def run(
     Returns:
         The last validation metrics, the best validation NLL and the run directory.
     """
-    from rlmusic.data.task import encoding_from_cfg
+    from rlmusic.data.encoding import encoding_from_cfg
 
     if cfg.resume not in ("auto", "never"):
         raise ValueError(f"resume={cfg.resume!r}; known: auto, never")

@@ -24,28 +24,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlmusic.algos.batched import BatchedConfig, BatchedTrainer
+from rlmusic.algos.setup import split_prior
 from rlmusic.data.io import save_midi
 from rlmusic.models import load_generator, save_checkpoint
 from rlmusic.models.checkpoint import atomic_torch_save
 from rlmusic.rewards.build import build_reward
-from rlmusic.rewards.composite import CompositeReward
+from rlmusic.runtime import resolve_device, run_folder
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def split_prior(reward: CompositeReward) -> tuple[CompositeReward, Any | None, float]:
-    """The composite without its prior term, the prior's generator (or None) and its weight."""
-    others = [t for t in reward.terms if t.name != "prior"]
-    prior = next((t for t in reward.terms if t.name == "prior"), None)
-    if prior is None:
-        return CompositeReward(others), None, 0.0
-    return CompositeReward(others), prior.term.generator, prior.weight
 
 
 class MetricsLog:
@@ -88,7 +74,7 @@ class MetricsLog:
 
 
 def write_samples(trainer: BatchedTrainer, encoding, directory: Path, n: int, seed: int) -> None:
-    from rlmusic.evaluation.evaluate import sample_compositions
+    from rlmusic.evaluation.model_eval import sample_compositions
 
     tokens, _ = sample_compositions(trainer.policy, n, trainer.config.length, seed=seed)
     directory.mkdir(parents=True, exist_ok=True)
@@ -97,7 +83,7 @@ def write_samples(trainer: BatchedTrainer, encoding, directory: Path, n: int, se
 
 
 def run(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
-    output_dir = Path(output_dir or _hydra_output_dir() or "outputs/finetune")
+    output_dir = run_folder(output_dir, fallback="outputs/finetune")
     output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.algo.name == "rl_tuner":
         from rlmusic.algos.rl_tuner import run_rl_tuner
@@ -194,9 +180,3 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
         "last": last,
         "seconds": time.perf_counter() - started,
     }
-
-
-def _hydra_output_dir() -> Path | None:
-    from hydra.core.hydra_config import HydraConfig
-
-    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None

@@ -6,18 +6,14 @@ import json
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encoding import encoding_from_cfg
 from rlmusic.data.prepare import prepare_corpus
 from rlmusic.data.summary import CorpusSummary, format_summary, summarize
+from rlmusic.runtime import run_folder
 
 log = logging.getLogger(__name__)
-
-
-def encoding_from_cfg(cfg: DictConfig) -> MelodyEncoding:
-    """The ``encoding`` node of a task config -> MelodyEncoding (unknown keys are an error)."""
-    return MelodyEncoding(**OmegaConf.to_container(cfg, resolve=True))
 
 
 def run(cfg: DictConfig, output_dir: Path | None = None) -> CorpusSummary:
@@ -25,8 +21,7 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> CorpusSummary:
     corpus = prepare_corpus(cfg.data, encoding, progress=bool(cfg.get("progress", True)))
     summary = summarize(corpus)
     print(format_summary(summary, show_all_rejected=cfg.data.source == "midi_dir"))
-    if output_dir is None:
-        output_dir = _hydra_output_dir()
+    output_dir = run_folder(output_dir)
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "summary.json").write_text(json.dumps(summary.as_dict(), indent=2))
@@ -35,9 +30,3 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> CorpusSummary:
             handle.writelines(f"{name}\t{reason}\n" for name, reason in corpus.rejected)
         log.info("summary and rejected inputs written to %s", output_dir)
     return summary
-
-
-def _hydra_output_dir() -> Path | None:
-    from hydra.core.hydra_config import HydraConfig
-
-    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None

@@ -15,8 +15,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rlmusic.data.prepare import prepare_corpus
-from rlmusic.evaluation.evaluate import Evaluation, evaluate_model, format_table
+from rlmusic.evaluation.model_eval import Evaluation, evaluate_model, format_table
 from rlmusic.models import load_generator
+from rlmusic.runtime import run_folder
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,10 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:
         log.info("%s: %d compositions in %.1f s", spec, evaluation.n, evaluation.seconds)
         evaluations.append(evaluation)
     print(format_table(evaluations))
-    output_dir = output_dir or _hydra_output_dir()
+    output_dir = run_folder(output_dir)
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "evaluation.json").write_text(
             json.dumps([e.as_dict() for e in evaluations], indent=2)
         )
     return evaluations
-
-
-def _hydra_output_dir() -> Path | None:
-    from hydra.core.hydra_config import HydraConfig
-
-    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
