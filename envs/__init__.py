@@ -1,9 +1,11 @@
 """Gymnasium environments for composing melodies (installed as ``rlmusic.envs``).
 
-Importing this package registers ``rlmusic/Composition-v0``; it imports nothing heavy.
+Importing this package registers ``rlmusic/Composition-v1``; it imports nothing heavy.
+v1 (the leap rule pays as RL Tuner's leap detector decides; the motif rules pay every step of
+a qualifying half-bar, as the original) replaced v0, whose rewards meant something else.
 
 >>> import gymnasium, rlmusic.envs
->>> env = gymnasium.make("rlmusic/Composition-v0")
+>>> env = gymnasium.make("rlmusic/Composition-v1")
 >>> obs, info = env.reset(seed=0)
 >>> obs.shape, int(obs[-1])  # 32 tokens (padded with 38) and the step count
 ((33,), 0)
@@ -14,7 +16,7 @@ Importing this package registers ``rlmusic/Composition-v0``; it imports nothing 
 
 from gymnasium.envs.registration import register, registry
 
-ENV_ID = "rlmusic/Composition-v0"
+ENV_ID = "rlmusic/Composition-v1"
 
 if ENV_ID not in registry:
     register(id=ENV_ID, entry_point="rlmusic.envs.composition:CompositionEnv")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 # task name -> (module with run(cfg), config name in conf/, one-line description)
 TASKS: dict[str, tuple[str, str, str]] = {
@@ -63,17 +64,53 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def objective_value(result: Any, name: str | None) -> float | None:
+    """The metric ``name`` of a task's result (``result.metrics[name]``, ``result[name]`` or an
+    attribute), as the number a Hydra sweeper optimises; None when ``name`` is None.
+
+    Raises:
+        KeyError: the result has no such metric (the message lists the ones it has).
+    """
+    if name is None:
+        return None
+    metrics = getattr(result, "metrics", None)
+    if metrics is None and isinstance(result, Mapping):
+        metrics = result.get("metrics", result)
+    if isinstance(metrics, Mapping) and name in metrics:
+        return float(metrics[name])
+    if hasattr(result, name):
+        return float(getattr(result, name))
+    known = sorted(metrics) if isinstance(metrics, Mapping) else []
+    raise KeyError(f"objective={name!r} is not a metric of this task's result; known: {known}")
+
+
+def task_main(task: str, cfg: Any) -> float | None:
+    """What Hydra's main runs: check ``cfg`` against the task's schema (a bad value exits with
+    status 2 and one line naming it, before any work), run the task, and return its
+    ``objective`` metric (a sweeper optimises what this returns)."""
+    from rlmusic.config import ConfigError, validate_config
+
+    module_name, config_name, _ = TASKS[task]
+    module = importlib.import_module(module_name)
+    try:
+        cfg = validate_config(config_name, cfg)
+    except ConfigError as exc:  # a user's typo: one clear line, no traceback
+        print(f"rlmusic: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    result = module.run(cfg)
+    return objective_value(result, cfg.get("objective"))
+
+
 def run_task(task: str, overrides: Sequence[str]) -> None:
     """Run ``task`` under Hydra's main with ``overrides`` as its command line."""
     import hydra
     from omegaconf import DictConfig
 
-    module_name, config_name, _ = TASKS[task]
-    module = importlib.import_module(module_name)
+    config_name = TASKS[task][1]
 
     @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name=config_name)
-    def _main(cfg: DictConfig) -> None:
-        module.run(cfg)
+    def _main(cfg: DictConfig) -> float | None:
+        return task_main(task, cfg)
 
     sys.argv = [f"rlmusic {task}", *overrides]
     _main()

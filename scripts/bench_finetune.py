@@ -13,7 +13,7 @@ training, rollouts and updates included:
 - ``ppo``: ``rlmusic finetune algo=ppo`` (SB3 PPO, a DummyVecEnv of CompositionEnv);
 - ``rl_tuner``: ``rlmusic finetune algo=rl_tuner`` (SB3 DQN, one env; a gradient step every 5).
 
-The SB3 rows run the real entry point with ``budget.time_s`` (checked between rollouts, so a row
+The SB3 rows run the real entry point with ``time_s`` (checked between rollouts, so a row
 may overrun by one rollout) and report env steps over the time inside ``learn``. Prints a small
 table and the batched / ppo ratio. Never a timed test.
 """
@@ -30,7 +30,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from rlmusic.algos.batched import BatchedConfig, BatchedTrainer
+from rlmusic.algos.batched.trainer import BatchedConfig, BatchedTrainer
 from rlmusic.models import load_generator
 from rlmusic.rewards.build import build_reward
 from rlmusic.tasks import finetune
@@ -45,7 +45,7 @@ def config(algo: str, checkpoint: str, seconds: float, extra: list[str]):
         "reward=rl_tuner",
         f"length={LENGTH}",
         "device=cpu",
-        f"budget.time_s={seconds}",
+        f"time_s={seconds}",
         "n_samples=1",
         *extra,
     ]
@@ -84,8 +84,8 @@ def bench_batched(cfg, seconds: float) -> dict[str, float]:
 def bench_sb3(cfg, seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         result = finetune.run(cfg, output_dir=Path(folder))
-    steps = result["steps_per_s"] * result["seconds"]
-    return {"tokens": steps, "seconds": result["seconds"], "tokens_per_s": result["steps_per_s"]}
+    steps = result.metrics["charts/steps_per_s"] * result.seconds
+    return {"tokens": steps, "seconds": result.seconds, "tokens_per_s": result.metrics["charts/steps_per_s"]}
 
 
 def main() -> None:

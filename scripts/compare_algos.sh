@@ -22,11 +22,11 @@ timed() {  # name, command...: run it and print its wall time
 
 mkdir -p "$out"
 timed batched rlmusic finetune "hydra.run.dir=$out/batched" sample_every=0
-timed ppo rlmusic finetune algo=ppo "hydra.run.dir=$out/ppo" "budget.time_s=$sb3_seconds" \
+timed ppo rlmusic finetune algo=ppo "hydra.run.dir=$out/ppo" "time_s=$sb3_seconds" \
   algo.total_timesteps=150000
 # epsilon decays over half of total_timesteps: size it to what the budget reaches (~70 steps/s)
 timed rl_tuner rlmusic finetune algo=rl_tuner "hydra.run.dir=$out/rl_tuner" \
-  "budget.time_s=$sb3_seconds" algo.total_timesteps=20000
+  "time_s=$sb3_seconds" algo.total_timesteps=20000
 rlmusic evaluate "hydra.run.dir=$out/evaluate" checkpoint=pretrained:note_lstm \
   "compare_to=[$out/batched/tuned.safetensors,$out/ppo/tuned.safetensors,$out/rl_tuner/tuned.safetensors]" \
   n=1000 length=32 seed=0

@@ -16,7 +16,7 @@ seconds=${RLMUSIC_DEMO_SECONDS:-600}
 echo "[demo] 1/3 corpus (music21's Essen, O'Neill's, Ryan's, Bach; cached after the first run)"
 rlmusic data "hydra.run.dir=$run/data"
 echo "[demo] 2/3 fine-tuning pretrained:note_lstm on reward=rl_tuner (at most ${seconds} s)"
-rlmusic finetune "hydra.run.dir=$run/finetune" "budget.time_s=$seconds" "$@"
+rlmusic finetune "hydra.run.dir=$run/finetune" "time_s=$seconds" "$@"
 echo "[demo] 3/3 the RL Tuner table: tuned vs supervised, 1,000 compositions of 32 steps"
 rlmusic evaluate "hydra.run.dir=$run/evaluate" "checkpoint=$run/finetune/tuned.safetensors" \
   "compare_to=[pretrained:note_lstm]" n=1000 length=32

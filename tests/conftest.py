@@ -1,4 +1,11 @@
-"""Shared fixtures: small MIDI files made on the fly (nothing is downloaded)."""
+"""Shared fixtures: tiny models and checkpoints, small MIDI files made on the fly (nothing is
+downloaded).
+
+- ``tiny_lstm(seed)`` / ``make_tiny_checkpoint(dir, seed)``: a one-layer NoteLSTM (8-dim
+  embeddings, 16 hidden units, no dropout) and its safetensors checkpoint;
+- ``tiny_checkpoint``: that checkpoint, built once per session (tests only read it);
+- ``toy_generator``: :class:`tests.toy_generator.ToyGenerator`, a GRU test double.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ import pytest
 import torch
 
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.models import LSTMConfig, NoteLSTM, save_checkpoint
+from tests.toy_generator import ToyGenerator
 
 # Small models gain nothing from intra-op threads, and two test processes (or a training run
 # beside the tests) thrash the 2 cores when each uses both: one thread keeps the suite steady.
@@ -18,6 +27,37 @@ torch.set_num_threads(1)
 @pytest.fixture
 def encoding() -> MelodyEncoding:
     return MelodyEncoding()
+
+
+def tiny_lstm(seed: int = 0, **config: object) -> NoteLSTM:
+    """A one-layer NoteLSTM small enough to train in milliseconds (seeded weights)."""
+    torch.manual_seed(seed)
+    options: dict[str, object] = dict(embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0)
+    options.update(config)
+    return NoteLSTM(LSTMConfig(**options))
+
+
+def make_tiny_checkpoint(
+    directory: Path, seed: int = 0, name: str = "tiny", **config: object
+) -> Path:
+    """:func:`tiny_lstm` saved as ``directory/<name>_<seed>.safetensors`` (a vocabulary other
+    than 38 gets the matching wider encoding, C2..B6)."""
+    model = tiny_lstm(seed, **config)
+    encoding = (
+        MelodyEncoding() if model.vocab_size == 38 else MelodyEncoding(min_pitch=36, max_pitch=95)
+    )
+    return save_checkpoint(Path(directory) / f"{name}_{seed}.safetensors", model, encoding)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny LSTM's checkpoint, built once per session (read only)."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def toy_generator() -> ToyGenerator:
+    return ToyGenerator()
 
 
 def write_midi(

@@ -9,9 +9,9 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from rlmusic.algos import sb3_callbacks
+from rlmusic.algos.sb3 import callbacks as sb3_callbacks
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
+from rlmusic.models import NoteLSTM, load_generator
 from rlmusic.tasks import sample
 
 # every term of reward=rl_tuner, as logged under reward/<term>
@@ -28,17 +28,6 @@ RL_TUNER_TERMS = (
     "unique_extremes",
     "prior",
 )
-
-
-def tiny_checkpoint(directory: Path, seed: int = 0, name: str = "tiny", **config: object) -> Path:
-    torch.manual_seed(seed)
-    options = dict(embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0)
-    options.update(config)
-    model = NoteLSTM(LSTMConfig(**options))
-    encoding = (
-        MelodyEncoding() if model.vocab_size == 38 else MelodyEncoding(min_pitch=36, max_pitch=95)
-    )
-    return save_checkpoint(directory / f"{name}_{seed}.safetensors", model, encoding)
 
 
 def finetune_config(checkpoint: Path, overrides: list[str]) -> DictConfig:
@@ -110,7 +99,7 @@ def finetune_and_measure_theory_gain(tmp_path: Path, overrides: list[str]) -> tu
     the nine rules' reward per piece (/ c, prior excluded), 2,048 samples of 32 steps each."""
     import numpy as np
 
-    from rlmusic.algos.sb3_callbacks import sample_tokens
+    from rlmusic.models.sampling import sample_seeded
     from rlmusic.rewards.build import build_reward
     from rlmusic.tasks import finetune
 
@@ -119,11 +108,11 @@ def finetune_and_measure_theory_gain(tmp_path: Path, overrides: list[str]) -> tu
         cfg = compose("finetune", overrides=[*base, *overrides, "device=cpu"])
     result = finetune.run(cfg, output_dir=tmp_path / "run")
     supervised, encoding = load_generator("pretrained:note_lstm")
-    tuned, _ = load_generator(str(result["tuned"]))
+    tuned, _ = load_generator(str(result.tuned))
     rules = build_reward({"c": 0.5, "rules": list(RL_TUNER_TERMS[:-1]), "prior": None}, encoding)
 
     def theory_reward(model: NoteLSTM) -> np.ndarray:
-        tokens, _ = sample_tokens(model, 2048, 32, seed=123)
+        tokens, _ = sample_seeded(model, 2048, 32, seed=123)
         return rules.score(tokens)[0].sum(1)  # the nine rules / c, per piece
 
     before, after = theory_reward(supervised), theory_reward(tuned)

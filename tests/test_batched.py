@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlmusic.algos.batched import (
+from rlmusic.algos.batched.trainer import (
     BatchedConfig,
     BatchedTrainer,
     sample_with_log_probs,

@@ -14,13 +14,6 @@ from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
 from rlmusic.tasks import finetune
 
 
-@pytest.fixture
-def tiny_checkpoint(tmp_path: Path) -> Path:
-    torch.manual_seed(0)
-    model = NoteLSTM(LSTMConfig(embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0))
-    return save_checkpoint(tmp_path / "tiny.safetensors", model, MelodyEncoding())
-
-
 def config(checkpoint: Path, iterations: int, **extra: object):
     overrides = [
         f"checkpoint={checkpoint}",
@@ -29,10 +22,10 @@ def config(checkpoint: Path, iterations: int, **extra: object):
         "algo.minibatch_size=16",
         "algo.group_size=8",
         "algo.lr=1e-3",
-        f"budget.iterations={iterations}",
+        f"algo.iterations={iterations}",
         "length=8",
-        "checkpoint_every=2",
-        "sample_every=2",
+        "algo.checkpoint_every=2",
+        "algo.sample_every=2",
         "n_samples=2",
         "device=cpu",
         *[f"{k}={v}" for k, v in extra.items()],
@@ -45,7 +38,7 @@ def test_finetune_writes_a_loadable_model_samples_and_logs(
     tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     result = finetune.run(config(tiny_checkpoint, 4), output_dir=tmp_path / "run")
-    model, encoding = load_generator(str(result["tuned"]))
+    model, encoding = load_generator(str(result.tuned))
     assert encoding == MelodyEncoding() and isinstance(model, NoteLSTM)
     assert len(list((tmp_path / "run" / "samples" / "iter_00002").glob("*.mid"))) == 2
     assert len(list((tmp_path / "run" / "samples" / "final").glob("*.mid"))) == 2
@@ -72,8 +65,8 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path: Path, tiny_checkp
     straight = finetune.run(config(tiny_checkpoint, 4), output_dir=tmp_path / "straight")
     finetune.run(config(tiny_checkpoint, 2), output_dir=tmp_path / "resumed")
     resumed = finetune.run(config(tiny_checkpoint, 4), output_dir=tmp_path / "resumed")
-    a, _ = load_generator(str(straight["tuned"]))
-    b, _ = load_generator(str(resumed["tuned"]))
+    a, _ = load_generator(str(straight.tuned))
+    b, _ = load_generator(str(resumed.tuned))
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(x, y, msg=name)
     rows = list(csv.DictReader(open(tmp_path / "resumed" / "metrics.csv")))

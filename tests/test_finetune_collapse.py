@@ -1,47 +1,49 @@
-"""Guard: the default fine-tuning settings do not collapse the shipped LSTM on RL Tuner's reward.
+"""Guard: the default `rlmusic finetune` stays near the supervised model and keeps playing.
 
-Measured with the old defaults (PPO with a zero-initialised critic, beta = 1, whitened GAE
-advantages): within 20-30 iterations the policy entropy fell from ~0.8 to ~0.1 nats and nearly
-every composition became "tonic, then hold" (distinct share 0.1). This runs the task's own
-defaults (``conf/algo/batched.yaml``) on a smaller batch and checks what collapse destroys.
+Runs the task's own entry point with the shipped defaults (conf/finetune.yaml, conf/algo/batched.yaml,
+the default reward), changing only the run's size, and checks what a broken default destroys:
+
+- the KL to the prior per token stays small (without KL control it doubles within these
+  iterations, see ``KL_BOUND``) and the piece does not get busier than real melodies;
+- the policy keeps its diversity, its entropy and its notes (the old PPO default collapsed to
+  "tonic, then hold" within 20-30 iterations).
 """
 
 from __future__ import annotations
 
-import torch
-from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
+from pathlib import Path
 
-from rlmusic.algos.batched import BatchedConfig, BatchedTrainer
-from rlmusic.algos.setup import split_prior
-from rlmusic.models import load_generator
-from rlmusic.rewards.build import build_reward
+from hydra import compose, initialize_config_module
+
+from rlmusic.tasks import finetune
 
 ITERATIONS = 20
+BATCH = 128
+# Measured at these settings (seed 0, CPU): 0.054 nats per token and 14.3 onsets per piece with
+# the defaults; with the KL control removed (algo.kl_coef=0 algo.kl_pitch_coef=null) 0.103 and 17.3.
+KL_BOUND = 0.08
+ONSETS_BOUND = 16  # real 32-step segments have 12-14 onsets; a busy policy farms per-note rules
+
+SMALL_RUN = [
+    f"algo.iterations={ITERATIONS}",
+    f"algo.batch_size={BATCH}",
+    f"algo.minibatch_size={BATCH // 2}",
+    f"algo.group_size={BATCH // 2}",
+    "algo.sample_every=0",
+    "n_samples=1",
+    "device=cpu",
+]
 
 
-def default_trainer(batch_size: int) -> BatchedTrainer:
+def run_default(tmp_path: Path, extra: list[str]) -> dict[str, float]:
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose("finetune")
-    torch.manual_seed(int(cfg.seed))
-    policy, encoding = load_generator(str(cfg.checkpoint))
-    task_reward, prior, weight = split_prior(build_reward(cfg.reward, encoding))
-    algo = OmegaConf.to_container(cfg.algo, resolve=True)
-    algo.pop("name")
-    algo["kl_coef"] = weight if algo["kl_coef"] is None else algo["kl_coef"]
-    algo.update(batch_size=batch_size, minibatch_size=batch_size // 2)
-    algo["group_size"] = min(int(algo["group_size"]), batch_size)
-    config = BatchedConfig(length=int(cfg.length), **algo)
-    return BatchedTrainer(policy, task_reward.score, config, seed=int(cfg.seed), prior=prior)
+        cfg = compose("finetune", overrides=[*SMALL_RUN, *extra])
+    return finetune.run(cfg, output_dir=tmp_path / "run").metrics
 
 
-def test_default_settings_keep_the_policy_diverse_and_playing() -> None:
-    trainer = default_trainer(batch_size=128)
-    first = trainer.step()
-    for _ in range(ITERATIONS - 1):
-        last = trainer.step()
-    assert last["reward/total"] > first["reward/total"]  # it learns ...
-    assert last["policy/distinct_share"] >= 0.9  # ... without collapsing to a few melodies,
-    assert last["policy/entropy"] >= 0.7 * first["policy/entropy"]  # keeps its entropy,
-    assert last["policy/onsets_per_piece"] >= 0.8 * first["policy/onsets_per_piece"]  # plays notes
-    assert last["kl/prior_per_token"] < 0.5  # and stays near the supervised model
+def test_the_default_finetune_stays_near_the_prior_and_keeps_playing(tmp_path: Path) -> None:
+    m = run_default(tmp_path, [])
+    assert m["final/kl/prior_per_token"] < KL_BOUND
+    assert m["final/policy/distinct_share"] >= 0.9
+    assert 8 <= m["final/policy/onsets_per_piece"] <= ONSETS_BOUND  # the supervised model: ~12
+    assert m["final/policy/entropy"] >= 0.5

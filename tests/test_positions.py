@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rlmusic.algos.positions import (
+from rlmusic.algos.sb3.positions import (
     IncrementalLogits,
     position_logits,
     position_outputs,

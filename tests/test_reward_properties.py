@@ -29,8 +29,9 @@ def _one_torch_thread():
 # non-default modes of the rules, in another key: id -> build_term spec
 VARIANTS = {
     "autocorrelation[every_step]": {"name": "autocorrelation", "every_step": True},
-    "motif[all_steps]": {"name": "motif", "onsets_only": False},
-    "repeated_motif[all_steps]": {"name": "repeated_motif", "onsets_only": False},
+    "motif[onsets_only]": {"name": "motif", "onsets_only": True},
+    "repeated_motif[onsets_only]": {"name": "repeated_motif", "onsets_only": True},
+    "leap_resolution[min_gap=2]": {"name": "leap_resolution", "min_gap": 2, "leap": 5},
     "tonic[any_octave]": {"name": "tonic", "octave": None},
 }
 

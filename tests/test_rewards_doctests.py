@@ -1,4 +1,4 @@
-"""The docstring examples of the reward and environment modules run and are right."""
+"""The docstring examples of the reward, environment and statistics modules run and are right."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ MODULES = [
     "rlmusic.envs.composition",
     "rlmusic.envs.vector",
     "rlmusic.envs.render",
+    "rlmusic.evaluation.metrics",  # the statistics share the rules' detectors
 ]
 
 

@@ -91,18 +91,33 @@ def test_motif_window_follows_the_encoding() -> None:
     melody = (C4, H, D4, H, E4, H, F4, G4)
     assert row(MotifRule(), *melody) == [0] * 7 + [3 + 0.3 * 2]  # 5 distinct pitches in 8 steps
     coarse = MelodyEncoding(steps_per_quarter=2)  # bar = 8 steps, window = 4
-    assert row(MotifRule(encoding=coarse), C4, D4, E4, H) == [0, 0, 0, 0]
     assert row(MotifRule(encoding=coarse), H, C4, D4, E4) == [0, 0, 0, 3.0]
-    every = MotifRule(encoding=coarse, onsets_only=False)  # the original paid holds too
-    assert row(every, C4, D4, E4, H) == [0, 0, 0, 3.0]  # the hold ends a 3-pitch window
+    # every step of a qualifying window is paid, holds included, as the original paid
+    assert row(MotifRule(encoding=coarse), C4, D4, E4, H) == [0, 0, 0, 3.0]
+    assert row(MotifRule(encoding=coarse, onsets_only=True), C4, D4, E4, H) == [0, 0, 0, 0]
+
+
+def test_motif_does_not_pay_busyness() -> None:
+    # C E G struck 3 times per 8 steps (12 onsets) or on every step (32): every window ending
+    # at t >= 7 holds exactly C, E and G, so both earn 25 x 3 (the original's payment)
+    sparse = [C4, H, H, E4, H, H, G4, H] * 4
+    busy = ([C4, E4, G4] * 11)[:32]
+    assert sum(row(MotifRule(), *sparse)) == sum(row(MotifRule(), *busy)) == pytest.approx(75)
+    # paid per onset, the busy piece would earn 25 x 3 and the sparse one only 9 x 3
+    assert sum(row(MotifRule(onsets_only=True), *sparse)) == pytest.approx(27)
+    assert sum(row(MotifRule(onsets_only=True), *busy)) == pytest.approx(75)
 
 
 def test_repeated_motif_needs_an_earlier_copy() -> None:
     motif = [C4, H, D4, H, E4, H, F4, G4]
     out = row(RepeatedMotifRule(), *motif, *motif)
-    assert out[7] == 0 and out[15] == 4 + 1 * 2
+    assert out[7] == 0 and out[15] == 4 + 1 * 2 and sum(out) == 6
     varied = motif[:-1] + [A4]
     assert sum(row(RepeatedMotifRule(), *motif, *varied)) == 0
+    # three copies: every step from 15 on ends a window equal to the one 8 steps earlier,
+    # holds included (9 steps x (4 + 2)); per onset only 15, 16, 18, 20, 22, 23 (6 x 6)
+    assert row(RepeatedMotifRule(), *motif * 3) == [0] * 15 + [6.0] * 9
+    assert sum(row(RepeatedMotifRule(onsets_only=True), *motif * 3)) == 36
 
 
 def test_preferred_intervals_table() -> None:
@@ -136,13 +151,45 @@ def test_preferred_intervals_pay_holds_and_rests_after_a_note() -> None:
     assert sum(row(PreferredIntervalsRule(hold=0, rest=0), D4, H, R)) == 0
 
 
-def test_leap_resolution_and_doubling() -> None:
+def test_leap_rule_pays_as_the_detector_decides() -> None:
     rule = LeapResolutionRule()
-    assert row(rule, C4, G4, F4) == [0, 0, 5]
-    assert row(rule, C4, G4, H, R, E4) == [0, 0, 0, 0, 5]
-    assert row(rule, C4, G4, *tok(74)) == [0, 0, -5]
+    assert row(rule, C4, G4, F4, E4, D4, C4) == [0, 0, 0, 0, 0, 5]  # a gradual return
+    assert row(rule, C4, G4, H, R, E4, D4, C4) == [0, 0, 0, 0, 0, 0, 5]  # rests in between
+    assert row(rule, C4, G4, *tok(74)) == [0, 0, -5]  # two leaps up: doubled
     assert row(rule, C4, G4, A4) == [0, 0, 0]  # unresolved: no reward, no penalty
     assert row(rule, C4, G4, G4) == [0, 0, 0]  # a repeat is not motion back
+
+
+def test_an_immediate_leap_back_earns_nothing() -> None:
+    rule = LeapResolutionRule()
+    assert row(rule, C4, G4, C4) == [0, 0, 0]
+    assert row(rule, C4, G4, F4) == [0, 0, 0]  # moving back without reaching C4 either
+    # alternating two notes a fifth (or a sixth) apart, struck or held: no leap reward at all
+    assert row(rule, *[C4, G4] * 16) == [0] * 32
+    assert row(rule, *[C4, H, A4, H] * 8) == [0] * 32
+
+
+def test_a_leap_back_after_more_than_six_steps_earns_the_reward() -> None:
+    rule = LeapResolutionRule()
+    assert row(rule, C4, G4, *[H] * 7, C4) == [0] * 9 + [5]  # 7 steps between the leaps
+    assert row(rule, C4, G4, *[H] * 6, C4) == [0] * 9  # 6 steps: closed, unpaid
+    assert row(LeapResolutionRule(min_gap=5), C4, G4, *[H] * 6, C4) == [0] * 8 + [5]
+
+
+def test_leap_rule_incremental_path_matches_the_whole_sequence() -> None:
+    rule = LeapResolutionRule()
+    tokens = np.random.default_rng(3).integers(0, 38, (64, 32))
+    tokens[:8] = [C4, G4, F4, E4, D4, C4, H, H] * 4  # some rows that resolve gradually
+    whole = rule(tokens)
+    state = None
+    for t in range(32):
+        values, state = rule.score_last(tokens[:, : t + 1], state)
+        np.testing.assert_array_equal(values, whole[:, t])
+    again, _ = rule.score_last(tokens[:, :6], state)  # an old state for other tokens: restart
+    np.testing.assert_array_equal(again, whole[:, 5])
+    _, kept = rule.score_last(tokens[:, :5], None)
+    rule.score_last(tokens[:, :6], kept)
+    np.testing.assert_array_equal(rule.score_last(tokens[:, :6], kept)[0], whole[:, 5])  # reusable
 
 
 def test_unique_extremes() -> None:

@@ -19,12 +19,13 @@ from rlmusic.envs.composition import CompositionEnv
 from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rlmusic.algos.positions import position_logits
-from rlmusic.algos.rl_tuner import RLTunerDQN, td_targets
-from rlmusic.algos.rl_tuner_policy import RLTunerPolicy, prior_spec, rl_tuner_policy_kwargs
+from rlmusic.algos.sb3.positions import position_logits
+from rlmusic.algos.sb3.rl_tuner import RLTunerDQN, td_targets
+from rlmusic.algos.sb3.rl_tuner_policy import RLTunerPolicy, prior_spec, rl_tuner_policy_kwargs
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
 from rlmusic.tasks import finetune
+from tests.conftest import tiny_lstm
 from tests.sb3_helpers import (
     RL_TUNER_TERMS,
     Crash,
@@ -35,16 +36,6 @@ from tests.sb3_helpers import (
 )
 
 LENGTH = 8
-
-
-def tiny_lstm(seed: int = 0) -> NoteLSTM:
-    torch.manual_seed(seed)
-    return NoteLSTM(LSTMConfig(embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0))
-
-
-@pytest.fixture
-def tiny_checkpoint(tmp_path: Path) -> Path:
-    return save_checkpoint(tmp_path / "tiny.safetensors", tiny_lstm(), MelodyEncoding())
 
 
 @pytest.fixture(scope="module")
@@ -322,9 +313,9 @@ def test_finetune_writes_a_loadable_tuned_generator(
 ) -> None:
     run = tmp_path / "run"
     result = finetune.run(config(tiny_checkpoint, variant), output_dir=run)
-    model, encoding = load_generator(str(result["tuned"]))
+    model, encoding = load_generator(str(result.tuned))
     assert isinstance(model, NoteLSTM) and encoding == MelodyEncoding()
-    assert result["env_steps"] == 160
+    assert result.steps == 160
     assert (run / "model.zip").exists() and (run / "progress.csv").exists()
     assert len(list((run / "samples" / "final").glob("*.mid"))) == 2
     start, _ = load_generator(str(tiny_checkpoint))
@@ -339,20 +330,20 @@ def test_finetune_writes_a_loadable_tuned_generator(
 
 def test_same_seed_same_weights(tmp_path: Path, tiny_checkpoint: Path) -> None:
     cfg = config(tiny_checkpoint, "psi", **{"algo.exploration": "boltzmann"})
-    a, _ = load_generator(str(finetune.run(cfg, output_dir=tmp_path / "a")["tuned"]))
-    b, _ = load_generator(str(finetune.run(cfg, output_dir=tmp_path / "b")["tuned"]))
+    a, _ = load_generator(str(finetune.run(cfg, output_dir=tmp_path / "a").tuned))
+    b, _ = load_generator(str(finetune.run(cfg, output_dir=tmp_path / "b").tuned))
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(x, y, msg=name, rtol=0, atol=0)
 
 
 def test_time_budget_stops_the_run(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    cfg = config(tiny_checkpoint, **{"budget.time_s": 0, "algo.total_timesteps": 100000})
+    cfg = config(tiny_checkpoint, **{"time_s": 0, "algo.total_timesteps": 100000})
     result = finetune.run(cfg, output_dir=tmp_path / "run")
-    assert result["env_steps"] < 100
-    assert result["tuned"].exists()
+    assert result.steps < 100
+    assert result.tuned.exists()
 
 
-# ---- resume, logs and start-up checks (shared with algo=ppo: rlmusic.algos.sb3_common) -------
+# ---- resume, logs and start-up checks (shared with algo=ppo: rlmusic.algos.sb3.common) -------
 
 
 def test_finetune_logs_every_term_and_the_tuned_model_is_usable(
@@ -361,7 +352,7 @@ def test_finetune_logs_every_term_and_the_tuned_model_is_usable(
     run = tmp_path / "run"
     cfg = config(tiny_checkpoint, **{"algo.stats_every": 40, "algo.sample_every": 80})
     result = finetune.run(cfg, output_dir=run)
-    check_tuned_checkpoint_is_usable(result["tuned"], tmp_path / "sampled")
+    check_tuned_checkpoint_is_usable(result.tuned, tmp_path / "sampled")
     rows = list(csv.DictReader(open(run / "progress.csv")))
     columns = {f"reward/{term}" for term in RL_TUNER_TERMS} | {
         "reward/total",
@@ -394,9 +385,9 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
     with pytest.raises(Crash):
         finetune.run(cfg, output_dir=tmp_path / "resumed")
     resumed = finetune.run(cfg, output_dir=tmp_path / "resumed")
-    assert resumed["resumed_from"] == 80
-    assert_same_weights(resumed["tuned"], straight["tuned"])
-    a, b = straight["algorithm"].replay_buffer, resumed["algorithm"].replay_buffer
+    assert resumed.resumed_from == 80
+    assert_same_weights(resumed.tuned, straight.tuned)
+    a, b = straight.extras["algorithm"].replay_buffer, resumed.extras["algorithm"].replay_buffer
     np.testing.assert_array_equal(a.observations, b.observations)
     np.testing.assert_array_equal(a.rewards, b.rewards)
     steps = [
@@ -410,11 +401,11 @@ def test_a_spent_time_budget_stops_at_a_resume_point_and_continues(
     tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     straight = finetune.run(config(tiny_checkpoint), output_dir=tmp_path / "straight")
-    stopped = finetune.run(config(tiny_checkpoint, **{"budget.time_s": 0}), tmp_path / "run")
-    assert stopped["env_steps"] == 0 and (tmp_path / "run" / "resume.pt").exists()
+    stopped = finetune.run(config(tiny_checkpoint, **{"time_s": 0}), tmp_path / "run")
+    assert stopped.steps == 0 and (tmp_path / "run" / "resume.pt").exists()
     resumed = finetune.run(config(tiny_checkpoint), output_dir=tmp_path / "run")
-    assert resumed["resumed_from"] == 0 and resumed["env_steps"] == 160
-    assert_same_weights(resumed["tuned"], straight["tuned"])
+    assert resumed.resumed_from == 0 and resumed.steps == 160
+    assert_same_weights(resumed.tuned, straight.tuned)
 
 
 def test_mismatches_fail_at_start_up(tmp_path: Path, tiny_checkpoint: Path) -> None:
@@ -428,9 +419,11 @@ def test_mismatches_fail_at_start_up(tmp_path: Path, tiny_checkpoint: Path) -> N
     with pytest.raises(ValueError, match="length must be >= 2"):
         finetune.run(config(tiny_checkpoint, length=1), tmp_path / "y")
     run = tmp_path / "run"
-    finetune.run(config(tiny_checkpoint, **{"budget.time_s": 0}), output_dir=run)
-    with pytest.raises(ValueError, match="length 8 \\(this run: 16\\)"):
+    finetune.run(config(tiny_checkpoint, **{"time_s": 0}), output_dir=run)
+    with pytest.raises(ValueError, match="length: 8 -> 16"):
         finetune.run(config(tiny_checkpoint, length=16), output_dir=run)
+    with pytest.raises(ValueError, match="length 8 \\(this run: 16\\)"):
+        finetune.run(config(tiny_checkpoint, length=16, allow_config_change=True), output_dir=run)
 
 
 # ---- slow: RL Tuner's gain on the shipped model -------------------------------------------------

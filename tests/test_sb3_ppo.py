@@ -23,9 +23,9 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlmusic.algos.advantages import gae
-from rlmusic.algos.positions import position_logits
-from rlmusic.algos.sb3_callbacks import sample_tokens
-from rlmusic.algos.sb3_ppo import GeneratorPPO
+from rlmusic.algos.sb3.positions import position_logits
+from rlmusic.algos.sb3.ppo import GeneratorPPO
+from rlmusic.algos.sb3.ppo_policy import GeneratorPolicy, generator_policy_kwargs
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import (
     LSTMConfig,
@@ -36,8 +36,9 @@ from rlmusic.models import (
     sequence_log_probs,
     with_bos,
 )
-from rlmusic.policies import GeneratorPolicy, generator_policy_kwargs
+from rlmusic.models.sampling import sample_seeded
 from rlmusic.tasks import finetune
+from tests.conftest import make_tiny_checkpoint
 from tests.sb3_helpers import (
     RL_TUNER_TERMS,
     Crash,
@@ -46,7 +47,6 @@ from tests.sb3_helpers import (
     crash_at,
     finetune_and_measure_theory_gain,
     finetune_config,
-    tiny_checkpoint,
     weights_changed,
 )
 
@@ -98,7 +98,7 @@ def test_the_policy_starts_as_the_pretrained_generator(arch: str) -> None:
     # dropout 0.3: it must stay off even in training mode
     generator = lstm(dropout=0.3, layers=2) if arch == "lstm" else transformer()
     model = make_ppo(generator)
-    tokens, _ = sample_tokens(generator, 3, LENGTH, seed=1)
+    tokens, _ = sample_seeded(generator, 3, LENGTH, seed=1)
     policy = model.policy
     policy.set_training_mode(True)
     with torch.no_grad():
@@ -190,7 +190,7 @@ def one_rollout(model: GeneratorPPO) -> tuple[np.ndarray, np.ndarray]:
     return env_rewards, model.rollout_buffer.actions[..., 0].astype(np.int64)
 
 
-@pytest.mark.parametrize("mode", ["reward", "penalty"])
+@pytest.mark.parametrize("mode", ["prior_reward", "penalty"])
 def test_kl_penalty_is_added_per_token_before_advantages(mode: str) -> None:
     prior = lstm(7)
     model = make_ppo(lstm(), kl_mode=mode, kl_coef=0.5, prior=prior, gamma=0.9, gae_lambda=0.8)
@@ -216,7 +216,7 @@ def test_penalty_needs_a_prior_and_kl_target_needs_the_penalty() -> None:
     with pytest.raises(ValueError, match="needs a prior"):
         make_ppo(lstm(), kl_mode="penalty")
     with pytest.raises(ValueError, match="kl_target"):
-        make_ppo(lstm(), kl_mode="reward", kl_target=0.1, prior=lstm(1))
+        make_ppo(lstm(), kl_mode="prior_reward", kl_target=0.1, prior=lstm(1))
     with pytest.raises(ValueError, match="kl_mode"):
         make_ppo(lstm(), kl_mode="loss", prior=lstm(1))
 
@@ -239,8 +239,8 @@ TINY_PPO = [
 
 
 @pytest.fixture
-def checkpoint(tmp_path: Path) -> Path:
-    return tiny_checkpoint(tmp_path)
+def checkpoint(tiny_checkpoint: Path) -> Path:
+    return tiny_checkpoint
 
 
 def test_finetune_writes_a_tuned_generator_logs_and_samples(
@@ -248,10 +248,10 @@ def test_finetune_writes_a_tuned_generator_logs_and_samples(
 ) -> None:
     run = tmp_path / "run"
     result = finetune.run(finetune_config(checkpoint, TINY_PPO), output_dir=run)
-    assert result["env_steps"] == 128 and weights_changed(result["tuned"], checkpoint)
-    model, encoding = load_generator(str(result["tuned"]))
+    assert result.steps == 128 and weights_changed(result.tuned, checkpoint)
+    model, encoding = load_generator(str(result.tuned))
     assert isinstance(model, NoteLSTM) and encoding == MelodyEncoding()
-    check_tuned_checkpoint_is_usable(result["tuned"], tmp_path / "sampled")
+    check_tuned_checkpoint_is_usable(result.tuned, tmp_path / "sampled")
     rows = list(csv.DictReader(open(run / "progress.csv")))
     assert [int(r["time/total_timesteps"]) for r in rows] == list(range(32, 129, 32))
     columns = {f"reward/{term}" for term in RL_TUNER_TERMS} | {
@@ -270,14 +270,14 @@ def test_finetune_writes_a_tuned_generator_logs_and_samples(
     assert (run / "model.zip").exists() and (run / "resume.pt").exists()
     # a finished run re-run with the same folder does nothing more and ends the same
     again = finetune.run(finetune_config(checkpoint, TINY_PPO), output_dir=run)
-    assert again["resumed_from"] == 128
-    assert_same_weights(again["tuned"], result["tuned"])
+    assert again.resumed_from == 128
+    assert_same_weights(again.tuned, result.tuned)
 
 
 def test_same_seed_same_weights(tmp_path: Path, checkpoint: Path) -> None:
     cfg = finetune_config(checkpoint, [*TINY_PPO, "algo.kl_mode=penalty", "algo.kl_target=0.01"])
-    a = finetune.run(cfg, output_dir=tmp_path / "a")["tuned"]
-    b = finetune.run(cfg, output_dir=tmp_path / "b")["tuned"]
+    a = finetune.run(cfg, output_dir=tmp_path / "a").tuned
+    b = finetune.run(cfg, output_dir=tmp_path / "b").tuned
     assert_same_weights(a, b)
 
 
@@ -290,8 +290,8 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
     with pytest.raises(Crash):
         finetune.run(cfg, output_dir=tmp_path / "resumed")
     resumed = finetune.run(cfg, output_dir=tmp_path / "resumed")
-    assert resumed["resumed_from"] == 96
-    assert_same_weights(resumed["tuned"], straight["tuned"])
+    assert resumed.resumed_from == 96
+    assert_same_weights(resumed.tuned, straight.tuned)
     rows = list(csv.DictReader(open(tmp_path / "resumed" / "progress.csv")))
     assert [int(r["time/total_timesteps"]) for r in rows] == [32, 64, 96, 128]
 
@@ -299,16 +299,16 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
 def test_a_spent_time_budget_stops_at_a_resume_point(tmp_path: Path, checkpoint: Path) -> None:
     straight = finetune.run(finetune_config(checkpoint, TINY_PPO), output_dir=tmp_path / "straight")
     stopped = finetune.run(
-        finetune_config(checkpoint, [*TINY_PPO, "budget.time_s=0"]), output_dir=tmp_path / "run"
+        finetune_config(checkpoint, [*TINY_PPO, "time_s=0"]), output_dir=tmp_path / "run"
     )
-    assert stopped["env_steps"] == 0
+    assert stopped.steps == 0
     resumed = finetune.run(finetune_config(checkpoint, TINY_PPO), output_dir=tmp_path / "run")
-    assert resumed["resumed_from"] == 0
-    assert_same_weights(resumed["tuned"], straight["tuned"])
+    assert resumed.resumed_from == 0
+    assert_same_weights(resumed.tuned, straight.tuned)
 
 
 def test_mismatches_fail_at_start_up(tmp_path: Path, checkpoint: Path) -> None:
-    wide = tiny_checkpoint(tmp_path, name="wide", vocab_size=62)
+    wide = make_tiny_checkpoint(tmp_path, name="wide", vocab_size=62)
     with pytest.raises(Exception, match="vocab_size 62 but the reward's encoding has 38"):
         finetune.run(
             finetune_config(checkpoint, [*TINY_PPO, f"reward.prior.checkpoint={wide}"]),
@@ -317,11 +317,15 @@ def test_mismatches_fail_at_start_up(tmp_path: Path, checkpoint: Path) -> None:
     with pytest.raises(ValueError, match="n_steps=12 must be a multiple of length=8"):
         finetune.run(finetune_config(checkpoint, [*TINY_PPO, "algo.n_steps=12"]), tmp_path / "y")
     run = tmp_path / "run"
-    finetune.run(finetune_config(checkpoint, [*TINY_PPO, "budget.time_s=0"]), output_dir=run)
+    finetune.run(finetune_config(checkpoint, [*TINY_PPO, "time_s=0"]), output_dir=run)
     longer = [*TINY_PPO, "length=16", f"algo.n_steps={2 * 16}"]
-    with pytest.raises(ValueError, match="length 8 \\(this run: 16\\)"):
+    # the saved run config names what changed ...
+    with pytest.raises(ValueError, match="length: 8 -> 16"):
         finetune.run(finetune_config(checkpoint, longer), output_dir=run)
-    rl_tuner = ["algo=rl_tuner", "algo.total_timesteps=16"]
+    # ... and with the explicit override the resume file still refuses what cannot continue
+    with pytest.raises(ValueError, match="length 8 \\(this run: 16\\)"):
+        finetune.run(finetune_config(checkpoint, [*longer, "allow_config_change=true"]), run)
+    rl_tuner = ["algo=rl_tuner", "algo.total_timesteps=16", "allow_config_change=true"]
     with pytest.raises(ValueError, match="algo 'ppo' \\(this run: 'rl_tuner'\\)"):
         finetune.run(finetune_config(checkpoint, rl_tuner), output_dir=run)
 
@@ -332,7 +336,7 @@ def test_mismatches_fail_at_start_up(tmp_path: Path, checkpoint: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["ppo", "rl_tuner"])
 def test_kill_9_then_the_same_command_resumes_exactly(tmp_path: Path, algo: str) -> None:
-    checkpoint = tiny_checkpoint(tmp_path)
+    checkpoint = make_tiny_checkpoint(tmp_path)
     options = {
         "ppo": [*TINY_PPO, "algo.total_timesteps=2048"],
         "rl_tuner": ["algo=rl_tuner", "algo.total_timesteps=2048", "algo.batch_size=16"],

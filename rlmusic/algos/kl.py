@@ -11,6 +11,21 @@ from dataclasses import dataclass
 
 import torch
 
+# The one set of names for where KL control enters, shared by every algorithm's ``kl_mode``.
+KL_MODES: dict[str, str] = {
+    "penalty": "-beta (log pi - log p_prior) per token, added to the reward before advantages",
+    "loss": "beta * k3(pi, p_prior) in the loss (batched only)",
+    "prior_reward": "RL Tuner's: +weight * log p_prior in the environment's reward, no log pi term",
+}
+
+
+def check_kl_mode(mode: str, algorithm: str, supported: tuple[str, ...]) -> str:
+    """``mode`` if ``algorithm`` supports it, else a ValueError listing what it supports."""
+    if mode not in supported:
+        known = "; ".join(f"{m} ({KL_MODES[m]})" for m in supported)
+        raise ValueError(f"algo.kl_mode={mode!r} is not a mode of algo={algorithm}; known: {known}")
+    return mode
+
 
 @dataclass
 class FixedKL:

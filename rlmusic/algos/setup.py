@@ -1,16 +1,169 @@
-"""Fine-tuning setup (temporary home of split_prior while the contract is built)."""
+"""One fine-tuning contract: :func:`build_setup` builds what every algorithm needs, and every
+algorithm is a function ``train(setup, algo_cfg) -> FinetuneResult``.
+
+``build_setup`` is the only code that reads the start checkpoint, the reward, the reference
+(KL prior), the device, the seed, the composition length and the run folder, so every
+algorithm gets the same objects and the same checks (token grids, vocabularies, length).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
+from rlmusic.algos.reference import Reference
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.models.base import frozen
+from rlmusic.rewards.build import build_reward, plain
 from rlmusic.rewards.composite import CompositeReward
+from rlmusic.rewards.registry import build_term, default_context
+from rlmusic.runtime import resolve_device
+
+log = logging.getLogger(__name__)
 
 
-def split_prior(reward: CompositeReward) -> tuple[CompositeReward, Any | None, float]:
-    """The composite without its prior term, the prior's generator (or None) and its weight."""
-    others = [t for t in reward.terms if t.name != "prior"]
-    prior = next((t for t in reward.terms if t.name == "prior"), None)
-    if prior is None:
-        return CompositeReward(others), None, 0.0
-    return CompositeReward(others), prior.term.generator, prior.weight
+@dataclass
+class FinetuneSetup:
+    """Everything an algorithm trains with (built by :func:`build_setup`).
+
+    Attributes:
+        generator: the start model, on ``device``; the algorithm tunes it in place.
+        encoding: its token encoding.
+        reward: the task reward: rules / c and the extra terms (critics, the user's own), without
+            the prior (the reference carries it).
+        reference: the KL reference; the start model itself (frozen copy, ``configured=False``)
+            when the reward names no prior.
+        checkpoint: the start model's spec (recorded in the tuned checkpoint).
+        device, seed, length: where, with which seed, and how many steps per composition.
+        run_dir: the run folder (exists).
+        n_samples: MIDI samples written per sample folder.
+        time_s: wall-clock budget (None: none); every algorithm stops at a clean resume point.
+        hooks: extra per-iteration callables an algorithm may honour (e.g. a critic's refresh).
+    """
+
+    generator: nn.Module
+    encoding: MelodyEncoding
+    reward: CompositeReward
+    reference: Reference
+    checkpoint: str
+    device: torch.device
+    seed: int
+    length: int
+    run_dir: Path
+    n_samples: int = 8
+    time_s: float | None = None
+    hooks: list[Any] = field(default_factory=list)
+
+    def env_reward(self) -> CompositeReward:
+        """The task reward plus ``weight * log p_prior``: RL Tuner's per-step reward."""
+        return self.reference.with_prior_term(self.reward)
+
+
+@dataclass
+class FinetuneResult:
+    """What a fine-tuning run leaves: the tuned checkpoint and its numbers.
+
+    Attributes:
+        tuned: ``tuned.safetensors`` (loads in ``rlmusic sample`` / ``evaluate`` and as a prior).
+        run_dir: the run folder.
+        steps: how far training got, in the algorithm's own unit (``step_unit``).
+        step_unit: ``iterations`` (batched) or ``env_steps`` (SB3).
+        seconds: wall time of this process's training.
+        resumed_from: the step a resumed run started from (None: a new run).
+        metrics: final numbers, the same for every algorithm (``final/*``, see
+            :func:`rlmusic.algos.outputs.final_metrics`), plus the algorithm's last logged ones.
+        extras: algorithm-specific objects (e.g. the SB3 model).
+    """
+
+    tuned: Path
+    run_dir: Path
+    steps: int
+    step_unit: str
+    seconds: float
+    resumed_from: int | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build_setup(
+    checkpoint: str,
+    reward_cfg: Mapping[str, Any],
+    run_dir: Path,
+    seed: int = 0,
+    device: str = "auto",
+    length: int = 32,
+    n_samples: int = 8,
+    time_s: float | None = None,
+) -> FinetuneSetup:
+    """Load the start model, build the task reward and the reference, seed torch.
+
+    Args:
+        checkpoint: ``pretrained:<name>``, a checkpoint file or a run folder.
+        reward_cfg: a ``reward`` node (conf/reward/*.yaml); its ``prior: {checkpoint, weight}``
+            becomes the reference, the rest the task reward.
+        run_dir: the run folder (created).
+        seed: seeds torch once; algorithms derive their own generators from it.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``.
+        length: steps per composition (>= 2).
+        n_samples: MIDI samples per sample folder.
+        time_s: wall-clock budget (None: none).
+
+    Raises:
+        ValueError: a length below 2, or a reference whose vocabulary differs from the model's.
+    """
+    from rlmusic.models import load_generator
+
+    if int(length) < 2:
+        raise ValueError(f"length must be >= 2, got {length}")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = resolve_device(str(device))
+    torch.manual_seed(int(seed))
+    generator, encoding = load_generator(str(checkpoint), device=resolved)
+    reward_cfg = dict(plain(reward_cfg) or {})
+    prior_cfg = reward_cfg.pop("prior", None) or {}
+    reward = build_reward(reward_cfg, encoding, device=str(resolved))
+    reference = _build_reference(prior_cfg, reward_cfg, encoding, resolved, generator, checkpoint)
+    return FinetuneSetup(
+        generator=generator,
+        encoding=encoding,
+        reward=reward,
+        reference=reference,
+        checkpoint=str(checkpoint),
+        device=resolved,
+        seed=int(seed),
+        length=int(length),
+        run_dir=run_dir,
+        n_samples=int(n_samples),
+        time_s=None if time_s is None else float(time_s),
+    )
+
+
+def _build_reference(
+    prior_cfg: Mapping[str, Any],
+    reward_cfg: Mapping[str, Any],
+    encoding: MelodyEncoding,
+    device: torch.device,
+    generator: nn.Module,
+    checkpoint: str,
+) -> Reference:
+    if not prior_cfg.get("checkpoint"):
+        log.info("the reward names no prior: KL is measured against the start model")
+        return Reference(frozen(generator, copy=True), str(checkpoint), 0.0, configured=False)
+    context = default_context(
+        encoding, int(reward_cfg.get("tonic", 0)), str(reward_cfg.get("mode", "major")), str(device)
+    )
+    spec = str(prior_cfg["checkpoint"])
+    term = build_term({"name": "prior", "checkpoint": spec}, context)  # checks the token grid
+    if term.generator.vocab_size != generator.vocab_size:
+        raise ValueError(
+            f"reward.prior.checkpoint {spec} has vocab_size {term.generator.vocab_size} but "
+            f"{checkpoint} has {generator.vocab_size}: they must share the token encoding"
+        )
+    return Reference(frozen(term.generator), spec, float(prior_cfg.get("weight", 1.0)))

@@ -12,10 +12,12 @@ stepping through the prefix for generators without one).
 
 from __future__ import annotations
 
+import copy as copy_module
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 @runtime_checkable
@@ -69,3 +71,16 @@ def prefill(generator: Generator, tokens: torch.Tensor) -> tuple[torch.Tensor, A
     for t in range(tokens.shape[1]):
         logits, state = generator.step(tokens[:, t], state)
     return logits, state
+
+
+def frozen(module: nn.Module, copy: bool = False) -> nn.Module:
+    """``module`` (or a deep copy of it) in eval mode with gradients off: a reference model.
+
+    The one place the project freezes a model (priors, KL references, critics' members).
+    """
+    if copy:
+        module = copy_module.deepcopy(module)
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module

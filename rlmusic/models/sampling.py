@@ -136,3 +136,57 @@ def generate_recompute(
         token = sample_next(logits, rng, temperature)
         tokens = torch.cat([tokens, token.unsqueeze(1)], dim=1)
     return tokens[:, 1:].cpu().numpy()
+
+
+@torch.no_grad()
+def sample_with_log_probs(
+    policy: Generator,
+    batch: int,
+    length: int,
+    rng: torch.Generator,
+    temperature: float = 1.0,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample (B, T) tokens from BOS with the incremental ``step``; also their log-probs (B, T).
+
+    The fine-tuning rollouts' sampler: the model's mode (train / eval) is the caller's choice.
+    """
+    tokens = torch.empty(batch, length, dtype=torch.long, device=device)
+    log_probs = torch.empty(batch, length, device=device)
+    token = torch.full((batch,), policy.bos_token, dtype=torch.long, device=device)
+    state = None
+    for t in range(length):
+        logits, state = policy.step(token, state)
+        logp = F.log_softmax(logits.float() / temperature, dim=-1)
+        token = torch.multinomial(logp.exp(), 1, generator=rng).squeeze(-1)
+        tokens[:, t] = token
+        log_probs[:, t] = logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
+    return tokens, log_probs
+
+
+@torch.no_grad()
+def sample_seeded(
+    model: Generator, n: int, length: int, seed: int, batch_size: int = 500
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` samples from BOS drawn with a private generator seeded by ``seed`` (never the
+    global RNG a training run draws from), dropout off: tokens (n, length) and their log-probs.
+
+    Evaluation, MIDI samples and the runs' statistics all draw through this function, so the
+    same seed gives the same compositions wherever they are drawn.
+    """
+    params = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    device = params.device if params is not None else torch.device("cpu")
+    rng = torch.Generator(device=device).manual_seed(int(seed))
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    tokens, logps = [], []
+    for start in range(0, n, batch_size):
+        t, lp = sample_with_log_probs(model, min(batch_size, n - start), length, rng, device=device)
+        tokens.append(t)
+        logps.append(lp)
+    if was_training:
+        model.train()
+    if not tokens:
+        return np.zeros((0, length), np.int64), np.zeros((0, length), np.float32)
+    return torch.cat(tokens).cpu().numpy(), torch.cat(logps).cpu().numpy()

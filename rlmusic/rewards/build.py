@@ -11,7 +11,7 @@ from rlmusic.rewards.composite import CompositeReward, WeightedTerm
 from rlmusic.rewards.registry import build_term, default_context
 
 
-def _plain(node: Any) -> Any:
+def plain(node: Any) -> Any:
     """OmegaConf nodes -> plain containers (no-op for dicts and lists)."""
     try:
         from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -31,7 +31,7 @@ def build_reward(
     Config keys: ``c``, ``tonic``, ``mode``, ``rules`` (names), ``rule_params`` (name -> kwargs),
     ``prior`` (``{checkpoint, weight}`` or null), ``extra`` (name -> ``{_target_ | name, weight, **kwargs}``).
     """
-    cfg = _plain(cfg) or {}
+    cfg = plain(cfg) or {}
     c = float(cfg.get("c", 0.5))
     if c <= 0:
         raise RewardError(f"reward.c must be > 0, got {c}")

@@ -4,7 +4,8 @@ Values default to the original's; every weight and threshold is a field; the key
 pitch class, ``mode``) is a parameter and window lengths come from the encoding's bar. Fixed
 on purpose (the original's defects): the special tokens are read one way everywhere (NOTE_OFF
 starts a rest, NO_EVENT changes nothing); a held note is never a "repeat"; no hidden state
-(every rule is a function of the tokens, recomputed per call). The tonic rule is two terms,
+(every rule is a function of the tokens, recomputed per call; the leap detector, stateful in
+the original, is a scan over time). The tonic rule is two terms,
 ``tonic`` (start) and ``tonic_end`` (end of piece), so an environment can pay the first on
 step 0 and the second only when the piece ends. The motif rules live in
 :mod:`rlmusic.rewards.motif`. docs/rewards.md states every rule's exact definition.
@@ -99,12 +100,20 @@ class RepetitionRule(Rule):
     max_strikes: int = 4
 
     def from_view(self, v: MelodyView) -> np.ndarray:
-        # a strike starts a new run unless it repeats the previous strike with no rest between
-        same = v.onset & (v.pitch == v.prev_pitch) & ~v.rest_since_prev
-        strikes = np.cumsum(v.onset, axis=1)  # strikes so far, this one included
-        first = np.maximum.accumulate(np.where(v.onset & ~same, strikes, 0), axis=1)
-        run = strikes - first + 1  # this strike's place in its run
-        return np.where(v.onset & (run > self.max_strikes), self.penalty, 0.0)
+        return np.where(excess_strikes(v, self.max_strikes), self.penalty, 0.0)
+
+
+def excess_strikes(v: MelodyView, max_strikes: int = 4) -> np.ndarray:
+    """(B, T) bool: onsets that are past the ``max_strikes``-th strike of one pitch in a run.
+
+    A strike starts a new run unless it repeats the previous strike with no NOTE_OFF between
+    (holds between keep the run). Shared by the rule and the "excessively repeated" statistic.
+    """
+    same = v.onset & (v.pitch == v.prev_pitch) & ~v.rest_since_prev
+    strikes = np.cumsum(v.onset, axis=1)  # strikes so far, this one included
+    first = np.maximum.accumulate(np.where(v.onset & ~same, strikes, 0), axis=1)
+    run = strikes - first + 1  # this strike's place in its run
+    return v.onset & (run > max_strikes)
 
 
 @dataclass
@@ -237,33 +246,144 @@ class PreferredIntervalsRule(Rule):
         return np.where(after, self.scale * value, 0.0)
 
 
+RESOLVED, DOUBLED = 1, -1  # leap_outcomes' values; 0: nothing decided at that step
+
+
+def leap_outcomes(pitch: np.ndarray, leap: int = 7, min_gap: int = 6) -> np.ndarray:
+    """RL Tuner's leap detector (``detect_leap_up_back``) as a causal scan, batched over rows.
+
+    ``pitch`` (B, T): MIDI pitch at onsets, -1 at holds and rests. Returns (B, T) int8:
+    ``RESOLVED`` (1) or ``DOUBLED`` (-1) at the step where the detector decides, else 0.
+
+    Intervals are between consecutive onsets (holds and rests skipped). A *leap* is an
+    interval of ``leap`` (7) semitones or more. With no leap open, a leap opens one: it
+    remembers its direction and the note leapt from. While a leap is open:
+
+    * a non-leap onset at or past the note leapt from (at or below it after a leap up, at or
+      above it after a leap down) resolves it and closes it (a gradual return);
+    * a leap the other way closes it, and resolves it only if more than ``min_gap`` (6) steps
+      lie strictly between it and the last leap (holds and rests count as steps): an
+      immediate leap back is not a resolution;
+    * a leap the same way is doubled; the leap stays open with the *first* note leapt from,
+      and the step count restarts from this leap (the original's ``steps_since_last_leap``
+      is reset by every leap).
+
+    The step count counts every step strictly between two leaps, so a leap back at step t
+    after a leap at step s resolves only if t - s - 1 > ``min_gap``.
+
+    >>> C, E, F, G, c, d = 60, 64, 65, 67, 72, 74
+    >>> leap_outcomes(np.array([[C, G, F, E, C, -1]])).tolist()  # +7 opens; back to C: resolved
+    [[0, 0, 0, 0, 1, 0]]
+    >>> leap_outcomes(np.array([[C, G, C, G, C, G]])).tolist()  # leaps back at once: nothing
+    [[0, 0, 0, 0, 0, 0]]
+    >>> leap_outcomes(np.array([[C, G, d, -1, -1, -1]])).tolist()  # +7 +7: doubled
+    [[0, 0, -1, 0, 0, 0]]
+    """
+    pitch = np.asarray(pitch)
+    batch, steps = pitch.shape
+    out = np.zeros((batch, steps), dtype=np.int8)
+    scan = LeapScan.start(batch)
+    for t in range(steps):
+        scan, out[:, t] = scan.read(pitch[:, t], leap, min_gap)
+    return out
+
+
+@dataclass(frozen=True)
+class LeapScan:
+    """The leap detector's state after reading ``steps`` steps of B pieces (one row each).
+
+    Immutable: :meth:`read` returns the next state, so a caller may keep any state and read
+    on from it (the environments' incremental path does, one step per call).
+    """
+
+    last: np.ndarray  # (B,) the last onset's pitch so far (-1: none yet)
+    direction: np.ndarray  # (B,) the open leap's: +1 up, -1 down, 0 none open
+    leapt_from: np.ndarray  # (B,) the open leap's first note leapt from
+    leap_step: np.ndarray  # (B,) step of the last leap (opening, doubled or closing)
+    steps: int = 0
+
+    @classmethod
+    def start(cls, batch: int) -> LeapScan:
+        zeros = np.zeros(batch, dtype=np.int64)
+        return cls(np.full(batch, -1, dtype=np.int64), zeros, zeros, zeros)
+
+    def read(
+        self, note: np.ndarray, leap: int = 7, min_gap: int = 6
+    ) -> tuple[LeapScan, np.ndarray]:
+        """Read step ``steps`` (``note``: (B,) pitch, -1 if silent): the next state and the
+        (B,) int8 outcome there (``RESOLVED``, ``DOUBLED`` or 0)."""
+        t = self.steps
+        onset = note >= 0
+        interval = np.where(onset & (self.last >= 0), note - self.last, 0)
+        is_leap = np.abs(interval) >= leap
+        way = np.sign(interval)
+        is_open = self.direction != 0
+        back = is_leap & is_open & (way != self.direction)
+        # after a leap up, at or below the note leapt from; after a leap down, at or above it
+        gradual = onset & ~is_leap & is_open & (self.direction * (note - self.leapt_from) <= 0)
+        resolved = gradual | (back & (t - self.leap_step - 1 > min_gap))
+        doubled = is_leap & is_open & (way == self.direction)
+        opens = is_leap & ~is_open
+        state = LeapScan(
+            last=np.where(onset, note, self.last),
+            direction=np.where(back | gradual, 0, np.where(opens, way, self.direction)),
+            leapt_from=np.where(opens, self.last, self.leapt_from),
+            leap_step=np.where(is_leap, t, self.leap_step),
+            steps=t + 1,
+        )
+        return state, resolved.astype(np.int8) - doubled.astype(np.int8)
+
+
 @dataclass
 class LeapResolutionRule(Rule):
-    """After a leap of ``leap`` semitones or more, the next note: moving back the other way
-    earns ``resolved``; another leap the same way costs ``doubled``.
+    """``resolved`` (+5) where RL Tuner's leap detector resolves a leap, ``doubled`` (-5) where
+    it finds a second leap the same way: :func:`leap_outcomes`, paid at the deciding step.
 
-    >>> LeapResolutionRule()(np.array([[14, 21, 19, 12, 2, 1]])).tolist()  # +7 -2 | -7 -10
-    [[0.0, 0.0, 5.0, 0.0, -5.0, 0.0]]
+    A leap (``leap`` = 7+ semitones between consecutive onsets) is resolved by a gradual return
+    to or past the note leapt from, or by a leap back only after more than ``min_gap`` (6)
+    steps; an immediate leap back earns nothing (alternating two notes a fifth apart is not
+    a resolution).
+
+    >>> LeapResolutionRule()(np.array([[14, 21, 19, 14, 21, 14], [14, 21, 28, 1, 1, 1]])).tolist()
+    [[0.0, 0.0, 0.0, 5.0, 0.0, 0.0], [0.0, 0.0, -5.0, 0.0, 0.0, 0.0]]
     """
 
     leap: int = 7
+    min_gap: int = 6
     resolved: float = 5.0
     doubled: float = -5.0
 
-    def from_view(self, v: MelodyView) -> np.ndarray:
-        moved = v.onset & (v.prev_pitch >= 0)  # a note with a note before it
-        interval = np.where(moved, v.pitch - v.prev_pitch, 0)  # (B, T), 0 where none
-        # the interval into the previous note (0 if that note was the first)
-        before = np.where(
-            v.prev_index >= 0,
-            np.take_along_axis(interval, np.maximum(v.prev_index, 0), axis=1),
-            0,
+    def _pay(self, outcome: np.ndarray) -> np.ndarray:
+        return np.where(
+            outcome == RESOLVED, self.resolved, np.where(outcome == DOUBLED, self.doubled, 0.0)
         )
-        was_leap = moved & (np.abs(before) >= self.leap)
-        back = np.sign(interval) == -np.sign(before)
-        again = (np.abs(interval) >= self.leap) & (np.sign(interval) == np.sign(before))
-        out = np.where(was_leap & back & (interval != 0), self.resolved, 0.0)
-        return out + np.where(was_leap & again, self.doubled, 0.0)
+
+    def from_view(self, v: MelodyView) -> np.ndarray:
+        return self._pay(leap_outcomes(v.pitch, self.leap, self.min_gap))
+
+    def score_last(
+        self, tokens: np.ndarray, state: tuple[LeapScan, np.ndarray] | None
+    ) -> tuple[np.ndarray, tuple[LeapScan, np.ndarray]]:
+        """The last column of ``self(tokens)`` for ``tokens (B, t + 1)``, reading on from
+        ``state`` (None to start): what the previous call returned, with the tokens it read.
+
+        The environments' incremental path: one scan step per call instead of the whole
+        prefix. The state is explicit (the caller keeps it for the episode); a state whose
+        tokens are not a prefix of ``tokens`` is ignored and the scan starts over.
+        """
+        tokens = np.asarray(tokens).astype(np.int64)
+        scan, seen = state if state is not None else (None, None)
+        if (
+            scan is None
+            or seen.shape[0] != len(tokens)
+            or seen.shape[1] >= tokens.shape[1]
+            or not np.array_equal(seen, tokens[:, : seen.shape[1]])
+        ):
+            scan, seen = LeapScan.start(len(tokens)), tokens[:, :0]
+        outcome = np.zeros(len(tokens), dtype=np.int8)
+        for column in self.encoding.pitches(tokens[:, seen.shape[1] :]).T:
+            scan, outcome = scan.read(column, self.leap, self.min_gap)
+        return self._pay(outcome), (scan, tokens)
 
 
 @dataclass
@@ -302,11 +422,11 @@ RULES: dict[str, tuple[type[Rule], str]] = {
     ),
     "motif": (
         MotifRule,
-        "+3 (+0.3 per extra pitch) for a note ending a half-bar of 3+ distinct pitches",
+        "+3 (+0.3 per extra pitch) for each step ending a half-bar of 3+ distinct pitches",
     ),
     "repeated_motif": (
         RepeatedMotifRule,
-        "+4 (+1 per extra pitch) when that motif occurred earlier",
+        "+4 (+1 per extra pitch) for each motif step whose half-bar occurred earlier",
     ),
     "preferred_intervals": (
         PreferredIntervalsRule,
@@ -314,7 +434,9 @@ RULES: dict[str, tuple[type[Rule], str]] = {
     ),
     "leap_resolution": (
         LeapResolutionRule,
-        "+5 for resolving a leap back, -5 for a second leap the same way",
+        "+5 where a leap is resolved (a gradual return, or a leap back more than 6 steps "
+        "later), "
+        "-5 for a second leap the same way",
     ),
     "unique_extremes": (
         UniqueExtremesRule,

@@ -2,11 +2,11 @@
 
 :func:`learn` runs an SB3 algorithm with:
 
-- **resume** — ``resume.pt`` (see :mod:`rlmusic.algos.sb3_state`) and ``model.zip`` every
+- **resume** — ``resume.pt`` (see :mod:`rlmusic.algos.sb3.state`) and ``model.zip`` every
   ``algo.checkpoint_every`` env steps, at the first clean point (a rollout start where every
   composition has just begun) at or after each multiple; re-running the same command with the
   same output folder continues from the last one exactly;
-- **time budget** — ``budget.time_s`` is checked at those clean points; the run saves a resume
+- **time budget** — ``time_s`` is checked at those clean points; the run saves a resume
   point there and stops, so a longer budget later continues exactly;
 - **logs** — SB3's logger to ``progress.csv`` and ``tb/`` (TensorBoard): ``reward/total`` and
   ``reward/<term>`` (each term's share per composition, from ``info["reward_terms"]``),
@@ -17,38 +17,35 @@
   TensorBoard;
 - **MIDI samples** every ``algo.sample_every`` steps (``samples/step_NNNNNNNN/``) and a tqdm bar.
 
-The callbacks are in :mod:`rlmusic.algos.sb3_callbacks`, the resume file in
-:mod:`rlmusic.algos.sb3_state`.
+The callbacks are in :mod:`rlmusic.algos.sb3.callbacks`, the resume file in
+:mod:`rlmusic.algos.sb3.state`.
 """
 
 from __future__ import annotations
 
-import copy
-import csv
-import importlib.util
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from torch import nn
 
-from rlmusic.algos.sb3_callbacks import (
+from rlmusic.algos.outputs import finish_run, write_midi_samples
+from rlmusic.algos.sb3.callbacks import (
     Periodic,
     ProgressBar,
     RewardTermLogger,
     RunControl,
     policy_stats,
-    write_midi_samples,
 )
-from rlmusic.algos.sb3_state import RESUME_FILE, load_resume, save_resume
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.algos.sb3.state import RESUME_FILE, load_resume, save_resume
+from rlmusic.algos.setup import FinetuneResult, FinetuneSetup
+from rlmusic.runlog import tensorboard_writer, truncate_csv
 
 log = logging.getLogger(__name__)
 STEP_COLUMN = "time/total_timesteps"  # SB3 writes it in every dump
@@ -72,35 +69,21 @@ class RunSettings:
     log_interval: int
 
     @classmethod
-    def from_cfg(cls, cfg: DictConfig, output_dir: Path) -> RunSettings:
-        algo = cfg.algo
+    def from_setup(cls, setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> RunSettings:
         return cls(
-            output_dir=Path(output_dir),
-            algo=str(algo.name),
-            length=int(cfg.length),
-            seed=int(cfg.seed),
-            total_timesteps=int(algo.total_timesteps),
-            time_s=None if cfg.budget.time_s is None else float(cfg.budget.time_s),
-            checkpoint_every=int(algo.checkpoint_every),
-            sample_every=int(algo.sample_every),
-            n_samples=int(cfg.n_samples),
-            stats_every=int(algo.stats_every),
-            stats_samples=int(algo.stats_samples),
-            log_interval=int(algo.log_interval),
+            output_dir=setup.run_dir,
+            algo=str(algo_cfg["name"]),
+            length=setup.length,
+            seed=setup.seed,
+            total_timesteps=int(algo_cfg["total_timesteps"]),
+            time_s=setup.time_s,
+            checkpoint_every=int(algo_cfg["checkpoint_every"]),
+            sample_every=int(algo_cfg["sample_every"] or 0),
+            n_samples=setup.n_samples,
+            stats_every=int(algo_cfg["stats_every"]),
+            stats_samples=int(algo_cfg["stats_samples"]),
+            log_interval=int(algo_cfg["log_interval"]),
         )
-
-
-def check_length(length: int) -> None:
-    if length < 2:
-        raise ValueError(f"length must be >= 2, got {length}")
-
-
-def frozen_copy(generator: nn.Module) -> nn.Module:
-    """A frozen copy of ``generator`` in eval mode (the reference a KL is measured against)."""
-    reference = copy.deepcopy(generator).eval()
-    for p in reference.parameters():
-        p.requires_grad_(False)
-    return reference
 
 
 # ---- logger that continues a resumed run's logs -----------------------------------------------
@@ -114,17 +97,7 @@ class ResumedCSV(CSVOutputFormat):
         if keep_until is None or not path.exists():
             super().__init__(filename)
             return
-        with open(path, newline="") as handle:
-            rows = list(csv.reader(handle))
-        header = rows[0] if rows else []
-        column = header.index(STEP_COLUMN) if STEP_COLUMN in header else None
-        kept = [
-            r
-            for r in rows[1:]
-            if column is not None and r[column] and float(r[column]) <= keep_until
-        ]
-        with open(path, "w", newline="") as handle:
-            csv.writer(handle, lineterminator="\n").writerows([header, *kept] if header else [])
+        header = truncate_csv(path, STEP_COLUMN, keep_until)
         self.file = open(path, "r+")  # SB3 rewrites the file in place when new keys appear
         self.file.seek(0, 2)
         self.keys = list(header)
@@ -135,19 +108,17 @@ class ResumedCSV(CSVOutputFormat):
 class ResumedTensorBoard(TensorBoardOutputFormat):
     """SB3's TensorBoard writer; a resumed run hides the events logged after its resume point."""
 
-    def __init__(self, folder: str, purge_step: int | None) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
         self._is_closed = False
 
 
 def make_logger(output_dir: Path, resume_step: int | None) -> Logger:
     """``progress.csv`` and ``tb/`` in ``output_dir``, continuing them after a resume."""
     formats: list[Any] = [ResumedCSV(str(output_dir / "progress.csv"), resume_step)]
-    if importlib.util.find_spec("tensorboard") is not None:
-        purge = None if resume_step is None else resume_step + 1
-        formats.append(ResumedTensorBoard(str(output_dir / "tb"), purge))
+    writer = tensorboard_writer(output_dir / "tb", None if resume_step is None else resume_step + 1)
+    if writer is not None:
+        formats.append(ResumedTensorBoard(writer))
     return Logger(folder=str(output_dir), output_formats=formats)
 
 
@@ -173,18 +144,16 @@ class LearnResult:
 def learn(
     model: BaseAlgorithm,
     settings: RunSettings,
-    encoding: MelodyEncoding,
+    setup: FinetuneSetup,
     policy: Callable[[], nn.Module],
-    reference: nn.Module | None,
 ) -> LearnResult:
     """Resume if ``resume.pt`` exists, then learn to ``total_timesteps`` (see module doc).
 
     Args:
         model: a freshly built algorithm (same settings as the run being resumed).
         settings: the run settings.
-        encoding: the token encoding (MIDI samples).
+        setup: the run's setup (encoding, reward and reference for the statistics).
         policy: returns the current policy as a generator (samples and statistics).
-        reference: the frozen prior the KL is measured against (None: no KL logged).
     """
     out = settings.output_dir
     run = {
@@ -210,20 +179,13 @@ def learn(
         RewardTermLogger(),
         Periodic(
             settings.stats_every,
-            policy_stats(
-                lambda: model.logger,
-                policy,
-                reference,
-                settings.stats_samples,
-                settings.length,
-                settings.seed,
-            ),
+            policy_stats(lambda: model.logger, policy, setup, settings.stats_samples),
         ),
         Periodic(
             settings.sample_every,
             lambda step: write_midi_samples(
                 policy(),
-                encoding,
+                setup.encoding,
                 samples / f"step_{step:08d}",
                 settings.n_samples,
                 settings.length,
@@ -256,30 +218,23 @@ def learn(
 
 def finish(
     model: BaseAlgorithm,
-    settings: RunSettings,
-    encoding: MelodyEncoding,
+    setup: FinetuneSetup,
+    result: LearnResult,
     tuned: nn.Module,
     sampler: nn.Module,
     info: dict[str, Any],
-) -> dict[str, Path]:
-    """Write ``tuned.safetensors``, ``model.zip`` and ``samples/final/*.mid``."""
-    from rlmusic.models import save_checkpoint
-
-    out = settings.output_dir
-    paths = {
-        "tuned": save_checkpoint(out / "tuned.safetensors", tuned, encoding, info),
-        "model": save_model_zip(model, out / "model.zip"),
-        "samples": write_midi_samples(
-            sampler,
-            encoding,
-            out / "samples" / "final",
-            settings.n_samples,
-            settings.length,
-            settings.seed,
-        ),
-    }
-    print(
-        f"tuned model: {paths['tuned']}\nsamples: {paths['samples']}\n"
-        f"metrics: {out / 'progress.csv'} (TensorBoard: {out / 'tb'})"
+) -> FinetuneResult:
+    """Write ``tuned.safetensors``, ``model.zip`` and ``samples/final/``; the run's result."""
+    path, final = finish_run(setup, tuned, sampler, {**info, "env_steps": result.env_steps})
+    save_model_zip(model, setup.run_dir / "model.zip")
+    print(f"metrics: {setup.run_dir / 'progress.csv'} (TensorBoard: {setup.run_dir / 'tb'})")
+    return FinetuneResult(
+        tuned=path,
+        run_dir=setup.run_dir,
+        steps=result.env_steps,
+        step_unit="env_steps",
+        seconds=result.seconds,
+        resumed_from=result.resumed_from,
+        metrics={"charts/steps_per_s": result.steps_per_s, **final},
+        extras={"algorithm": model},
     )
-    return paths

@@ -6,7 +6,7 @@ One iteration reads top to bottom (cleanrl style):
    ``step`` (LSTM state / KV cache), keeping each token's log-probability.
 2. **Reward** — the reward composite scores all ``B x T`` steps in one call; the frozen prior
    scores them in one forward pass; the per-token KL ``log pi - log p_prior`` enters the reward
-   (``kl.mode=reward``, RL Tuner / Ziegler et al.) or the loss as k3 (``kl.mode=loss``).
+   (``kl_mode=penalty``, RL Tuner / Ziegler et al.) or the loss as k3 (``kl_mode=loss``).
 3. **Advantages** — GAE with a value head on the generator's hidden state (``ppo``), or group
    baselines without a critic (``grpo``, ``rloo``).
 4. **Update** — a few epochs of clipped policy-gradient minibatches, one forward pass per
@@ -15,7 +15,6 @@ One iteration reads top to bottom (cleanrl style):
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,9 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlmusic.algos.advantages import gae, group_advantages
-from rlmusic.algos.kl import kl_k3, make_kl_controller
+from rlmusic.algos.kl import check_kl_mode, kl_k3, make_kl_controller
 from rlmusic.data.encoding import FIRST_PITCH_TOKEN
-from rlmusic.models.base import Generator, with_bos
+from rlmusic.models.base import frozen, with_bos
+from rlmusic.models.sampling import sample_with_log_probs
 
 # tokens (B, T) int -> (total reward (B, T), {term name: (B, T)})
 RewardFn = Callable[[np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]]
@@ -41,7 +41,6 @@ class BatchedConfig:
     batch_size: int = 256  # compositions per iteration
     group_size: int = 16  # grpo / rloo: compositions sharing a baseline
     length: int = 32  # steps per composition
-    iterations: int = 400
     lr: float = 2e-5
     value_lr: float = 1e-3
     epochs: int = 2
@@ -54,11 +53,11 @@ class BatchedConfig:
     kl_coef: float = 0.2  # beta: weight of KL(pi || prior) per token
     # beta on the pitch part of the KL (which pitch, given that a note is struck); None: kl_coef.
     # kl_coef then weighs only the event part (strike / hold / rest): see split_log_ratio.
-    # Applies to kl_mode=reward; an adaptive kl_target moves kl_coef, not this one.
+    # Applies to kl_mode=penalty; an adaptive kl_target moves kl_coef, not this one.
     kl_pitch_coef: float | None = None
     kl_target: float | None = None  # a number makes the coefficient adaptive (Ziegler et al.)
     kl_horizon: int = 100_000
-    kl_mode: str = "reward"  # reward (per-token penalty in the reward) | loss (k3 in the loss)
+    kl_mode: str = "penalty"  # penalty (per-token, in the reward) | loss (k3 in the loss)
     max_grad_norm: float = 1.0
     normalize_advantages: bool = True
     temperature: float = 1.0
@@ -66,8 +65,7 @@ class BatchedConfig:
     def __post_init__(self) -> None:
         if self.method not in ("ppo", "grpo", "rloo"):
             raise ValueError(f"algo.method={self.method!r}; known: ppo, grpo, rloo")
-        if self.kl_mode not in ("reward", "loss"):
-            raise ValueError(f"algo.kl_mode={self.kl_mode!r}; known: reward, loss")
+        check_kl_mode(self.kl_mode, "batched", ("penalty", "loss"))
         if self.method != "ppo" and self.batch_size % self.group_size:
             raise ValueError(
                 f"algo.batch_size={self.batch_size} must be a multiple of algo.group_size={self.group_size}"
@@ -89,29 +87,6 @@ class ValueHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.linear(hidden).squeeze(-1)  # (B, T)
-
-
-@torch.no_grad()
-def sample_with_log_probs(
-    policy: Generator,
-    batch: int,
-    length: int,
-    rng: torch.Generator,
-    temperature: float = 1.0,
-    device: torch.device | str = "cpu",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample (B, T) tokens from BOS with the incremental ``step``; also their log-probs (B, T)."""
-    tokens = torch.empty(batch, length, dtype=torch.long, device=device)
-    log_probs = torch.empty(batch, length, device=device)
-    token = torch.full((batch,), policy.bos_token, dtype=torch.long, device=device)
-    state = None
-    for t in range(length):
-        logits, state = policy.step(token, state)
-        logp = F.log_softmax(logits.float() / temperature, dim=-1)
-        token = torch.multinomial(logp.exp(), 1, generator=rng).squeeze(-1)
-        tokens[:, t] = token
-        log_probs[:, t] = logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
-    return tokens, log_probs
 
 
 def token_log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -165,9 +140,8 @@ class BatchedTrainer:
         self.config = config
         self.device = torch.device(device)
         self.policy = policy.to(self.device)
-        self.prior = (prior if prior is not None else copy.deepcopy(policy)).to(self.device).eval()
-        for p in self.prior.parameters():
-            p.requires_grad_(False)
+        self.prior = frozen(prior if prior is not None else policy, copy=prior is None)
+        self.prior.to(self.device)
         hidden = self._hidden_size()
         self.value_head = ValueHead(hidden).to(self.device)
         self.reward_fn = reward_fn
@@ -220,7 +194,7 @@ class BatchedTrainer:
         else:
             event_kl, pitch_kl = split_log_ratio(policy_logits, prior_logits, tokens)
             penalty = beta * event_kl + cfg.kl_pitch_coef * pitch_kl
-        rewards = task_reward - penalty if cfg.kl_mode == "reward" else task_reward
+        rewards = task_reward - penalty if cfg.kl_mode == "penalty" else task_reward
         if cfg.method == "ppo":
             advantages, returns = gae(rewards, old_values, cfg.gamma, cfg.gae_lambda)
         else:
@@ -313,6 +287,10 @@ class BatchedTrainer:
         self.policy.load_state_dict(state["policy"])
         self.value_head.load_state_dict(state["value_head"])
         self.optimizer.load_state_dict(state["optimizer"])
+        # the config is the source of truth: a resume allowed to change the learning rates
+        # (allow_config_change=true) trains with the new ones, not the saved optimizer's
+        for group, lr in zip(self.optimizer.param_groups, (self.config.lr, self.config.value_lr)):
+            group["lr"] = lr
         self.kl.coef = float(state["kl_coef"])
         self.iteration = int(state["iteration"])
         self.rng.set_state(state["rng"])

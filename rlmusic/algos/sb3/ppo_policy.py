@@ -3,7 +3,7 @@
 An observation of :class:`rlmusic.envs.composition.CompositionEnv` is ``tokens (T,)`` padded with
 ``vocab_size`` (the generators' BOS token) followed by the position ``t``. The action
 distribution is the generator's softmax at position ``t`` of ``[BOS, tokens[:t]]``
-(:func:`rlmusic.algos.positions.position_outputs`), so at the start the policy is exactly
+(:func:`rlmusic.algos.sb3.positions.position_outputs`), so at the start the policy is exactly
 the pretrained model; the value is a linear head, zero at the start, on the generator's last
 hidden layer at the same position.
 
@@ -26,7 +26,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from rlmusic.algos.positions import check_same_generator, check_vocabulary, position_outputs
+from rlmusic.algos.sb3.positions import check_same_generator, check_vocabulary, position_outputs
 from rlmusic.models.checkpoint import build_model, unwrap
 
 
@@ -53,7 +53,7 @@ class GeneratorPolicy(ActorCriticPolicy):
     The generator stays in eval mode even while SB3 trains (dropout off), so the PPO ratio
     compares the same function that sampled the rollout. The optimizer has two parameter
     groups, the generator's and the value head's; the value group carries ``lr_scale =
-    value_lr / lr`` so a learning-rate schedule (see :class:`rlmusic.algos.sb3_ppo.GeneratorPPO`)
+    value_lr / lr`` so a learning-rate schedule (see :class:`rlmusic.algos.sb3.ppo.GeneratorPPO`)
     keeps the two in proportion.
 
     Args:

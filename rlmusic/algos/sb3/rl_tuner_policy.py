@@ -4,8 +4,8 @@ Q(s, .) is the generator's logit vector at position ``t`` of ``[BOS, tokens[:t]]
 observation of :class:`rlmusic.envs.composition.CompositionEnv` (``tokens`` padded with BOS, then
 ``t``), so the Q-network starts as an exact copy of the pretrained model and the tuned Q-network
 loads anywhere a generator does. Training and targets read whole prefixes
-(:func:`rlmusic.algos.positions.position_outputs`); acting keeps each environment's generator
-state from step to step (:class:`rlmusic.algos.positions.IncrementalLogits`).
+(:func:`rlmusic.algos.sb3.positions.position_outputs`); acting keeps each environment's generator
+state from step to step (:class:`rlmusic.algos.sb3.positions.IncrementalLogits`).
 
 The policy is built from plain values (:func:`rl_tuner_policy_kwargs`): the generator's
 architecture name and config dict and, for G-learning, the prior's checkpoint spec
@@ -30,12 +30,13 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
-from rlmusic.algos.positions import (
+from rlmusic.algos.sb3.positions import (
     IncrementalLogits,
     check_same_generator,
     check_vocabulary,
     position_logits,
 )
+from rlmusic.models.base import frozen
 from rlmusic.models.checkpoint import build_model, unwrap
 from rlmusic.models.registry import PRETRAINED_PREFIX, load_generator
 
@@ -80,9 +81,7 @@ def load_prior(spec: str, vocab_size: int) -> nn.Module:
             f"the prior {spec} has vocab_size {prior.vocab_size} but the action space has "
             f"{vocab_size} tokens: they must share the token encoding"
         )
-    for p in prior.parameters():
-        p.requires_grad_(False)
-    return prior.eval()
+    return frozen(prior)
 
 
 def _forget_after_load(module: nn.Module, incompatible_keys: Any) -> None:

@@ -13,52 +13,16 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from torch import nn
 
-from rlmusic.algos.batched import sample_with_log_probs
-from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.models.base import sequence_log_probs
+from rlmusic.algos.outputs import policy_statistics
+from rlmusic.algos.setup import FinetuneSetup
 
 log = logging.getLogger(__name__)
-
-
-# ---- sampling with private generators (never the global RNG the algorithm draws from) --------
-
-
-def _device(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
-@torch.no_grad()
-def sample_tokens(
-    generator: nn.Module, n: int, length: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` compositions (n, length) and their log-probs, from a seeded private generator."""
-    device = _device(generator)
-    was_training = generator.training
-    generator.eval()  # dropout off: sample the policy itself
-    rng = torch.Generator(device=device).manual_seed(int(seed))
-    tokens, log_probs = sample_with_log_probs(generator, n, length, rng, device=device)
-    generator.train(was_training)
-    return tokens.cpu().numpy(), log_probs.cpu().numpy()
-
-
-def write_midi_samples(
-    generator: nn.Module, encoding: MelodyEncoding, directory: Path, n: int, length: int, seed: int
-) -> Path:
-    from rlmusic.data.io import save_midi
-
-    tokens, _ = sample_tokens(generator, n, length, seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    for i, row in enumerate(tokens):
-        save_midi(row, directory / f"sample_{i:03d}.mid", encoding)
-    return directory
 
 
 # ---- callbacks ------------------------------------------------------------------------------
@@ -160,26 +124,16 @@ class Periodic(BaseCallback):
 
 
 def policy_stats(
-    logger: Callable[[], Logger],
-    policy: Callable[[], nn.Module],
-    reference: nn.Module | None,
-    n: int,
-    length: int,
-    seed: int,
+    logger: Callable[[], Logger], policy: Callable[[], nn.Module], setup: FinetuneSetup, n: int
 ) -> Callable[[int], None]:
-    """An action for :class:`Periodic`: KL to the reference and entropy on sampled pieces."""
+    """An action for :class:`Periodic`: the policy's statistics on ``n`` fresh samples (reward,
+    KL to the reference, entropy, distinct share; see :func:`policy_statistics`)."""
 
     def action(step: int) -> None:
-        tokens, log_pi = sample_tokens(policy(), n, length, seed + step)
         record = logger().record
-        record("policy/entropy", float(-log_pi.mean()))  # nats per token (Monte Carlo)
-        record("policy/distinct_share", len({r.tobytes() for r in tokens}) / len(tokens))
-        if reference is not None:
-            with torch.no_grad():
-                batch = torch.as_tensor(tokens, device=_device(reference))
-                log_prior = sequence_log_probs(reference, batch).cpu().numpy()
-            record("kl/prior_per_token", float((log_pi - log_prior).mean()))
-            record("policy/log_prior_per_token", float(log_prior.mean()))
+        for key, value in policy_statistics(policy(), setup, n, setup.seed + step).items():
+            if not key.startswith("reward/"):  # the rollouts log the reward (RewardTermLogger)
+                record(key, value)
 
     return action
 

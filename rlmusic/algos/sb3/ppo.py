@@ -1,12 +1,12 @@
 """``algo=ppo``: stable-baselines3's PPO with the pretrained generator as the policy.
 
-The policy is :class:`rlmusic.policies.GeneratorPolicy` (actor = the generator's next-token
+The policy is :class:`rlmusic.algos.sb3.ppo_policy.GeneratorPolicy` (actor = the generator's next-token
 softmax, critic = a zero-initialised linear value head on its last hidden layer), trained on
 a ``DummyVecEnv`` of ``algo.n_envs`` :class:`~rlmusic.envs.composition.CompositionEnv`.
 
 KL control against the frozen prior (``reward.prior.checkpoint``), ``algo.kl_mode``:
 
-- ``reward`` (RL Tuner): the prior term stays in the environment's reward, ``r = log
+- ``prior_reward`` (RL Tuner): the prior term stays in the environment's reward, ``r = log
   p_prior(a|s) + r_MT / c``; PPO maximises it as it is.
 - ``penalty``: the environment's reward is the composite without the prior, and after each
   rollout :class:`GeneratorPPO` subtracts ``beta * (log pi(a|s) - log p_prior(a|s))`` from every
@@ -15,19 +15,18 @@ KL control against the frozen prior (``reward.prior.checkpoint``), ``algo.kl_mod
   term's weight); ``algo.kl_target`` makes it adaptive (Ziegler et al. 2019). The rollout's
   own KL is logged in both modes (``kl/rollout_per_token``).
 
-Run folder and resume: :mod:`rlmusic.algos.sb3_common` (``tuned.safetensors``, ``model.zip``,
+Run folder and resume: :mod:`rlmusic.algos.sb3.common` (``tuned.safetensors``, ``model.zip``,
 ``resume.pt``, ``progress.csv``, ``tb/``, ``samples/``).
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
@@ -36,13 +35,14 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
-from rlmusic.algos.kl import make_kl_controller
-from rlmusic.algos.positions import position_logits
-from rlmusic.algos.sb3_common import RunSettings, check_length, finish, frozen_copy, learn
-from rlmusic.policies import GeneratorPolicy, generator_policy_kwargs
+from rlmusic.algos.kl import check_kl_mode, make_kl_controller
+from rlmusic.algos.sb3.common import RunSettings, finish, learn
+from rlmusic.algos.sb3.positions import position_logits
+from rlmusic.algos.sb3.ppo_policy import GeneratorPolicy, generator_policy_kwargs
+from rlmusic.algos.setup import FinetuneResult, FinetuneSetup
 
 log = logging.getLogger(__name__)
-KL_MODES = ("reward", "penalty")
+KL_MODES = ("prior_reward", "penalty")  # see rlmusic.algos.kl.KL_MODES
 PPO_KEYS = (
     "learning_rate",
     "n_steps",
@@ -65,11 +65,11 @@ class GeneratorPPO(PPO):
     Args:
         policy: the policy class (:class:`GeneratorPolicy`).
         env: the vectorised composition environments.
-        kl_mode: ``reward`` (the prior is in the env reward) | ``penalty`` (added here).
+        kl_mode: ``prior_reward`` (the prior is in the env reward) | ``penalty`` (added here).
         kl_coef: beta of the penalty.
         kl_target: a per-token KL target that makes beta adaptive (``penalty`` only).
         kl_horizon: tokens over which the adaptive controller makes a full correction.
-        prior: the frozen prior (required by ``penalty``; with ``reward`` only for logging).
+        prior: the frozen prior (required by ``penalty``; with ``prior_reward`` only for logging).
         **kwargs: SB3 PPO's arguments.
 
     The prior and the KL controller are not pickled into ``model.zip``: a ``GeneratorPPO.load``
@@ -80,15 +80,14 @@ class GeneratorPPO(PPO):
         self,
         policy: type[GeneratorPolicy],
         env: VecEnv,
-        kl_mode: str = "reward",
+        kl_mode: str = "prior_reward",
         kl_coef: float = 0.0,
         kl_target: float | None = None,
         kl_horizon: int = 100_000,
         prior: nn.Module | None = None,
         **kwargs: Any,
     ) -> None:
-        if kl_mode not in KL_MODES:
-            raise ValueError(f"algo.kl_mode={kl_mode!r}; known: {', '.join(KL_MODES)}")
+        check_kl_mode(kl_mode, "ppo", KL_MODES)
         if kl_mode == "penalty" and prior is None:
             raise ValueError("algo.kl_mode=penalty needs a prior to measure log p_prior against")
         if kl_target is not None and kl_mode != "penalty":
@@ -162,42 +161,29 @@ class GeneratorPPO(PPO):
         self.logger.record("kl/coef", beta)
 
 
-def run_sb3_ppo(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """``rlmusic finetune algo=ppo``: train (or resume), then write the run folder."""
-    from rlmusic.algos.setup import split_prior
+def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
+    """``rlmusic finetune algo=ppo``: train (or resume) to ``algo.total_timesteps`` env steps."""
     from rlmusic.envs.composition import CompositionEnv
-    from rlmusic.models import load_generator
-    from rlmusic.rewards.build import build_reward
-    from rlmusic.runtime import resolve_device
 
-    settings = RunSettings.from_cfg(cfg, output_dir)
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
-    algo = OmegaConf.to_container(cfg.algo, resolve=True)
-    length = settings.length
-    check_length(length)
+    algo = dict(algo_cfg)
+    settings = RunSettings.from_setup(setup, algo)
+    length = setup.length
     if int(algo["n_steps"]) % length:
         raise ValueError(
             f"algo.n_steps={algo['n_steps']} must be a multiple of length={length}: every "
             "rollout then holds whole compositions, and resume points fall between them"
         )
-    kl_mode = str(algo["kl_mode"])
-    if kl_mode not in KL_MODES:
-        raise ValueError(f"algo.kl_mode={kl_mode!r}; known: {', '.join(KL_MODES)}")
-    device = resolve_device(str(cfg.device))
-    torch.manual_seed(settings.seed)
-    generator, encoding = load_generator(str(cfg.checkpoint), device=device)
-    reward = build_reward(cfg.reward, encoding, device=str(device))  # checks the prior's grid
-    task_reward, prior, prior_weight = split_prior(reward)
+    kl_mode = check_kl_mode(str(algo["kl_mode"]), "ppo", KL_MODES)
+    reference = setup.reference
     kl_coef = algo["kl_coef"]
     if kl_coef is None:
-        kl_coef = prior_weight if prior is not None else 0.0
-    if prior is None:
-        log.warning("no prior term in the reward: KL is measured against the start model")
-    reference = prior if prior is not None else frozen_copy(generator)
-    env_reward = reward if kl_mode == "reward" else task_reward
+        kl_coef = reference.weight
+    if not reference.configured:
+        log.warning("no prior in the reward: KL is measured against the start model")
+    env_reward = setup.env_reward() if kl_mode == "prior_reward" else setup.reward
 
     def make_env() -> Monitor:
-        return Monitor(CompositionEnv(reward=env_reward, encoding=encoding, length=length))
+        return Monitor(CompositionEnv(reward=env_reward, encoding=setup.encoding, length=length))
 
     env = DummyVecEnv([make_env] * int(algo["n_envs"]))
     model = GeneratorPPO(
@@ -207,27 +193,13 @@ def run_sb3_ppo(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         kl_coef=float(kl_coef),
         kl_target=algo["kl_target"],
         kl_horizon=int(algo["kl_horizon"]),
-        prior=reference,
-        policy_kwargs=generator_policy_kwargs(generator, algo["value_lr"]),
-        seed=settings.seed,
-        device=device,
+        prior=reference.generator,
+        policy_kwargs=generator_policy_kwargs(setup.generator, algo["value_lr"]),
+        seed=setup.seed,
+        device=setup.device,
         **{key: algo[key] for key in PPO_KEYS},
     )
-    model.policy.load_generator(generator)  # a resume point overwrites these weights
-    result = learn(model, settings, encoding, lambda: model.policy.generator, reference)
-    info = {
-        "tuned_from": str(cfg.checkpoint),
-        "algo": "ppo",
-        "kl_mode": kl_mode,
-        "env_steps": result.env_steps,
-    }
+    model.policy.load_generator(setup.generator)  # a resume point overwrites these weights
+    result = learn(model, settings, setup, lambda: model.policy.generator)
     tuned = model.policy.generator
-    paths = finish(model, settings, encoding, tuned, tuned, info)
-    return {
-        **paths,
-        "env_steps": result.env_steps,
-        "seconds": result.seconds,
-        "steps_per_s": result.steps_per_s,
-        "resumed_from": result.resumed_from,
-        "algorithm": model,
-    }
+    return finish(model, setup, result, tuned, tuned, {"algo": "ppo", "kl_mode": kl_mode})

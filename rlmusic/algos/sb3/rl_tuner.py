@@ -14,9 +14,9 @@ generator. Per-step reward and one-step targets (``d`` = episode end: no bootstr
 Exploration: ``egreedy`` (SB3's linear epsilon schedule) or ``boltzmann`` (sample the variant's
 policy); either way the replay buffer stores the note actually played. Acting steps each
 environment's generator state one token per env step; gradient steps and targets read whole
-prefixes (see :mod:`rlmusic.algos.rl_tuner_policy`).
+prefixes (see :mod:`rlmusic.algos.sb3.rl_tuner_policy`).
 
-Run folder (:mod:`rlmusic.algos.sb3_common`): ``tuned.safetensors`` (the Q-network as a
+Run folder (:mod:`rlmusic.algos.sb3.common`): ``tuned.safetensors`` (the Q-network as a
 generator; for ``g`` the policy also needs the prior, recorded in the checkpoint's info),
 ``model.zip`` (SB3; no pickled modules: the policy is rebuilt from the architecture's config
 and the prior's checkpoint spec), ``resume.pt`` (exact resume, replay buffer included: re-run the
@@ -27,25 +27,25 @@ same command with the same output folder), ``progress.csv`` and ``tb/`` (TensorB
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
 from stable_baselines3 import DQN
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rlmusic.algos.rl_tuner_policy import (
+from rlmusic.algos.sb3.common import RunSettings, finish, learn
+from rlmusic.algos.sb3.rl_tuner_policy import (
     VARIANTS,
     PolicyGenerator,
     RLTunerPolicy,
     prior_spec,
     rl_tuner_policy_kwargs,
 )
-from rlmusic.algos.sb3_common import RunSettings, check_length, finish, frozen_copy, learn
+from rlmusic.algos.setup import FinetuneResult, FinetuneSetup
 
 log = logging.getLogger(__name__)
 
@@ -213,39 +213,31 @@ DQN_KEYS = (
 )
 
 
-def run_rl_tuner(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """``rlmusic finetune algo=rl_tuner``: train (or resume), then write the run folder."""
-    from rlmusic.algos.setup import split_prior
+def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
+    """``rlmusic finetune algo=rl_tuner``: train (or resume) to ``algo.total_timesteps``."""
     from rlmusic.envs.composition import CompositionEnv
-    from rlmusic.models import load_generator
-    from rlmusic.rewards.build import build_reward
-    from rlmusic.runtime import resolve_device
 
-    settings = RunSettings.from_cfg(cfg, output_dir)
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
-    algo = OmegaConf.to_container(cfg.algo, resolve=True)
+    algo = dict(algo_cfg)
+    settings = RunSettings.from_setup(setup, algo)
     variant = str(algo["variant"])
-    length = settings.length
-    check_length(length)
-    device = resolve_device(str(cfg.device))
-    seed = settings.seed
-    torch.manual_seed(seed)
-    generator, encoding = load_generator(str(cfg.checkpoint), device=device)
-    reward = build_reward(cfg.reward, encoding, device=str(device))  # checks the prior's grid
-    task_reward, prior, _ = split_prior(reward)
+    reference = setup.reference
     if variant == "g":
-        if prior is None:
+        if not reference.configured:
             raise ValueError("algo.variant=g needs a prior (reward.prior.checkpoint)")
-        env_reward = task_reward  # r_MT / c; the prior enters the backup instead
+        env_reward = setup.reward  # r_MT / c; the prior enters the backup instead
     else:
-        if prior is None:
-            log.warning("no prior term in the reward: %s-learning without KL control", variant)
-        env_reward = reward  # log p_prior + r_MT / c
+        if not reference.configured:
+            log.warning("no prior in the reward: %s-learning without KL control", variant)
+        env_reward = setup.env_reward() if reference.configured else setup.reward
     env = DummyVecEnv(
-        [lambda: Monitor(CompositionEnv(reward=env_reward, encoding=encoding, length=length))]
+        [
+            lambda: Monitor(
+                CompositionEnv(reward=env_reward, encoding=setup.encoding, length=setup.length)
+            )
+        ]
     )
     # plain values: model.zip rebuilds the networks from them, never from a pickled module
-    prior_checkpoint = prior_spec(cfg.reward.prior.checkpoint) if variant == "g" else None
+    prior_checkpoint = prior_spec(reference.spec) if variant == "g" else None
     model = RLTunerDQN(
         RLTunerPolicy,
         env,
@@ -255,20 +247,16 @@ def run_rl_tuner(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         psi_temperature=float(algo["psi_temperature"]),
         double_q=bool(algo["double_q"]),
         loss=str(algo["loss"]),
-        policy_kwargs=rl_tuner_policy_kwargs(generator, prior_checkpoint),
-        seed=seed,
-        device=device,
+        policy_kwargs=rl_tuner_policy_kwargs(setup.generator, prior_checkpoint),
+        seed=setup.seed,
+        device=setup.device,
         **{key: algo[key] for key in DQN_KEYS},
     )
-    model.policy.load_generator(generator)  # Q- and target networks start as the pretrained model
-    # KL is measured against the prior, or the start model when the reward has none
-    reference = prior if prior is not None else frozen_copy(generator)
-    result = learn(model, settings, encoding, model.policy_generator, reference)
-    info = {
-        "tuned_from": str(cfg.checkpoint),
+    model.policy.load_generator(setup.generator)  # Q- and target networks start as the model
+    result = learn(model, settings, setup, model.policy_generator)
+    info: dict[str, Any] = {
         "algo": "rl_tuner",
         "variant": variant,
-        "env_steps": result.env_steps,
         "policy": {
             "q": "softmax(logits)",
             "psi": f"softmax(logits / {model.psi_temperature})",
@@ -277,12 +265,4 @@ def run_rl_tuner(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     }
     if variant == "g":
         info["prior"] = prior_checkpoint
-    paths = finish(model, settings, encoding, model.q_net.generator, model.policy_generator(), info)
-    return {
-        **paths,
-        "env_steps": result.env_steps,
-        "seconds": result.seconds,
-        "steps_per_s": result.steps_per_s,
-        "resumed_from": result.resumed_from,
-        "algorithm": model,
-    }
+    return finish(model, setup, result, model.q_net.generator, model.policy_generator(), info)

@@ -179,7 +179,7 @@ class IncrementalLogits:
 
     The weights' version is :meth:`clear`'s count plus the parameters' in-place version counters
     (optimizer steps, ``load_state_dict``); writes that bypass autograd's counters (fused
-    optimizers, ``.data``) must call :meth:`clear`, as :class:`rlmusic.algos.rl_tuner.RLTunerDQN`
+    optimizers, ``.data``) must call :meth:`clear`, as :class:`rlmusic.algos.sb3.rl_tuner.RLTunerDQN`
     does after its gradient steps.
 
     Args:

@@ -1,0 +1,94 @@
+"""What every fine-tuning run writes and reports, whatever the algorithm: MIDI samples, the tuned
+checkpoint, and the final numbers (the same ``final/*`` metrics for every algorithm, so a sweep
+can compare and optimise them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rlmusic.data.encoding import FIRST_PITCH_TOKEN, MelodyEncoding
+from rlmusic.models.sampling import sample_seeded
+
+if TYPE_CHECKING:
+    from rlmusic.algos.setup import FinetuneSetup
+
+FINAL_SAMPLES = 256  # compositions behind the final/* metrics
+
+
+def write_midi_samples(
+    generator: nn.Module, encoding: MelodyEncoding, directory: Path, n: int, length: int, seed: int
+) -> Path:
+    """``n`` seeded samples of ``generator`` as ``directory/sample_NNN.mid``."""
+    from rlmusic.data.io import save_midi
+
+    tokens, _ = sample_seeded(generator, n, length, seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, row in enumerate(tokens):
+        save_midi(row, directory / f"sample_{i:03d}.mid", encoding)
+    return directory
+
+
+def policy_statistics(
+    policy: nn.Module, setup: FinetuneSetup, n: int, seed: int
+) -> dict[str, float]:
+    """Reward, KL to the reference, entropy, distinct share and onsets on ``n`` fresh samples.
+
+    Keys: ``reward/total`` and ``reward/<term>`` (per composition), ``kl/prior_per_token``,
+    ``policy/log_prior_per_token``, ``policy/entropy`` (nats per token, Monte Carlo),
+    ``policy/distinct_share``, ``policy/onsets_per_piece``.
+    """
+    tokens, log_pi = sample_seeded(policy, n, setup.length, seed)
+    total, shares = setup.reward.score(tokens)
+    log_prior = setup.reference.log_probs(torch.as_tensor(tokens)).cpu().numpy()
+    return {
+        "reward/total": float(total.sum(1).mean()),
+        **{f"reward/{name}": float(v.sum(1).mean()) for name, v in shares.items()},
+        "kl/prior_per_token": float(np.mean(log_pi - log_prior)),
+        "policy/log_prior_per_token": float(log_prior.mean()),
+        "policy/entropy": float(-log_pi.mean()),
+        "policy/distinct_share": len({r.tobytes() for r in tokens}) / max(len(tokens), 1),
+        "policy/onsets_per_piece": float((tokens >= FIRST_PITCH_TOKEN).sum(1).mean()),
+    }
+
+
+def final_metrics(policy: nn.Module, setup: FinetuneSetup) -> dict[str, float]:
+    """:func:`policy_statistics` on :data:`FINAL_SAMPLES` samples, keys prefixed ``final/``."""
+    stats = policy_statistics(policy, setup, FINAL_SAMPLES, setup.seed + 1_000_003)
+    return {f"final/{key}": value for key, value in stats.items()}
+
+
+def finish_run(
+    setup: FinetuneSetup, tuned: nn.Module, sampler: nn.Module, info: dict[str, Any]
+) -> tuple[Path, dict[str, float]]:
+    """Write ``tuned.safetensors`` and ``samples/final/``; return the path and final metrics.
+
+    Args:
+        tuned: the weights saved as a generator.
+        sampler: the policy that plays (the tuned generator itself, or e.g. G-learning's
+            ``softmax(G + log p_prior)``).
+        info: recorded in the checkpoint (``tuned_from`` and the algorithm are added).
+    """
+    from rlmusic.models import save_checkpoint
+
+    path = save_checkpoint(
+        setup.run_dir / "tuned.safetensors",
+        tuned,
+        setup.encoding,
+        info={"tuned_from": setup.checkpoint, **info},
+    )
+    samples = write_midi_samples(
+        sampler,
+        setup.encoding,
+        setup.run_dir / "samples" / "final",
+        setup.n_samples,
+        setup.length,
+        setup.seed,
+    )
+    metrics = final_metrics(sampler, setup)
+    print(f"tuned model: {path}\nsamples: {samples}")
+    return path, metrics
