@@ -15,6 +15,22 @@ from rlmusic.config.schemas import TASK_SCHEMAS
 TASKS = sorted(TASK_SCHEMAS)
 
 
+def tiny_run(checkpoint: Path) -> list[str]:
+    """Overrides for a one-iteration batched run of the tiny model."""
+    return [
+        f"checkpoint={checkpoint}",
+        f"reward.prior.checkpoint={checkpoint}",
+        "length=8",
+        "algo.iterations=1",
+        "algo.batch_size=16",
+        "algo.minibatch_size=8",
+        "algo.group_size=8",
+        "algo.sample_every=0",
+        "n_samples=1",
+        "device=cpu",
+    ]
+
+
 def composed(task: str, overrides: list[str] | None = None):
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
         return compose(task, overrides=overrides or [])
@@ -68,18 +84,7 @@ def test_resuming_with_a_changed_training_value_is_an_error_until_allowed(
 ) -> None:
     from rlmusic.tasks import finetune
 
-    base = [
-        f"checkpoint={tiny_checkpoint}",
-        f"reward.prior.checkpoint={tiny_checkpoint}",
-        "length=8",
-        "algo.iterations=1",
-        "algo.batch_size=16",
-        "algo.minibatch_size=8",
-        "algo.group_size=8",
-        "algo.sample_every=0",
-        "n_samples=1",
-        "device=cpu",
-    ]
+    base = tiny_run(tiny_checkpoint)
     run = tmp_path / "run"
     finetune.run(composed("finetune", base), output_dir=run)
     # a longer budget is a resume, not a change
@@ -112,20 +117,7 @@ def test_the_task_main_returns_the_objective_to_hydra(
     tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = composed(
-        "finetune",
-        [
-            f"checkpoint={tiny_checkpoint}",
-            f"reward.prior.checkpoint={tiny_checkpoint}",
-            "length=8",
-            "algo.iterations=1",
-            "algo.batch_size=16",
-            "algo.minibatch_size=8",
-            "algo.group_size=8",
-            "algo.sample_every=0",
-            "n_samples=1",
-            "device=cpu",
-            "objective=final/policy/distinct_share",
-        ],
+        "finetune", [*tiny_run(tiny_checkpoint), "objective=final/policy/distinct_share"]
     )
     monkeypatch.chdir(tmp_path)  # outside Hydra the run goes to outputs/finetune under the cwd
     value = cli.task_main("finetune", cfg)
