@@ -44,6 +44,11 @@ TASKS: dict[str, tuple[str, str, str]] = {
         "evaluate",
         "RL Tuner's table and realism measures for checkpoints",
     ),
+    "train-critic": (
+        "rlmusic.tasks.train_critic",
+        "train_critic",
+        "train a learned critic reward (critic=discriminator | ensemble | preference)",
+    ),
 }
 
 CONFIG_MODULE = "rlmusic.conf"

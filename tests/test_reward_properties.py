@@ -3,6 +3,10 @@ on random batches."""
 
 from __future__ import annotations
 
+import functools
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +16,7 @@ from hypothesis import strategies as st
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.rewards.prior import PriorLogProb
 from rlmusic.rewards.registry import REGISTRY, build_term, default_context
+from tests.critic_helpers import tiny_critic
 from tests.toy_generator import ToyGenerator
 
 ENC = MelodyEncoding()
@@ -36,9 +41,13 @@ VARIANTS = {
 }
 
 
+@functools.cache
 def make(name: str):
     if name == "prior":  # the registry's prior loads a checkpoint; the toy keeps this fast
         return PriorLogProb(ToyGenerator())
+    if name in ("discriminator", "preference"):  # learned critics: a tiny untrained one
+        path = tiny_critic(name, Path(tempfile.mkdtemp()) / f"{name}.safetensors")
+        return build_term({"name": name, "checkpoint": str(path)}, default_context(ENC))
     context = default_context(ENC, tonic=2, mode="minor") if name in VARIANTS else None
     return build_term(VARIANTS.get(name, name), context or default_context(ENC))
 

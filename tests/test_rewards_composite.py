@@ -60,7 +60,7 @@ def test_a_bad_term_stops_with_its_name(bad, message: str) -> None:
 def test_unknown_name_lists_the_known_ones() -> None:
     with pytest.raises(
         RewardError,
-        match=r"unknown reward term 'keyy'; known: autocorrelation, key, leap_resolution",
+        match=r"unknown reward term 'keyy'; known: autocorrelation, discriminator, ensemble, key, ",
     ):
         build_term("keyy", default_context(ENC))
     with pytest.raises(RewardError, match="rule_params names rules that are not in reward.rules"):

@@ -21,6 +21,37 @@ REGISTRY["prior"] = (
     lambda **kw: _prior_factory(**kw),  # imports torch and the models only when built
     "log p(note | melody so far) under a frozen pretrained generator (KL control)",
 )
+# learned critics (rlmusic.critics; torch and the critic load only when a term is built)
+REGISTRY["discriminator"] = (
+    lambda **kw: _critic_factory("discriminator_term", **kw),
+    "log D(real | melody so far) from a trained discriminator (checkpoint=...; dense)",
+)
+REGISTRY["ensemble"] = (
+    lambda **kw: _critic_factory("ensemble_term", **kw),
+    "mean log p(note | melody so far) over K generators (members=[...]), minus penalty * std",
+)
+REGISTRY["preference"] = (
+    lambda **kw: _critic_factory("preference_term", **kw),
+    "Bradley-Terry utility of the composition from a preference model (checkpoint=...)",
+)
+
+
+def _critic_factory(name: str, **kwargs: Any) -> Any:
+    """Build a critic term, dropping the context (key, mode) it does not use; a misspelt
+    argument of the user's is an error that names the term and its arguments."""
+    from rlmusic.critics import terms
+
+    factory = getattr(terms, name)
+    params = inspect.signature(factory).parameters
+    context = set(default_context(MelodyEncoding()))
+    kwargs = {k: v for k, v in kwargs.items() if k in params or k not in context}
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        raise RewardError(
+            f"reward term {name.removesuffix('_term')!r} has no argument(s) {', '.join(unknown)}; "
+            f"known: {', '.join(p for p in params if p not in context)}"
+        )
+    return factory(**kwargs)
 
 
 def _prior_factory(
