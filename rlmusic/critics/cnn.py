@@ -53,6 +53,40 @@ class CriticConfig:
         return 1 + (self.kernel_size - 1) * sum(self.dilations)
 
 
+@dataclass
+class CNNTrainConfig:
+    """How a critic network trains (``critic.train`` in conf/critic/*.yaml); the discriminator
+    and the preference model subclass it with their own defaults.
+
+    Args:
+        steps: optimizer steps (an upper bound when ``time_s`` is set).
+        time_s: also stop after this many seconds (None: no limit).
+        batch_size: rows (discriminator: half real, half generated) or pairs per step.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        holdout: share of the data held out for the validation figures.
+        log_every: steps between training-log lines (0: none).
+        model: the network's shape.
+    """
+
+    steps: int = 2000
+    time_s: float | None = None
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    holdout: float = 0.2
+    log_every: int = 200
+    model: CriticConfig = field(default_factory=CriticConfig)
+
+    min_batch = 1  # a class attribute, not a field: the smallest batch that trains
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):  # from a config node
+            self.model = CriticConfig(**self.model)
+        if self.steps < 0 or self.batch_size < self.min_batch or self.lr <= 0:
+            raise ValueError(f"need steps >= 0, batch_size >= {self.min_batch} and lr > 0: {self}")
+
+
 def causal_conv(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     """(B, C, T) -> (B, C', T) through ``conv`` padded on the left only.
 

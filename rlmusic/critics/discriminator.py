@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rlmusic.critics.cnn import CausalCNN, CriticConfig, check_tokens
+from rlmusic.critics.cnn import CausalCNN, CNNTrainConfig, check_tokens
 from rlmusic.critics.stats import (
     binary_accuracy,
     binary_auc,
@@ -34,34 +34,11 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class DiscriminatorTrainConfig:
-    """How a discriminator trains (``critic.train`` in conf/critic/discriminator.yaml).
+class DiscriminatorTrainConfig(CNNTrainConfig):
+    """How a discriminator trains (see :class:`CNNTrainConfig`); a batch is half real rows,
+    half generated ones, so it needs at least two."""
 
-    Args:
-        steps: optimizer steps (an upper bound when ``time_s`` is set).
-        time_s: also stop after this many seconds (None: no limit).
-        batch_size: rows per step, half real and half generated.
-        lr: AdamW learning rate.
-        weight_decay: AdamW weight decay.
-        holdout: share of real and of generated rows held out for the validation figures.
-        log_every: steps between training-log lines (0: none).
-        model: the network's shape.
-    """
-
-    steps: int = 2000
-    time_s: float | None = None
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 0.01
-    holdout: float = 0.2
-    log_every: int = 200
-    model: CriticConfig = field(default_factory=CriticConfig)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.model, dict):  # from a config node
-            self.model = CriticConfig(**self.model)
-        if self.steps < 0 or self.batch_size < 2 or self.lr <= 0:
-            raise ValueError(f"need steps >= 0, batch_size >= 2 and lr > 0: {self}")
+    min_batch = 2
 
 
 def _as_tokens(rows: np.ndarray, vocab_size: int, who: str, device: torch.device) -> torch.Tensor:

@@ -88,8 +88,27 @@ def save_critic_record(
     return path
 
 
+PRETRAINED_PREFIX = "pretrained:"
+PRETRAINED_DIR = (
+    Path(__file__).parent / "pretrained"
+)  # shipped critics (scripts/build_discriminator.sh)
+
+
+def list_pretrained_critics() -> list[str]:
+    """Names of the shipped critics (``pretrained:<name>``)."""
+    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
+
+
 def resolve_critic_path(path: str | Path) -> Path:
-    """A critic file, or a train-critic run folder holding ``critic.safetensors``."""
+    """A critic file, a train-critic run folder holding ``critic.safetensors``, or
+    ``pretrained:<name>`` for a shipped critic."""
+    if str(path).startswith(PRETRAINED_PREFIX):
+        name = str(path)[len(PRETRAINED_PREFIX) :]
+        shipped = PRETRAINED_DIR / f"{name}.safetensors"
+        if not shipped.is_file():
+            known = ", ".join(list_pretrained_critics()) or "none"
+            raise CheckpointError(f"{path}: no shipped critic named {name!r}; shipped: {known}")
+        return shipped
     path = Path(path).expanduser()
     if path.is_dir():
         if not (path / DEFAULT_NAME).is_file():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rlmusic.critics.cnn import CausalCNN, CriticConfig, check_tokens
+from rlmusic.critics.cnn import CausalCNN, CNNTrainConfig, check_tokens
 from rlmusic.critics.preferences import Preference
 from rlmusic.critics.stats import format_figures, seeded_split, seeded_torch
 from rlmusic.data.encoding import NOTE_OFF, MelodyEncoding
@@ -31,34 +31,12 @@ OUTCOME = {"a": 1.0, "b": 0.0, "tie": 0.5}  # the target P(a preferred over b)
 
 
 @dataclass
-class PreferenceTrainConfig:
-    """How a preference model trains (``critic.train`` in conf/critic/preference.yaml).
-
-    Args:
-        steps: optimizer steps (an upper bound when ``time_s`` is set).
-        time_s: also stop after this many seconds (None: no limit).
-        batch_size: pairs per step.
-        lr: AdamW learning rate.
-        weight_decay: AdamW weight decay.
-        holdout: share of pairs held out for the validation figure.
-        log_every: steps between training-log lines (0: none).
-        model: the network's shape.
-    """
+class PreferenceTrainConfig(CNNTrainConfig):
+    """How a preference model trains (see :class:`CNNTrainConfig`); ``batch_size`` counts pairs."""
 
     steps: int = 500
-    time_s: float | None = None
     batch_size: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 0.01
-    holdout: float = 0.2
     log_every: int = 100
-    model: CriticConfig = field(default_factory=CriticConfig)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.model, dict):  # from a config node
-            self.model = CriticConfig(**self.model)
-        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(f"need steps >= 0, batch_size >= 1 and lr > 0: {self}")
 
 
 def pairs_from_preferences(

@@ -230,6 +230,22 @@ def _need_checkpoint(name: str, checkpoint: str | None) -> str:
     return str(checkpoint)
 
 
+def _cnn_term(
+    kind: str,
+    term_class: type[_CNNTerm],
+    checkpoint: str | None,
+    shaping: str,
+    device: str,
+    encoding: MelodyEncoding | None,
+    batch_size: int,
+    precision: str,
+) -> Any:
+    checkpoint = _need_checkpoint(kind, checkpoint)
+    model, critic_encoding, _ = load_cnn_critic(checkpoint, kind, device)
+    _check_grid(kind, checkpoint, critic_encoding, encoding)
+    return term_class(model, shaping, device, batch_size, precision)
+
+
 def discriminator_term(
     checkpoint: str | None = None,
     shaping: str = "log_prob",
@@ -239,10 +255,16 @@ def discriminator_term(
     precision: str = "float64",
 ) -> DiscriminatorReward:
     """The registry's ``discriminator``: a saved discriminator as a dense reward term."""
-    checkpoint = _need_checkpoint("discriminator", checkpoint)
-    model, critic_encoding, _ = load_cnn_critic(checkpoint, "discriminator", device)
-    _check_grid("discriminator", checkpoint, critic_encoding, encoding)
-    return DiscriminatorReward(model, shaping, device, batch_size, precision)
+    return _cnn_term(
+        "discriminator",
+        DiscriminatorReward,
+        checkpoint,
+        shaping,
+        device,
+        encoding,
+        batch_size,
+        precision,
+    )
 
 
 def preference_term(
@@ -254,10 +276,16 @@ def preference_term(
     precision: str = "float64",
 ) -> PreferenceReward:
     """The registry's ``preference``: a saved Bradley-Terry model as a reward term."""
-    checkpoint = _need_checkpoint("preference", checkpoint)
-    model, critic_encoding, _ = load_cnn_critic(checkpoint, "preference", device)
-    _check_grid("preference", checkpoint, critic_encoding, encoding)
-    return PreferenceReward(model, shaping, device, batch_size, precision)
+    return _cnn_term(
+        "preference",
+        PreferenceReward,
+        checkpoint,
+        shaping,
+        device,
+        encoding,
+        batch_size,
+        precision,
+    )
 
 
 def ensemble_term(

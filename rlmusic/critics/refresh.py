@@ -1,0 +1,89 @@
+"""Adversarial refresh during fine-tuning (SeqGAN, Yu et al. 2017): every ``every`` iterations
+the discriminator terms of the reward are retrained on the current policy's samples against
+fresh real windows, so the policy keeps chasing a critic that keeps up with it.
+
+:func:`refresh_hook` returns a callable ``hook(iteration, policy) -> metrics`` for
+``FinetuneSetup.hooks``; the batched trainer calls it after every iteration and logs what it
+returns (``critic/<term>/accuracy_before``, ``.../accuracy``, ``.../auc``, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from torch import nn
+
+from rlmusic.critics.data import cut_windows
+from rlmusic.critics.discriminator import DiscriminatorTrainConfig
+from rlmusic.critics.terms import DiscriminatorReward
+from rlmusic.models.sampling import sample_seeded
+from rlmusic.rewards.composite import CompositeReward
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[int, nn.Module], dict[str, float]]
+
+
+def refreshable_terms(reward: CompositeReward) -> dict[str, DiscriminatorReward]:
+    """The reward's discriminator terms, by name."""
+    return {t.name: t.term for t in reward.terms if isinstance(t.term, DiscriminatorReward)}
+
+
+def refresh_hook(
+    reward: CompositeReward,
+    real_tunes: Sequence[np.ndarray],
+    length: int,
+    every: int,
+    steps: int,
+    samples: int,
+    seed: int,
+    lr: float = 1e-3,
+) -> Hook:
+    """A hook retraining every discriminator term of ``reward`` every ``every`` iterations.
+
+    Args:
+        reward: the task reward (its discriminator terms are refreshed in place).
+        real_tunes: whole tunes (the corpus train split) the real windows are cut from.
+        length: steps per window (the compositions' length).
+        every: iterations between refreshes.
+        steps: optimizer steps per refresh.
+        samples: policy samples (and as many real windows) per refresh.
+        seed: seeds the windows, the samples and the updates (with the iteration).
+        lr: the refresh's learning rate (lower than from-scratch training: it fine-tunes).
+
+    Raises:
+        ValueError: the reward holds no discriminator term, or ``every`` / ``steps`` < 1.
+    """
+    terms = refreshable_terms(reward)
+    if not terms:
+        raise ValueError(
+            "critic_refresh.every > 0 but the reward has no discriminator term to refresh "
+            "(add one to reward.extra, e.g. {name: discriminator, checkpoint: pretrained:discriminator})"
+        )
+    if every < 1 or steps < 1:
+        raise ValueError(f"critic_refresh needs every >= 1 and steps >= 1, got {every}, {steps}")
+
+    def hook(iteration: int, policy: nn.Module) -> dict[str, float]:
+        if iteration % every:
+            return {}
+        rng = np.random.default_rng([seed, iteration])
+        real = cut_windows(real_tunes, length, samples, rng)
+        fake, _ = sample_seeded(policy, samples, length, seed=seed + 7919 * iteration)
+        metrics: dict[str, float] = {}
+        for name, term in terms.items():
+            cfg = DiscriminatorTrainConfig(
+                steps=steps, lr=lr, log_every=0, model=term.model.config, batch_size=128
+            )
+            figures = term.refresh(real, fake, steps, cfg, seed=seed + iteration)
+            metrics.update(
+                {f"critic/{name}/{k}": float(v) for k, v in figures.items() if _is_number(v)}
+            )
+        return metrics
+
+    return hook
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
