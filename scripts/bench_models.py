@@ -30,7 +30,7 @@ from rlmusic.models import PRETRAINED, load_pretrained
 from rlmusic.models.checkpoint import build_model, read_record
 from rlmusic.models.registry import pretrained_path
 from rlmusic.models.sampling import generate, generate_recompute
-from rlmusic.training.loop import TrainConfig
+from rlmusic.training.config import TrainConfig
 from rlmusic.training.optim import make_optimizer
 from rlmusic.training.validation import evaluate_tunes
 

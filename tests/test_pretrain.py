@@ -21,7 +21,7 @@ from rlmusic.data.corpus import Corpus
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import CheckpointError, load_checkpoint, load_generator
 from rlmusic.tasks import pretrain
-from rlmusic.training.loop import lr_factor
+from rlmusic.training.optim import lr_factor
 from rlmusic.training.windows import (
     IGNORE,
     epoch_windows,
@@ -222,11 +222,22 @@ with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
         "train.warmup_steps=3", "train.lr=1e-2", "model.dropout=0.0", "device=cpu"])
 pretrain.run(cfg, corpus=synthetic_corpus())
 """
+# Under torchrun, also: the process group is freed and its threads joined when run() returns.
+# gloo threads that live on into interpreter finalization made this test abort now and then
+# ("terminate called without an active exception", see rlmusic.training.distributed); this
+# check fails every time that state comes back, not one run in twenty.
+NO_GLOO_THREADS_LEFT = """
+import os
+if os.path.isdir("/proc/self/task"):
+    names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+    gloo = sorted(name for name in names if "gloo" in name)
+    assert not gloo, f"gloo threads outlive pretrain.run: {gloo}"
+"""
 
 
 def test_ddp_two_gloo_processes_train_like_one(tmp_path: Path) -> None:
     script = tmp_path / "ddp_run.py"
-    script.write_text(textwrap.dedent(DDP_SCRIPT))
+    script.write_text(textwrap.dedent(DDP_SCRIPT) + textwrap.dedent(NO_GLOO_THREADS_LEFT))
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     result = subprocess.run(

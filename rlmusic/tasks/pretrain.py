@@ -24,7 +24,8 @@ from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models.checkpoint import build_model
 from rlmusic.runtime import run_folder
 from rlmusic.training import distributed
-from rlmusic.training.loop import Pretrainer, TrainConfig
+from rlmusic.training.config import TrainConfig
+from rlmusic.training.loop import Pretrainer
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def run(
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     info = distributed.setup(str(cfg.device))
+    trainer: Pretrainer | None = None
     try:
         encoding = encoding_from_cfg(cfg.encoding)
         if corpus is None:
@@ -152,9 +154,10 @@ def run(
         }
         if info.is_main:
             (out_dir / "result.json").write_text(json.dumps(result, indent=2))
-        # every rank done before any tears the group down: gloo aborted ("terminate called
-        # without an active exception") in about 1 run of 5 when one rank left early
+        # every rank done with its collectives before any tears the group down
         distributed.barrier(info)
         return result
     finally:
+        if trainer is not None:
+            trainer.close()  # its DDP wrapper holds the group: teardown must free it now
         distributed.teardown(info)

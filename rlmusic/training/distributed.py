@@ -3,17 +3,37 @@
 ``torchrun --nproc_per_node=N --no-python rlmusic pretrain ...`` starts N copies; each reads
 RANK / WORLD_SIZE / LOCAL_RANK from the environment. Without torchrun everything here is a
 no-op with rank 0 of 1.
+
+Teardown must really free the process group, while the interpreter is still alive. gloo has no
+``shutdown``: its worker and TCP threads stop only in the group's destructor, and a worker
+drops its last finished collective (whose captured thread-local state holds Python objects)
+a little after the caller has seen it complete. If the group outlives
+``destroy_process_group`` it is destroyed during interpreter finalization instead; a worker
+that then takes the GIL is ended by CPython with ``pthread_exit``, whose forced unwind through
+a ``noexcept`` C++ destructor calls ``std::terminate``: "terminate called without an active
+exception", SIGABRT, now and then, more often on a loaded machine. Two things kept the group
+alive: ``torch.distributed.nn.functional`` binds ``group=group.WORLD`` as default arguments
+when it is imported, and torch imports it lazily (through ``torch._dynamo``, from the first
+optimizer or DDP) after ``init_process_group``; and a DDP wrapper holds the group until it is
+freed. :func:`setup` imports that module before the group exists, callers drop their DDP
+wrappers before :func:`teardown`, and :func:`teardown` checks that the group is gone.
 """
 
 from __future__ import annotations
 
+import gc
+import importlib
+import logging
 import os
+import weakref
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
 from rlmusic.runtime import resolve_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,13 +62,37 @@ def setup(device: str = "auto") -> DistInfo:
         backend = "nccl" if resolved.type == "cuda" else "gloo"
         if resolved.type == "cuda":
             torch.cuda.set_device(resolved)
+        # before the group exists: imported later, its ``group=group.WORLD`` defaults would
+        # pin the world group until interpreter exit (see the module docstring)
+        importlib.import_module("torch.distributed.nn")
         dist.init_process_group(backend=backend)
     return DistInfo(rank, world_size, local_rank, resolved)
 
 
-def teardown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+def teardown(info: DistInfo) -> bool:
+    """Destroy the process group and check that it is freed now, its threads joined.
+
+    Call it after every collective has finished on every process (a :func:`barrier`) and after
+    dropping any DistributedDataParallel wrapper, which holds the group.
+
+    Returns:
+        False if something still holds the group: its threads then stop only at interpreter
+        exit, where gloo can abort the process (logged as a warning). True otherwise.
+    """
+    if not (info.enabled and dist.is_initialized()):
+        return True
+    world = weakref.ref(dist.group.WORLD)
+    dist.destroy_process_group()
+    if world() is not None:
+        gc.collect()  # wrappers caught in reference cycles free the group only here
+    if world() is not None:
+        log.warning(
+            "the process group is still referenced after destroy_process_group: its threads "
+            "will be stopped at interpreter exit, where gloo can abort the process "
+            "(rlmusic.training.distributed explains)"
+        )
+        return False
+    return True
 
 
 def barrier(info: DistInfo) -> None:

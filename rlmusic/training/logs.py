@@ -66,6 +66,8 @@ class MetricsLog:
             )
 
     def close(self) -> None:
+        """Flush and close TensorBoard (its writer thread); a second call does nothing."""
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()
+            self.writer = None

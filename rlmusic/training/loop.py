@@ -18,7 +18,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from torch import nn
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models.checkpoint import CheckpointError, atomic_torch_save, generator_record
+from rlmusic.training.config import TrainConfig
 from rlmusic.training.distributed import DistInfo, all_reduce_sum
 from rlmusic.training.logs import MetricsLog
 from rlmusic.training.optim import lr_factor, make_optimizer
@@ -44,45 +44,9 @@ from rlmusic.training.windows import (
     with_bos_np,
 )
 
+__all__ = ["Pretrainer", "TrainConfig"]  # TrainConfig lives in rlmusic.training.config
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    """The ``train`` node of conf/pretrain.yaml.
-
-    Args:
-        epochs: passes of windows over the train split.
-        batch_size: windows per optimizer step, over all processes together.
-        window: tokens per window (the context length the model trains on).
-        lr: peak learning rate after warmup.
-        min_lr_ratio: the cosine decay ends at ``lr * min_lr_ratio``.
-        warmup_steps: linear warmup from 0.
-        weight_decay: AdamW decay on matrices and embeddings (not biases or norms).
-        beta1, beta2: AdamW betas.
-        grad_clip: max global gradient norm (0 = off).
-        max_steps: stop after this many optimizer steps (None = all epochs).
-        checkpoint_every_steps: also write ``last.pt`` every this many steps (0 = per epoch).
-        keep_epoch_checkpoints: also keep ``epoch_NNN.pt`` per epoch.
-        log_every_steps: TensorBoard train-loss interval.
-        valid_batch_size: windows per validation batch.
-    """
-
-    epochs: int = 8
-    batch_size: int = 64
-    window: int = 128
-    lr: float = 2e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 200
-    weight_decay: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    max_steps: int | None = None
-    checkpoint_every_steps: int = 0
-    keep_epoch_checkpoints: bool = False
-    log_every_steps: int = 50
-    valid_batch_size: int = 128
 
 
 class Pretrainer:
@@ -142,11 +106,13 @@ class Pretrainer:
                 f"{len(train_tunes)} train tunes make fewer windows than one batch of "
                 f"{cfg.batch_size}: lower train.batch_size"
             )
-        self.total_steps = cfg.max_steps or cfg.epochs * self.steps_per_epoch
+        self.total_steps = total = cfg.max_steps or cfg.epochs * self.steps_per_epoch
         self.optimizer = make_optimizer(self.model, cfg)
+        # the schedule closes over numbers, not self: no reference cycle keeps the trainer (and
+        # its DDP wrapper, which holds the process group) alive until a garbage collection
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
-            lambda s: lr_factor(s, cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio),
+            lambda s: lr_factor(s, cfg.warmup_steps, total, cfg.min_lr_ratio),
         )
         # progress, all saved in last.pt
         self.step = 0
@@ -168,6 +134,15 @@ class Pretrainer:
             self.train_model = torch.compile(self.train_model)
         self.autocast = info.device.type == "cuda"  # bf16 on GPUs; CPU stays float32
         self.logs = MetricsLog(self.out_dir, info.is_main, resume_step=self.step)
+
+    def close(self) -> None:
+        """Drop the DDP wrapper (it holds the process group) and close the logs.
+
+        Call it before :func:`rlmusic.training.distributed.teardown`; the trainer still
+        checkpoints and evaluates on the plain module afterwards, it no longer trains.
+        """
+        self.train_model = self.model
+        self.logs.close()
 
     # ---- resume ---------------------------------------------------------------------------------
     def _progress(self) -> dict[str, Any]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from rlmusic.training.loop import TrainConfig
+from rlmusic.training.config import TrainConfig
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:

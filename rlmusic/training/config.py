@@ -1,0 +1,47 @@
+"""The ``train`` node of conf/pretrain.yaml as a dataclass.
+
+Its own module so that :mod:`rlmusic.training.optim` and :mod:`rlmusic.training.loop` both
+import it without importing each other. :mod:`rlmusic.training.loop` re-exports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    """The ``train`` node of conf/pretrain.yaml.
+
+    Args:
+        epochs: passes of windows over the train split.
+        batch_size: windows per optimizer step, over all processes together.
+        window: tokens per window (the context length the model trains on).
+        lr: peak learning rate after warmup.
+        min_lr_ratio: the cosine decay ends at ``lr * min_lr_ratio``.
+        warmup_steps: linear warmup from 0.
+        weight_decay: AdamW decay on matrices and embeddings (not biases or norms).
+        beta1, beta2: AdamW betas.
+        grad_clip: max global gradient norm (0 = off).
+        max_steps: stop after this many optimizer steps (None = all epochs).
+        checkpoint_every_steps: also write ``last.pt`` every this many steps (0 = per epoch).
+        keep_epoch_checkpoints: also keep ``epoch_NNN.pt`` per epoch.
+        log_every_steps: TensorBoard train-loss interval.
+        valid_batch_size: windows per validation batch.
+    """
+
+    epochs: int = 8
+    batch_size: int = 64
+    window: int = 128
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    max_steps: int | None = None
+    checkpoint_every_steps: int = 0
+    keep_epoch_checkpoints: bool = False
+    log_every_steps: int = 50
+    valid_batch_size: int = 128
