@@ -166,3 +166,42 @@ def test_shipped_models_load_offline_by_name(name: str) -> None:
     assert model.arch == PRETRAINED[name][1] and encoding == ENCODING
     path = Path(__file__).resolve().parents[1] / "rlmusic" / "models" / "pretrained"
     assert (path / PRETRAINED[name][0]).stat().st_size <= 10 * 1024 * 1024
+
+
+LFS_POINTER = (
+    "version https://git-lfs.github.com/spec/v1\n"
+    "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+    "size 1834212\n"
+)
+
+
+@pytest.mark.parametrize("name", ["model.pt", "model.safetensors", "best.pt"])
+def test_git_lfs_pointer_says_run_git_lfs_pull(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_text(LFS_POINTER)
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(tmp_path / name)
+    message = str(error.value)
+    assert str(tmp_path / name) in message
+    assert "this is a Git LFS pointer" in message and "run `git lfs pull`" in message
+    assert "1834212-byte" in message and "pickled" not in message
+    if name == "best.pt":  # a run directory resolves to the pointer and says the same
+        with pytest.raises(CheckpointError, match=r"best\.pt: this is a Git LFS pointer"):
+            load_generator(str(tmp_path))
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_non_finite_weights_are_refused_naming_the_tensors(tmp_path: Path, suffix: str) -> None:
+    model = tiny("lstm")
+    names = list(model.state_dict())
+    with torch.no_grad():
+        model.state_dict()[names[0]].view(-1)[0] = float("nan")
+        model.state_dict()[names[-1]].view(-1)[:2] = float("inf")
+    path = save_checkpoint(tmp_path / f"diverged{suffix}", model, ENCODING)
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(path)
+    message = str(error.value)
+    assert str(path) in message and "non-finite weights" in message
+    assert f"{names[0]} (1 of" in message and f"{names[-1]} (2 of" in message
+    assert "2 tensor(s)" in message
+    for name in names[1:-1]:  # only the damaged tensors are named
+        assert f"{name} (" not in message

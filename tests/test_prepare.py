@@ -12,6 +12,7 @@ from rlmusic.data import (
     CorpusError,
     MelodyEncoding,
     MelodyLoadError,
+    load_melodies,
     load_melody,
     prepare_corpus,
 )
@@ -123,7 +124,7 @@ def test_overfull_bar_is_rejected_as_absurd() -> None:
 def test_a_parse_that_hangs_is_cut_off_by_the_time_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    def hang(text: str) -> list:
+    def hang(text: str, where: str = "") -> list:
         while True:  # some music21 versions spin like this on overfull bars
             time.sleep(0.01)
 
@@ -133,6 +134,29 @@ def test_a_parse_that_hangs_is_cut_off_by_the_time_bound(monkeypatch: pytest.Mon
     result = process_item(item, MelodyEncoding(), min_notes=1, timeout_s=0.5)
     assert (result.tokens, result.reason) == (None, "timeout")
     assert time.perf_counter() - started < 5
+
+
+def test_the_time_bound_gives_an_enclosing_timer_its_time_back() -> None:
+    import signal
+
+    from rlmusic.data.prepare import time_bounded
+
+    fired: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        fired.append(signum)
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30.0)  # someone else's bound, e.g. a test timeout
+        with time_bounded(5.0):
+            assert 4.0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 5.0
+        remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert 25.0 < remaining <= 30.0 and signal.getsignal(signal.SIGALRM) is handler
+        assert fired == []
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_worker_processes_give_the_same_corpus(tmp_path: Path, mixed_folder: Path) -> None:
@@ -199,6 +223,19 @@ def test_corpus_save_load_round_trip(tmp_path: Path, encoding: MelodyEncoding) -
         Corpus.load(tmp_path / "junk.npz")
 
 
+def test_saving_leaves_another_writers_temporary_file_alone(
+    tmp_path: Path, encoding: MelodyEncoding
+) -> None:
+    # two processes preparing one shared cache: each must rename its own temporary file
+    corpus = Corpus.from_tunes([np.array([14, 1, 16, 0], np.uint8)], encoding)
+    other = tmp_path / "c.npz.tmp.npz"  # the name every writer used before
+    other.write_bytes(b"another process is writing this")
+    corpus.save(tmp_path / "c.npz")
+    assert other.read_bytes() == b"another process is writing this"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz", "c.npz.tmp.npz"]
+    assert len(Corpus.load(tmp_path / "c.npz")) == 1
+
+
 def test_split_is_seeded_by_tune_and_stable(encoding: MelodyEncoding) -> None:
     tunes = [np.array([14, 1], np.uint8)] * 2000
     a = Corpus.from_tunes(tunes, encoding, seed=0)
@@ -226,6 +263,31 @@ def test_load_melody_single_file_api(tmp_path: Path, mixed_folder: Path) -> None
     ]:
         with pytest.raises(MelodyLoadError, match=rf"{name}: {reason}"):
             load_melody(mixed_folder / name)
+
+
+def test_a_multi_tune_abc_file_gives_every_good_tune_as_load_melodies_does(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "abc"
+    folder.mkdir()
+    book = (
+        "M:4/4\nL:1/8\n\n"  # a file header: every tune's meter and unit length
+        "X:1\nT:Broken\nK:Xyz\nCDEF GABc |\n\n"
+        "X:2\nT:Good\nK:G\nGABc dedB | G8 |\n\n"
+        "X:3\nT:Absurd\nK:C\nC9999999999 |\n\n"
+        "X:4\nT:Also good\nK:Am\nABcd e2d2 | c2B2 A4 |\n"
+    )
+    (folder / "book.abc").write_text(book)
+    corpus = prepare_corpus(cfg(tmp_path, path=str(folder)), MelodyEncoding(), progress=False)
+    assert corpus.metadata["tune_id"].tolist() == ["book.abc#2", "book.abc#4"]
+    assert corpus.metadata["title"].tolist() == ["Good", "Also good"]
+    assert [(name, reason.split(":")[0]) for name, reason in corpus.rejected] == [
+        ("book.abc#1", "unknown key"),
+        ("book.abc#3", "absurd duration"),
+    ]
+    tunes, rejected = load_melodies(folder / "book.abc", min_notes=4)
+    assert all(np.array_equal(a, t.tokens) for a, t in zip(corpus.tokens, tunes, strict=True))
+    assert [r.number for r in rejected] == ["1", "3"]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,11 @@ def test_unknown_suffix_is_named(tmp_path: Path) -> None:
     path.write_text("C D E")
     with pytest.raises(RejectedInput, match="unsupported format: suffix '.txt'"):
         parse_file(path)
+
+
+@pytest.mark.parametrize(
+    "module", ["rlmusic.data.readers", "rlmusic.data.melody", "rlmusic.data.io"]
+)
+def test_data_doctests(module: str) -> None:
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,10 +106,15 @@ class Corpus:
             "rejected_reason": np.array([r[1] for r in self.rejected], dtype=str),
         }
         arrays.update({f"meta_{k}": v for k, v in self.metadata.items()})
-        # write then rename: an interrupted save never leaves a half cache behind
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(path)
+        # write then rename: an interrupted save never leaves a half cache behind; the temporary
+        # name is this writer's own, so two processes preparing the same shared cache (the
+        # default ~/.cache/rlmusic) never move each other's half-written file
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npz")
+        try:
+            np.savez_compressed(tmp, **arrays)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: Path) -> Corpus:

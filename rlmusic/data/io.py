@@ -1,44 +1,155 @@
 """Single-file melody I/O: load one MIDI/MusicXML/ABC file, write MIDI, MusicXML and ABC.
 
-music21 reads ABC but does not write it, so :func:`tokens_to_abc` writes ABC itself.
+:func:`load_melody` reads one melody, :func:`load_melodies` every tune of a file (an ABC
+tunebook) with a report of the rejected ones. Both run each tune through the same per-tune
+path as corpus preparation (:func:`rlmusic.data.sources.tune_items`, then
+:func:`rlmusic.data.prepare.process_item`, time-bounded), so a file loads the same way alone
+as in a corpus. music21 reads ABC but does not write it, so :func:`tokens_to_abc` writes ABC.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.data.prepare import process_item
-from rlmusic.data.sources import WorkItem
+from rlmusic.data.prepare import ItemResult, parse_items, process_item
+from rlmusic.data.readers import MelodyWarning
+from rlmusic.data.sources import WorkItem, tune_items
 
 _SHARP_NAMES = ("C", "^C", "D", "^D", "E", "F", "^F", "G", "^G", "A", "^A", "B")
 
+# The per-tune time bound of the single-file loaders: with music21's import (done before the
+# bound) no input keeps a loader busy for 10 s. Corpus preparation uses ``data.timeout_s``.
+LOAD_TIMEOUT_S = 5.0
+
 
 class MelodyLoadError(ValueError):
-    """One file could not be loaded as a melody; the message names the file and the reason."""
+    """A file (or one tune in it) could not be loaded as a melody.
+
+    The message names the file, for an ABC tune its ``X:`` number and title, and the reason.
+    """
+
+
+class Tune(NamedTuple):
+    """A good tune of a file: its tokens (top line, in C / A minor) and where it came from."""
+
+    number: str  # the ABC X: number; "" for MIDI and MusicXML files
+    title: str
+    tokens: np.ndarray
+
+
+class RejectedTune(NamedTuple):
+    """A tune (or whole file) that could not become a melody, and why."""
+
+    file: str
+    number: str  # the ABC X: number; "" for a whole file
+    title: str
+    reason: str  # a short category, as counted in the corpus summary
+    detail: str = ""
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.number:
+            where += f", tune X:{self.number}" + (f" ({self.title})" if self.title else "")
+        return f"{where}: {self.reason}" + (f" ({self.detail})" if self.detail else "")
+
+
+class Melodies(NamedTuple):
+    """What :func:`load_melodies` found: ``tunes, rejected = load_melodies(path)``."""
+
+    tunes: list[Tune]
+    rejected: list[RejectedTune]
+
+
+def _items(path: str | Path) -> tuple[Path, list[WorkItem]]:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MelodyLoadError(f"{path}: no such file")
+    return path, tune_items(path, "file", str(path))
+
+
+def _rejected(result: ItemResult) -> RejectedTune:
+    item = result.item
+    number = (item.number or "?") if item.abc_text is not None else ""
+    return RejectedTune(item.path or item.tune_id, number, item.title, result.reason, result.detail)
+
+
+def _show_warnings(results: list[ItemResult]) -> None:
+    for result in results:
+        for warning in result.warnings:
+            warnings.warn(warning, MelodyWarning, stacklevel=3)  # at the loader's caller
 
 
 def load_melody(
-    path: str | Path, encoding: MelodyEncoding | None = None, timeout_s: float = 20.0
+    path: str | Path, encoding: MelodyEncoding | None = None, timeout_s: float = LOAD_TIMEOUT_S
 ) -> np.ndarray:
     """Read one MIDI, MusicXML or ABC file as tokens: its top line, transposed to C / A minor.
 
+    An ABC file holding several tunes gives its first (with a :class:`MelodyWarning`;
+    :func:`load_melodies` reads them all). Harmless defects (an empty MIDI track, an unusable
+    meta event, a MIDI note lasting minutes) are repaired with a :class:`MelodyWarning`.
+
+    Args:
+        path: the file.
+        encoding: the token encoding (default: ``MelodyEncoding()``).
+        timeout_s: the parse's time bound in seconds (main thread only).
+
     Raises:
         MelodyLoadError: missing, empty, corrupt, drum-only or note-less files, parse failures
-            and files taking longer than ``timeout_s`` to parse.
+            and parses taking longer than ``timeout_s``; names the file (and the ABC tune).
     """
     encoding = encoding or MelodyEncoding()
-    path = Path(path)
-    if not path.is_file():
-        raise MelodyLoadError(f"{path}: no such file")
-    item = WorkItem("file", str(path), path.stem, path=str(path))
-    result = process_item(item, encoding, min_notes=1, timeout_s=timeout_s)
+    path, items = _items(path)
+    if len(items) > 1:
+        warnings.warn(
+            f"{path} holds {len(items)} tunes; load_melody reads the first "
+            f"(X:{items[0].number}); load_melodies reads them all",
+            MelodyWarning,
+            stacklevel=2,
+        )
+    result = process_item(items[0], encoding, min_notes=1, timeout_s=timeout_s)
+    _show_warnings([result])
     if result.tokens is None:
-        detail = f" ({result.detail})" if result.detail else ""
-        raise MelodyLoadError(f"{path}: {result.reason}{detail}")
+        raise MelodyLoadError(str(_rejected(result)))
     return result.tokens
+
+
+def load_melodies(
+    path: str | Path,
+    encoding: MelodyEncoding | None = None,
+    timeout_s: float = LOAD_TIMEOUT_S,
+    min_notes: int = 1,
+) -> Melodies:
+    """Every good tune of one file, and a report of the rejected ones.
+
+    An ABC file is split at its ``X:`` lines and each tune parsed on its own (time-bounded,
+    with the file header's fields and the ABC 2.1 default unit length), so a broken tune
+    never loses its neighbours; a MIDI or MusicXML file is one tune. Content problems never
+    raise: each rejected tune is in ``rejected`` with its file, ``X:`` number, title and reason.
+
+    >>> tunes, rejected = load_melodies("tunebook.abc")  # doctest: +SKIP
+    >>> [str(r) for r in rejected]  # doctest: +SKIP
+    ['tunebook.abc, tune X:2 (Broken Reel): unknown key (K:Xyz)']
+
+    Args:
+        path: the file.
+        encoding: the token encoding (default: ``MelodyEncoding()``).
+        timeout_s: each tune's time bound in seconds (main thread only).
+        min_notes: tunes with fewer notes are rejected as too short.
+
+    Raises:
+        MelodyLoadError: only when ``path`` is not a file.
+    """
+    encoding = encoding or MelodyEncoding()
+    path, items = _items(path)
+    results = parse_items(items, encoding, min_notes, timeout_s, workers=1, progress=False)
+    _show_warnings(results)
+    tunes = [Tune(r.item.number, r.item.title, r.tokens) for r in results if r.tokens is not None]
+    return Melodies(tunes, [_rejected(r) for r in results if r.tokens is None])
 
 
 def save_midi(

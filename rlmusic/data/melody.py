@@ -143,9 +143,55 @@ def fit_range(notes: list[Note], encoding: MelodyEncoding) -> tuple[list[Note], 
     return fitted, best_shift, folded
 
 
-def encode_melody(notes: list[TimedNote], encoding: MelodyEncoding) -> EncodedMelody:
-    """Parsed (possibly polyphonic) notes -> tokens of the top line, transposed to C, in range."""
-    line = to_grid(top_line(notes), encoding.steps_per_quarter)
+def melody_line(notes: list[TimedNote], encoding: MelodyEncoding) -> list[Note]:
+    """Parsed (possibly polyphonic) notes -> the top line on the step grid (no tokens yet)."""
+    return to_grid(top_line(notes), encoding.steps_per_quarter)
+
+
+def longest_event(line: list[Note]) -> int:
+    """The longest note or rest of a grid line in steps: what its tokens would hold longest.
+
+    Measured before any token exists, so an absurd length is refused without allocating it.
+
+    >>> longest_event([Note(60, 0, 4), Note(62, 10, 12)])
+    6
+    """
+    longest = 0
+    previous_end = 0
+    for note in line:
+        longest = max(longest, note.end - note.start, note.start - previous_end)
+        previous_end = note.end
+    return longest
+
+
+def cap_long_notes(
+    notes: list[TimedNote], max_quarters: float, bar_quarters: float
+) -> tuple[list[TimedNote], list[TimedNote]]:
+    """Cut notes longer than ``max_quarters`` at the melody's end; returns (notes, the cut ones).
+
+    The melody's end is where the last note of ordinary length ends. A longer note (in MIDI
+    files usually a late note-off: a note "lasting minutes") ends there instead, but keeps at
+    least one bar (``bar_quarters``), so a final note held for minutes becomes a one-bar note.
+
+    >>> notes = [TimedNote(64, 0, 900), TimedNote(60, 0, 8), TimedNote(62, 8, 16), TimedNote(67, 16, 2000)]
+    >>> [n.end for n in cap_long_notes(notes, max_quarters=32, bar_quarters=4)[0]]
+    [16, 8, 16, 20]
+    """
+    ordinary = [n.end for n in notes if n.end - n.start <= max_quarters]
+    melody_end = max(ordinary, default=float("-inf"))
+    capped, cut = [], []
+    for note in notes:
+        if note.end - note.start > max_quarters:
+            end = max(melody_end, note.start + bar_quarters)
+            if end < note.end:
+                cut.append(note)
+                note = note._replace(end=end)
+        capped.append(note)
+    return capped, cut
+
+
+def encode_line(line: list[Note], encoding: MelodyEncoding) -> EncodedMelody:
+    """A grid line (:func:`melody_line`) -> tokens transposed to C and fitted into the range."""
     key = estimate_key(line)
     shift = semitones_to_c(key)
     transposed = [n._replace(pitch=n.pitch + shift) for n in line]
@@ -157,3 +203,8 @@ def encode_melody(notes: list[TimedNote], encoding: MelodyEncoding) -> EncodedMe
         notes=len(fitted),
         folded_notes=folded,
     )
+
+
+def encode_melody(notes: list[TimedNote], encoding: MelodyEncoding) -> EncodedMelody:
+    """Parsed (possibly polyphonic) notes -> tokens of the top line, transposed to C, in range."""
+    return encode_line(melody_line(notes, encoding), encoding)

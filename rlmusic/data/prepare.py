@@ -15,7 +15,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,15 @@ from typing import Any
 import numpy as np
 
 from rlmusic.data.corpus import Corpus, CorpusError, split_of
-from rlmusic.data.encoding import NO_EVENT, MelodyEncoding
-from rlmusic.data.melody import EncodedMelody, encode_melody
-from rlmusic.data.readers import RejectedInput, parse_abc, parse_file
+from rlmusic.data.encoding import MelodyEncoding, Note
+from rlmusic.data.melody import cap_long_notes, encode_line, longest_event, melody_line
+from rlmusic.data.readers import (
+    MIDI_SUFFIXES,
+    MelodyWarning,
+    RejectedInput,
+    parse_abc,
+    parse_file,
+)
 from rlmusic.data.sources import (
     ALL_COLLECTIONS,
     MUSIC21_COLLECTIONS,
@@ -38,7 +46,7 @@ from rlmusic.data.sources import (
 log = logging.getLogger(__name__)
 
 # Bump when parsing or encoding logic changes: every cache is then re-prepared.
-READER_VERSION = 5
+READER_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class ItemResult:
     folded_notes: int = 0
     reason: str = ""
     detail: str = ""
+    warnings: tuple[str, ...] = ()  # harmless defects repaired on the way (MelodyWarning texts)
 
 
 class _ParseTimeout(BaseException):
@@ -63,38 +72,84 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise _ParseTimeout()
 
 
-def time_bounded(timeout_s: float):
-    """Context manager: interrupt the block after ``timeout_s`` (SIGALRM, main thread, POSIX)."""
+@contextmanager
+def time_bounded(timeout_s: float) -> Iterator[None]:
+    """Interrupt the block after ``timeout_s`` with :class:`_ParseTimeout` (SIGALRM, POSIX).
 
-    class _Bound:
-        def __enter__(self) -> None:
-            self.armed = (
-                timeout_s
-                and timeout_s > 0
-                and hasattr(signal, "setitimer")
-                and threading.current_thread() is threading.main_thread()
-            )
-            if self.armed:
-                self.previous = signal.signal(signal.SIGALRM, _on_alarm)
-                signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    The one time bound of every third-party parse: corpus preparation and the single-file
+    loaders both run their parses under it (:func:`process_item`). It is armed only in the
+    main thread (signals are delivered there); elsewhere the block runs unbounded. An
+    enclosing timer (a caller's own bound) gets its remaining time back afterwards.
+    """
+    armed = bool(
+        timeout_s
+        and timeout_s > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not armed:
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    outer = signal.getitimer(signal.ITIMER_REAL)[0]
+    signal.setitimer(signal.ITIMER_REAL, min(timeout_s, outer) if outer > 0 else timeout_s)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer > 0:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
 
-        def __exit__(self, *exc: object) -> None:
-            if self.armed:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, self.previous)
 
-    return _Bound()
+def check_durations(line: list[Note], encoding: MelodyEncoding, max_note_bars: float) -> None:
+    """Reject absurd lengths (``C99999`` is legal ABC) before they reach training windows.
 
-
-def check_durations(melody: EncodedMelody, encoding: MelodyEncoding, max_note_bars: float) -> None:
-    """Reject absurd lengths (``C99999`` is legal ABC) before they reach training windows."""
-    tokens = melody.tokens
-    onsets = np.flatnonzero(tokens != NO_EVENT)
-    longest = int(np.diff(np.append(onsets, len(tokens))).max()) if len(onsets) else len(tokens)
+    Runs on the grid line, before any token exists: ``C9999999999`` would otherwise allocate
+    (and fill, uninterruptibly) gigabytes of tokens.
+    """
+    longest = longest_event(line)
     if longest > max_note_bars * encoding.steps_per_bar:
         raise RejectedInput(
             "absurd duration", f"a note or rest of {longest} steps (> {max_note_bars:g} bars)"
         )
+
+
+def _import_readers(item: WorkItem) -> None:
+    """Import the item's parser before the time bound: an import cut short by the alarm can
+    leave half-initialised modules behind, and the import time is no property of the input."""
+    if item.abc_text is None and Path(item.path or "").suffix.lower() in MIDI_SUFFIXES:
+        import pretty_midi  # noqa: F401
+    else:
+        import music21.converter  # noqa: F401
+
+
+def _parse_notes(item: WorkItem, encoding: MelodyEncoding, max_note_bars: float) -> list[Note]:
+    """One item's notes as its grid line, checked for absurd durations (inside the time bound)."""
+    if item.abc_text is not None:
+        notes = parse_abc(item.abc_text, where=item.describe())
+    else:
+        notes = parse_file(item.path)
+    if not notes:
+        raise RejectedInput("no notes")
+    if item.abc_text is None and Path(item.path or "").suffix.lower() in MIDI_SUFFIXES:
+        # a MIDI note lasting minutes is a late note-off, not music: cut it, don't reject
+        notes, cut = cap_long_notes(
+            notes, max_note_bars * encoding.beats_per_bar, encoding.beats_per_bar
+        )
+        if cut:
+            longest = max(n.end - n.start for n in cut)
+            warnings.warn(
+                MelodyWarning(
+                    f"{item.describe()}: cut {len(cut)} note(s) longer than {max_note_bars:g} "
+                    f"bars (the longest lasted {longest:g} quarter notes) at the melody's end"
+                ),
+                stacklevel=2,
+            )
+    line = melody_line(notes, encoding)
+    check_durations(line, encoding, max_note_bars)
+    return line
 
 
 def process_item(
@@ -104,30 +159,57 @@ def process_item(
     timeout_s: float,
     max_note_bars: float = 8.0,
 ) -> ItemResult:
-    """Parse and encode one tune; never raises for bad input (the reason is in the result)."""
+    """Parse and encode one tune; never raises for bad input (the reason is in the result).
+
+    Repairs of harmless defects (:class:`MelodyWarning`) are collected in the result's
+    ``warnings`` rather than shown, so each caller reports them its own way. Like the time
+    bound, this is meant for the main thread (``warnings.catch_warnings`` is process-wide).
+    """
+    _import_readers(item)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MelodyWarning)
+        fields = _outcome(item, encoding, min_notes, timeout_s, max_note_bars)
+    ours = []
+    for w in caught:  # after the catch: shown warnings must not land in ``caught`` again
+        if issubclass(w.category, MelodyWarning):
+            ours.append(str(w.message))
+        else:
+            warnings.warn_explicit(
+                w.message, w.category, w.filename, w.lineno, registry=_SHOWN_WARNINGS
+            )
+    return ItemResult(item, warnings=tuple(ours), **fields)
+
+
+_SHOWN_WARNINGS: dict = {}  # other libraries' warnings: shown once per text, as without the catch
+
+
+def _outcome(
+    item: WorkItem,
+    encoding: MelodyEncoding,
+    min_notes: int,
+    timeout_s: float,
+    max_note_bars: float,
+) -> dict[str, Any]:
+    """The ItemResult fields of one item: its tokens and metadata, or the rejection."""
     try:
         with time_bounded(timeout_s):
-            notes = parse_abc(item.abc_text) if item.abc_text is not None else parse_file(item.path)
-            if not notes:
-                raise RejectedInput("no notes")
-            melody = encode_melody(notes, encoding)
-            check_durations(melody, encoding, max_note_bars)
+            line = _parse_notes(item, encoding, max_note_bars)
+            melody = encode_line(line, encoding)
     except _ParseTimeout:
-        return ItemResult(item, reason="timeout", detail=f"took over {timeout_s:g} s")
+        return {"reason": "timeout", "detail": f"took over {timeout_s:g} s"}
     except RejectedInput as exc:
-        return ItemResult(item, reason=exc.reason, detail=exc.detail)
+        return {"reason": exc.reason, "detail": exc.detail}
     except Exception as exc:  # a reader bug must not end the whole preparation
-        return ItemResult(item, reason="parse error", detail=f"{type(exc).__name__}: {exc}"[:200])
+        return {"reason": "parse error", "detail": f"{type(exc).__name__}: {exc}"[:200]}
     if melody.notes < min_notes:
-        return ItemResult(item, reason="too short", detail=f"{melody.notes} notes < {min_notes}")
-    return ItemResult(
-        item,
-        tokens=melody.tokens,
-        key=str(melody.key),
-        transposition=melody.transposition,
-        notes=melody.notes,
-        folded_notes=melody.folded_notes,
-    )
+        return {"reason": "too short", "detail": f"{melody.notes} notes < {min_notes}"}
+    return {
+        "tokens": melody.tokens,
+        "key": str(melody.key),
+        "transposition": melody.transposition,
+        "notes": melody.notes,
+        "folded_notes": melody.folded_notes,
+    }
 
 
 def _process_packed(args: tuple) -> tuple[int, ItemResult]:
@@ -202,9 +284,9 @@ def _input_key(source: str, data_cfg: Mapping[str, Any], items_hint: Iterable[st
 
 def _midi_dir_fingerprint(items: list[WorkItem]) -> list[str]:
     out = []
-    for item in items:
-        stat = Path(item.path).stat()
-        out.append(f"{Path(item.path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
+    for path in dict.fromkeys(item.path for item in items):  # an ABC file gives many items
+        stat = Path(path).stat()
+        out.append(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
     return out
 
 
@@ -263,6 +345,9 @@ def _prepare_source(
         progress=progress,
     )
     corpus = _results_to_corpus(results, encoding)
+    for result in results:
+        for warning in result.warnings:
+            log.warning("%s", warning)
     for name, reason in corpus.rejected:
         log.info("rejected %s (%s)", name, reason)
     log.info(

@@ -1,13 +1,19 @@
 """Format readers: one tune (ABC text, MusicXML/MIDI file) -> parsed notes, or a reason why not.
 
 Every failure is a :class:`RejectedInput` whose ``reason`` is a short category (counted in
-the summary) and whose ``detail`` says what exactly went wrong.
+the summary) and whose ``detail`` says what exactly went wrong. Defects that leave the notes
+intact (an empty MIDI track chunk, an unusable meta event) are repaired instead, each with a
+:class:`MelodyWarning` naming the file and what was dropped.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import struct
+import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 from rlmusic.data.melody import TimedNote
 
@@ -23,6 +29,10 @@ _ABC_KEY = re.compile(rf"^\s*(none|hp|([a-g][#b]?)\s*({_KEY_MODES})?)?(\s|[=^_]|
 _ABSURD_OCTAVE = re.compile(r"[A-Ga-g](?:'{4,}|,{4,})")
 
 
+class MelodyWarning(UserWarning):
+    """A harmless defect was repaired while reading (the message names the file and the fix)."""
+
+
 class RejectedInput(Exception):
     """A tune or file that cannot become a melody: ``reason`` is the category."""
 
@@ -33,29 +43,103 @@ class RejectedInput(Exception):
 
 
 # ---- ABC -----------------------------------------------------------------------------------
-def split_abc_tunes(text: str) -> list[tuple[str, str, str]]:
-    """Split an ABC file at its ``X:`` lines -> [(number, title, tune text)].
+# ABC 2.1, section 3 (field table): the fields a file header may set for every tune in the file
+_FILE_HEADER_FIELDS = frozenset("ABCDFGHILMmNORrSUZ")
+_FIELD = re.compile(r"^([A-Za-z]):")
 
-    Each tune is parsed on its own so one broken tune never loses its neighbours.
+
+class AbcTune(NamedTuple):
+    """One tune of an ABC file: its ``X:`` number, first title and text (file header applied)."""
+
+    number: str
+    title: str
+    text: str
+
+
+def read_abc_text(path: str | Path) -> str:
+    """An ABC file's text: UTF-8 (a byte-order mark is dropped), else Latin-1 (older tunebooks)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # every byte decodes: never a reason to lose a tune
+
+
+def split_abc_tunes(text: str) -> list[AbcTune]:
+    """Split an ABC file at its ``X:`` lines -> one :class:`AbcTune` per tune.
+
+    Each tune is parsed on its own so one broken tune never loses its neighbours. Fields of
+    the file header (the lines before the first ``X:``) apply to every tune that does not set
+    them itself, and a tune without a unit note length gets the ABC 2.1 default
+    (:func:`abc_default_unit_length`), so every tune text stands alone.
     """
-    tunes: list[tuple[str, str, str]] = []
-    current: list[str] | None = None
+    header: list[str] = []
+    tunes: list[list[str]] = []
     for line in text.splitlines():
         if line.startswith("X:"):
-            if current is not None:
-                tunes.append(_abc_tune(current))
-            current = [line]
-        elif current is not None:
-            current.append(line)
-    if current is not None:
-        tunes.append(_abc_tune(current))
-    return tunes
+            tunes.append([line])
+        elif tunes:
+            tunes[-1].append(line)
+        else:
+            header.append(line)
+    fields = [ln for ln in header if (m := _FIELD.match(ln)) and m.group(1) in _FILE_HEADER_FIELDS]
+    directives = [ln for ln in header if ln.startswith("%%")]
+    return [_abc_tune(lines, fields, directives) for lines in tunes]
 
 
-def _abc_tune(lines: list[str]) -> tuple[str, str, str]:
+def _field_value(lines: list[str], letter: str) -> str | None:
+    """The first ``letter:`` field's value in ``lines`` (comments stripped), or None."""
+    for line in lines:
+        if line.startswith(f"{letter}:"):
+            return line[2:].split("%")[0].strip()
+    return None
+
+
+def _abc_tune(lines: list[str], file_fields: list[str], directives: list[str]) -> AbcTune:
     number = lines[0][2:].strip()
     title = next((ln[2:].strip() for ln in lines if ln.startswith("T:")), "")
-    return number, title, "\n".join(lines) + "\n"
+    # the tune header runs from X: to the first K: line (ABC 2.1: K: ends it)
+    end = next((i for i, ln in enumerate(lines) if ln.startswith("K:")), None)
+    tune_header = lines if end is None else lines[:end]
+    own = {m.group(1) for ln in tune_header if (m := _FIELD.match(ln))}
+    inherited = [ln for ln in file_fields if ln[0] not in own]
+    if "L" not in own and _field_value(inherited, "L") is None:
+        meter = _field_value(tune_header, "M")
+        meter = meter if meter is not None else _field_value(inherited, "M")
+        inherited.append(f"L:{abc_default_unit_length(meter)}")
+    at = 1 if end is None else end
+    text = "\n".join([*directives, *lines[:at], *inherited, *lines[at:]]) + "\n"
+    return AbcTune(number, title, text)
+
+
+def abc_meter_value(meter: str | None) -> float | None:
+    """An ``M:`` value as a fraction of a whole note; None for free meter or an unreadable one.
+
+    >>> [abc_meter_value(m) for m in ("6/8", "C", "C|", "2+3/8", "(2+2+3)/8", "none", None)]
+    [0.75, 1.0, 1.0, 0.625, 0.875, None, None]
+    """
+    if meter is None:
+        return None
+    meter = meter.strip()
+    if meter in ("C", "C|"):
+        return 1.0  # common time (4/4) and cut time (2/2)
+    match = re.match(r"^\(?\s*(\d+(?:\s*\+\s*\d+)*)\s*\)?\s*/\s*(\d+)", meter)
+    if not match or int(match.group(2)) == 0:
+        return None
+    return sum(int(n) for n in match.group(1).split("+")) / int(match.group(2))
+
+
+def abc_default_unit_length(meter: str | None) -> str:
+    """ABC 2.1 section 3.1.7: the unit note length of a tune without ``L:``, from its ``M:``.
+
+    A meter below 0.75 (2/4, 5/8) gives 1/16; 0.75 and above (3/4, 6/8, 4/4, C, C|) gives 1/8;
+    free meter (``M:none``, or no ``M:`` at all, which ABC 2.1 reads as free meter) gives 1/8.
+
+    >>> abc_default_unit_length("2/4"), abc_default_unit_length("3/4"), abc_default_unit_length(None)
+    ('1/16', '1/8', '1/8')
+    """
+    value = abc_meter_value(meter)
+    return "1/16" if value is not None and value < 0.75 else "1/8"
 
 
 def check_abc(text: str) -> None:
@@ -71,10 +155,45 @@ def check_abc(text: str) -> None:
         raise RejectedInput("absurd octave", f"note {match.group(0)!r}")
 
 
-def parse_abc(text: str) -> list[TimedNote]:
-    """One ABC tune -> notes of its first voice (accidentals carried through the bar)."""
+# a line the tune header may hold: a field (or +: continuation), a comment or directive, or blank
+_HEADER_LINE = re.compile(r"^\s*([A-Za-z+]:|%|$)")
+
+
+def drop_stray_header_lines(text: str, where: str = "") -> str:
+    """Drop tune-header lines that are not fields, with a :class:`MelodyWarning`.
+
+    ABC 2.1: the tune header (``X:`` up to ``K:``) holds fields only, and the music starts
+    after ``K:``. A stray line there is free text that escaped its field (a wrapped ``N:``
+    line); music21 would read it as notes before the unit length is known, and reject the tune.
+    """
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("X:")), 0)
+    end = next((i for i, ln in enumerate(lines) if ln.startswith("K:")), None)
+    if end is None:
+        return text
+    stray = [i for i in range(start + 1, end) if not _HEADER_LINE.match(lines[i])]
+    if not stray:
+        return text
+    where = where or f"ABC tune {lines[start].strip()}"
+    shown = "; ".join(repr(lines[i][:60]) for i in stray)
+    warnings.warn(
+        MelodyWarning(
+            f"{where}: dropped {len(stray)} tune-header line(s) that are no field: {shown}"
+        ),
+        stacklevel=3,
+    )
+    dropped = set(stray)
+    return "\n".join(ln for i, ln in enumerate(lines) if i not in dropped) + "\n"
+
+
+def parse_abc(text: str, where: str = "") -> list[TimedNote]:
+    """One ABC tune -> notes of its first voice (accidentals carried through the bar).
+
+    ``where`` names the tune in warnings (default: its ``X:`` line).
+    """
     from music21 import converter
 
+    text = drop_stray_header_lines(text, where)
     check_abc(text)
     try:
         score = converter.parseData(ABC_HEADER + text, format="abc")
@@ -139,23 +258,29 @@ def parse_score(path: Path) -> list[TimedNote]:
 
 # ---- MIDI ------------------------------------------------------------------------------------
 def parse_midi(path: Path) -> list[TimedNote]:
-    """A Standard MIDI File -> all non-drum notes in quarter notes (tempo-independent)."""
-    import pretty_midi
+    """A Standard MIDI File -> all non-drum notes in quarter notes (tempo-independent).
 
+    A file that mido or pretty_midi refuses only for a defect that leaves the notes intact is
+    repaired and read, with a :class:`MelodyWarning` per fix: an empty track chunk is dropped,
+    and so is a meta event that cannot be used (a key signature beyond 7 sharps/flats or of an
+    unknown mode, a time signature of 0 beats, a tempo of 0). Anything else is corrupt.
+    """
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
-            header = handle.read(4)
+        data = path.read_bytes()
     except OSError as exc:
         raise RejectedInput("unreadable file", str(exc)) from None
-    if not header:
+    if not data:
         raise RejectedInput("empty file")
-    if header != b"MThd":
-        raise RejectedInput("not a MIDI file", f"starts with {header!r}, not b'MThd'")
+    if data[:4] != b"MThd":
+        raise RejectedInput("not a MIDI file", f"starts with {data[:4]!r}, not b'MThd'")
     try:
-        midi = pretty_midi.PrettyMIDI(str(path))
+        midi = _read_pretty_midi(data)
     except Exception as exc:  # mido/pretty_midi raise anything from EOFError to KeyError
-        raise RejectedInput("corrupt MIDI", f"{type(exc).__name__}: {exc}"[:200]) from None
+        # good files are never rewritten: repair only what the readers refused
+        midi, fixes = _read_repaired(data, exc)
+        for fix in fixes:
+            warnings.warn(MelodyWarning(f"{path}: {fix}"), stacklevel=2)
     pitched = [n for inst in midi.instruments if not inst.is_drum for n in inst.notes]
     if not pitched:
         if any(inst.notes for inst in midi.instruments):
@@ -172,18 +297,181 @@ def parse_midi(path: Path) -> list[TimedNote]:
     ]
 
 
+def _read_pretty_midi(data: bytes):
+    import pretty_midi
+
+    with warnings.catch_warnings():
+        # "tempo/key/time signature on a non-zero track": pretty_midi's own notice, not ours
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return pretty_midi.PrettyMIDI(io.BytesIO(data))
+
+
+def _read_repaired(data: bytes, original: Exception):
+    """Read a repaired copy of ``data``; if nothing repairable was found, the file is corrupt."""
+    what = f"{type(original).__name__}: {original}" if str(original) else type(original).__name__
+    corrupt = RejectedInput("corrupt MIDI", what[:200])
+    try:
+        repaired, fixes = repair_midi(data)
+    except ValueError:
+        raise corrupt from None
+    if not fixes:
+        raise corrupt
+    try:
+        return _read_pretty_midi(repaired), fixes
+    except Exception:
+        raise corrupt from None
+
+
+def _read_vlq(data: bytes, i: int) -> tuple[int, int]:
+    """A MIDI variable-length quantity at ``data[i:]`` -> (value, index after it)."""
+    value = 0
+    for _ in range(4):
+        if i >= len(data):
+            raise ValueError("truncated variable-length quantity")
+        byte = data[i]
+        i += 1
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            return value, i
+    raise ValueError("variable-length quantity longer than 4 bytes")
+
+
+def _vlq(value: int) -> bytes:
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def _unusable_meta(meta_type: int, payload: bytes) -> str | None:
+    """Why a meta event cannot be used (mido can't decode it, or pretty_midi refuses it), or None."""
+    import mido
+
+    try:
+        message = mido.MetaMessage.from_bytes(
+            b"\xff" + bytes([meta_type]) + _vlq(len(payload)) + payload
+        )
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if message.type == "time_signature" and message.numerator < 1:
+        return f"time signature of {message.numerator} beats"
+    if message.type == "set_tempo" and message.tempo < 1:
+        return "tempo of 0 microseconds per beat"
+    return None
+
+
+_META_NAMES = {0x51: "tempo", 0x58: "time signature", 0x59: "key signature"}
+# data bytes after each status byte mido reads in a track: channel messages (program change and
+# channel pressure take one), then system common and real-time ones
+_DATA_BYTES = {
+    **{status: 1 if 0xC0 <= status <= 0xDF else 2 for status in range(0x80, 0xF0)},
+    **{0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0},
+}
+
+
+def _repair_track(body: bytes, number: int) -> tuple[bytes, list[str]]:
+    """One MTrk body without its unusable meta events (their delta times carried forward)."""
+    out = bytearray()
+    fixes: list[str] = []
+    i, running, carried = 0, None, 0
+    while i < len(body):
+        delta, i = _read_vlq(body, i)
+        start = i
+        status = body[i] if i < len(body) else None
+        if status is None:
+            raise ValueError("track ends inside an event")
+        if status == 0xFF:
+            if i + 1 >= len(body):
+                raise ValueError("truncated meta event")
+            meta_type = body[i + 1]
+            length, i = _read_vlq(body, i + 2)
+            payload = body[i : i + length]
+            i += length
+            why = _unusable_meta(meta_type, payload)
+            if why is not None:
+                name = _META_NAMES.get(meta_type, f"meta 0x{meta_type:02X}")
+                fixes.append(f"dropped an unusable {name} event in track {number} ({why})")
+                carried += delta  # the next event keeps its absolute time
+                continue
+        elif status in (0xF0, 0xF7):
+            length, i = _read_vlq(body, i + 1)
+            i += length
+            running = None
+        else:
+            if status & 0x80:
+                running, i = status, i + 1
+            elif running is None:
+                raise ValueError("running status without a previous status")
+            if running not in _DATA_BYTES:
+                raise ValueError(f"status byte 0x{running:02X} in a track")
+            i += _DATA_BYTES[running]
+        if i > len(body):
+            raise ValueError("track ends inside an event")
+        out += _vlq(delta + carried) + body[start:i]
+        carried = 0
+    return bytes(out), fixes
+
+
+def repair_midi(data: bytes) -> tuple[bytes, list[str]]:
+    """A Standard MIDI File without empty track chunks and unusable meta events.
+
+    Returns the repaired bytes and what was dropped. Raises ValueError where the file's
+    structure itself is broken (truncated chunks, fewer tracks than announced, bad events):
+    those files are corrupt, not repairable.
+    """
+    if data[:4] != b"MThd" or len(data) < 14:
+        raise ValueError("no MThd header")
+    header_length = struct.unpack(">I", data[4:8])[0]
+    if header_length < 6:
+        raise ValueError("MThd chunk shorter than 6 bytes")
+    file_format, announced, division = struct.unpack(">HHH", data[8:14])
+    position = 8 + header_length
+    tracks: list[bytes] = []
+    fixes: list[str] = []
+    found = 0
+    while found < announced:
+        if position + 8 > len(data):
+            raise ValueError(f"the header announces {announced} tracks, the file holds {found}")
+        chunk_id = data[position : position + 4]
+        length = struct.unpack(">I", data[position + 4 : position + 8])[0]
+        body = data[position + 8 : position + 8 + length]
+        if len(body) < length:
+            raise ValueError("truncated chunk")
+        position += 8 + length
+        if chunk_id != b"MTrk":
+            continue  # alien chunks: SMF readers skip them
+        found += 1
+        body, track_fixes = _repair_track(body, found)
+        fixes += track_fixes
+        if not body:
+            fixes.append(f"dropped an empty track chunk (track {found} of {announced})")
+            continue
+        tracks.append(b"MTrk" + struct.pack(">I", len(body)) + body)
+    if not tracks:
+        raise ValueError("no track with events")
+    file_format = 1 if file_format == 0 and len(tracks) > 1 else file_format
+    header = b"MThd" + struct.pack(">IHHH", 6, file_format, len(tracks), division)
+    return header + b"".join(tracks), fixes
+
+
 def parse_file(path: Path) -> list[TimedNote]:
-    """Dispatch on the suffix: MIDI, MusicXML/Humdrum or a single-tune ABC file."""
+    """Dispatch on the suffix: MIDI, MusicXML/Humdrum or the first tune of an ABC file.
+
+    Multi-tune ABC files are split into tunes before this (:func:`rlmusic.data.load_melodies`
+    and corpus preparation); this reads an ABC file directly only when it holds no tune.
+    """
     suffix = Path(path).suffix.lower()
     if suffix in MIDI_SUFFIXES:
         return parse_midi(path)
     if suffix in SCORE_SUFFIXES:
         return parse_score(path)
     if suffix in ABC_SUFFIXES:
-        tunes = split_abc_tunes(Path(path).read_text(encoding="utf-8", errors="replace"))
+        tunes = split_abc_tunes(read_abc_text(path))
         if not tunes:
             raise RejectedInput("parse error", "no X: tune header")
-        return parse_abc(tunes[0][2])
+        return parse_abc(tunes[0].text)
     raise RejectedInput(
         "unsupported format",
         f"suffix {suffix!r}; known: {', '.join(MIDI_SUFFIXES + SCORE_SUFFIXES + ABC_SUFFIXES)}",

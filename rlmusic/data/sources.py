@@ -1,4 +1,9 @@
-"""The collections a corpus is prepared from, as lists of work items (one tune or file each)."""
+"""The inputs a corpus is prepared from, as lists of work items (one tune or file each).
+
+:func:`tune_items` is the one place a file becomes work items: a multi-tune ABC file gives
+one item per tune (so one broken tune never loses its neighbours), any other file one item.
+Corpus preparation and :func:`rlmusic.data.load_melodies` both go through it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from rlmusic.data.readers import (
     ABC_SUFFIXES,
     MIDI_SUFFIXES,
     SCORE_SUFFIXES,
+    read_abc_text,
     split_abc_tunes,
 )
 
@@ -32,13 +38,49 @@ class WorkItem:
     tune_id: str  # stable id: collection/file#number; also names the input in errors
     title: str
     abc_text: str | None = None
-    path: str | None = None
+    path: str | None = None  # the file (for an ABC tune: the file it came from)
+    number: str = ""  # an ABC tune's X: number
+
+    def describe(self) -> str:
+        """The input for messages: the file, and for an ABC tune its X: number and title."""
+        where = self.path or self.tune_id
+        if self.abc_text is None:
+            return where
+        title = f" ({self.title})" if self.title else ""
+        return f"{where}, tune X:{self.number or '?'}{title}"
 
 
 def music21_corpus_dir(collection: str) -> Path:
     from music21 import corpus
 
     return Path(corpus.__file__).parent / MUSIC21_COLLECTIONS[collection][0]
+
+
+def tune_items(path: str | Path, source: str, name: str) -> list[WorkItem]:
+    """The work items of one file: one per tune of an ABC file, else the file itself.
+
+    ``name`` is the file's id; an ABC tune's id is ``name#<X: number>``. An ABC file without
+    any ``X:`` tune, or one that cannot be read, stays a single item and is rejected by name.
+    """
+    path = Path(path)
+    if path.suffix.lower() in ABC_SUFFIXES:
+        try:
+            tunes = split_abc_tunes(read_abc_text(path))
+        except OSError:
+            tunes = []  # reading it again reports why
+        if tunes:
+            return [
+                WorkItem(
+                    source,
+                    f"{name}#{tune.number or index}",
+                    tune.title,
+                    abc_text=tune.text,
+                    path=str(path),
+                    number=tune.number,
+                )
+                for index, tune in enumerate(tunes)
+            ]
+    return [WorkItem(source, name, path.stem, path=str(path))]
 
 
 def collection_items(collection: str) -> list[WorkItem]:
@@ -55,23 +97,24 @@ def collection_items(collection: str) -> list[WorkItem]:
                 items.append(WorkItem("bach", f"bach/{path.name}", path.stem, path=str(path)))
         return items
     for path in sorted(root.glob("*.abc")):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        for index, (number, title, tune) in enumerate(split_abc_tunes(text)):
-            tune_id = f"{collection}/{path.name}#{number or index}"
-            items.append(WorkItem(collection, tune_id, title, abc_text=tune))
+        items += tune_items(path, collection, f"{collection}/{path.name}")
     return items
 
 
 def midi_dir_items(folder: str | Path) -> list[WorkItem]:
-    """Every visible file under ``folder`` (recursively); unknown formats are rejected by name."""
+    """Every tune of every visible file under ``folder`` (recursively), in a fixed order.
+
+    Unknown formats stay items and are rejected by name; ABC files give one item per tune.
+    """
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise CorpusError(f"data.path={str(folder)!r} is not a folder")
     known = MIDI_SUFFIXES + SCORE_SUFFIXES + ABC_SUFFIXES
     items = [
-        WorkItem("midi_dir", str(path.relative_to(root)), path.stem, path=str(path))
+        item
         for path in sorted(root.rglob("*"))
         if path.is_file() and not any(p.startswith(".") for p in path.relative_to(root).parts)
+        for item in tune_items(path, "midi_dir", str(path.relative_to(root)))
     ]
     if not items:
         raise CorpusError(f"no files under {root} (looked for {', '.join(known)})")

@@ -9,8 +9,9 @@ Two on-disk forms, told apart by their first bytes (not the file name):
   rlmusic-train``) holds the same generator dict under ``"generator"`` plus optimizer state.
 
 Anything else -- another architecture or vocabulary than asked for, a state dict that does not
-fit its config, a truncated file, a pickle of arbitrary objects -- raises
-:class:`CheckpointError` naming the file and the mismatch. Nothing in a file is ever executed.
+fit its config or holds NaN/inf weights, a truncated file, a pickle of arbitrary objects, a Git
+LFS pointer left where the file should be -- raises :class:`CheckpointError` naming the file
+and the mismatch. Nothing in a file is ever executed.
 """
 
 from __future__ import annotations
@@ -127,6 +128,30 @@ def save_checkpoint(
     return path
 
 
+# A Git LFS pointer file starts with this line (git-lfs spec v1); a clone without git-lfs (or
+# before ``git lfs pull``) leaves one in place of every tracked checkpoint.
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def check_not_lfs_pointer(path: Path) -> None:
+    """Raise :class:`CheckpointError` if ``path`` is a Git LFS pointer, not the file itself."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1024)
+    except OSError:
+        return  # the reader that follows says what is wrong with the path
+    if not head.startswith(_LFS_POINTER):
+        return
+    fields = dict(
+        line.split(" ", 1) for line in head.decode("ascii", "replace").splitlines() if " " in line
+    )
+    size = f"{fields['size']}-byte " if fields.get("size", "").isdigit() else ""
+    raise CheckpointError(
+        f"{path}: this is a Git LFS pointer, not the checkpoint (the {size}file itself was "
+        "never fetched); run `git lfs pull` to fetch it"
+    )
+
+
 def _is_safetensors(path: Path) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(9)
@@ -135,6 +160,7 @@ def _is_safetensors(path: Path) -> bool:
 
 def read_torch_file(path: Path) -> Any:
     """``torch.load(weights_only=True)`` with its failures turned into CheckpointError."""
+    check_not_lfs_pointer(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -154,6 +180,7 @@ def read_torch_file(path: Path) -> Any:
 def _read_safetensors(path: Path) -> dict[str, Any]:
     from safetensors import safe_open
 
+    check_not_lfs_pointer(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
@@ -188,6 +215,29 @@ def read_record(path: str | Path) -> dict[str, Any]:
             f"rlmusic reads ({FORMAT_VERSION}); upgrade rlmusic"
         )
     return record
+
+
+def check_finite(state_dict: Any, path: str | Path) -> None:
+    """Refuse NaN/inf weights (a diverged run's save): a model would sample garbage from them.
+
+    Raises:
+        CheckpointError: naming ``path`` and every tensor holding a non-finite value.
+    """
+    if not isinstance(state_dict, dict):
+        return  # load_state_dict reports the shape problem
+    bad = [
+        f"{name} ({int((~torch.isfinite(tensor)).sum())} of {tensor.numel()})"
+        for name, tensor in state_dict.items()
+        if isinstance(tensor, torch.Tensor)
+        and tensor.is_floating_point()
+        and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise CheckpointError(
+            f"{path}: non-finite weights (NaN or inf) in {len(bad)} tensor(s): {shown}; "
+            "refusing a model that would sample from them"
+        )
 
 
 def find_in_directory(directory: Path) -> Path:
@@ -251,6 +301,7 @@ def load_checkpoint(
         }
         detail = ", ".join(f"{k}={a} (expected {b})" for k, (a, b) in diff.items())
         raise CheckpointError(f"{path}: encoding mismatch: {detail}")
+    check_finite(state_dict, path)
     model = build_model(saved_arch, config, where=str(path))
     try:
         model.load_state_dict(state_dict, strict=True)
