@@ -49,7 +49,29 @@ TASKS: dict[str, tuple[str, str, str]] = {
         "train_critic",
         "train a learned critic reward (critic=discriminator | ensemble | preference)",
     ),
+    "sweep-report": (
+        "rlmusic.tasks.sweep_report",
+        "sweep_report",
+        "one table (CSV, Markdown) and a plot of a sweep folder's runs, ranked by the objective",
+    ),
+    "compare": (
+        "rlmusic.tasks.compare",
+        "compare",
+        "models side by side with bootstrap intervals: report.html with plots, piano rolls, audio",
+    ),
+    "listen": (
+        "rlmusic.tasks.listen",
+        "listen",
+        "a static blind A/B listening page of two models; answers download as preferences",
+    ),
 }
+
+# tasks whose first bare argument (no `=`) is the value of a config key: `rlmusic sweep-report DIR`
+POSITIONAL: dict[str, str] = {"sweep-report": "dir"}
+
+# tasks with a dict of the user's own names (`rlmusic compare models.tuned=DIR`): Hydra refuses a
+# new key without `+`, so `<key>.NAME=VALUE` is passed on as `++<key>.NAME=VALUE` (add or override)
+OPEN_DICTS: dict[str, str] = {"compare": "models", "listen": "models"}
 
 CONFIG_MODULE = "rlmusic.conf"
 
@@ -94,9 +116,13 @@ def task_main(task: str, cfg: Any) -> float | None:
     status 2 and one line naming it, before any work), run the task, and return its
     ``objective`` metric (a sweeper optimises what this returns)."""
     from rlmusic.config import ConfigError, validate_config
+    from rlmusic.sweeps.records import sweep_job_folder
 
     module_name, config_name, _ = TASKS[task]
     module = importlib.import_module(module_name)
+    job_dir = sweep_job_folder()
+    if job_dir is not None:
+        return _sweep_job(task, module, config_name, cfg, job_dir)
     try:
         cfg = validate_config(config_name, cfg)
     except ConfigError as exc:  # a user's typo: one clear line, no traceback
@@ -104,6 +130,70 @@ def task_main(task: str, cfg: Any) -> float | None:
         raise SystemExit(2) from None
     result = module.run(cfg)
     return objective_value(result, cfg.get("objective"))
+
+
+def _sweep_job(task: str, module: Any, config_name: str, cfg: Any, job_dir: Any) -> float | None:
+    """One job of a Hydra multirun: run it as :func:`task_main` runs a single run, and record
+    it in its folder (``job_result.json``: status, objective, metrics; ``error.txt`` when it
+    fails). A job that fails, a bad config value included, is logged and recorded and returns
+    the worst objective value instead of raising: Hydra's sweepers end the whole sweep on one
+    job's exception (the basic sweeper after the batch, Optuna at once)."""
+    import logging
+    import time
+
+    from rlmusic.config import validate_config
+    from rlmusic.sweeps.records import numeric_metrics, record_failure, record_success
+
+    started = time.perf_counter()
+    objective = cfg.get("objective")
+    direction = cfg.get("objective_direction") or "maximize"
+    result = None
+    try:
+        cfg = validate_config(config_name, cfg)
+        result = module.run(cfg)
+        value = objective_value(result, cfg.get("objective"))
+    except Exception as exc:  # the sweep goes on; KeyboardInterrupt still stops it
+        logging.getLogger("rlmusic").exception("rlmusic %s: job %s failed", task, job_dir)
+        return record_failure(
+            job_dir,
+            task,
+            exc,
+            objective,
+            direction,
+            time.perf_counter() - started,
+            numeric_metrics(result) if result is not None else None,
+        )
+    record_success(
+        job_dir,
+        task,
+        objective,
+        direction,
+        value,
+        numeric_metrics(result),
+        time.perf_counter() - started,
+    )
+    return value
+
+
+def _positional(task: str, overrides: Sequence[str]) -> list[str]:
+    """``rlmusic sweep-report DIR`` -> ``dir='DIR'`` (quoted: a path may hold Hydra's special
+    characters); only a task in :data:`POSITIONAL` takes one, and only its first bare word
+    (not a Hydra flag's value: ``--cfg job``)."""
+    key, out, taken, flag_value = POSITIONAL.get(task), [], False, False
+    for arg in overrides:
+        bare = "=" not in arg and not arg.startswith("-") and not flag_value
+        flag_value = arg in _FLAGS_WITH_VALUE
+        if key and not taken and bare:
+            quoted = arg.replace("'", "\\'")
+            out.append(f"{key}='{quoted}'")
+            taken = True
+        else:
+            out.append(arg)
+    return out
+
+
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
+_FLAGS_WITH_VALUE |= {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd"}
 
 
 def run_task(task: str, overrides: Sequence[str]) -> None:
@@ -117,7 +207,11 @@ def run_task(task: str, overrides: Sequence[str]) -> None:
     def _main(cfg: DictConfig) -> float | None:
         return task_main(task, cfg)
 
-    sys.argv = [f"rlmusic {task}", *overrides]
+    open_dict = OPEN_DICTS.get(task)
+    if open_dict:  # see OPEN_DICTS
+        prefix = f"{open_dict}."
+        overrides = [f"++{a}" if a.startswith(prefix) and "=" in a else a for a in overrides]
+    sys.argv = [f"rlmusic {task}", *_positional(task, overrides)]
     _main()
 
 

@@ -85,7 +85,11 @@ def bench_sb3(cfg, seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         result = finetune.run(cfg, output_dir=Path(folder))
     steps = result.metrics["charts/steps_per_s"] * result.seconds
-    return {"tokens": steps, "seconds": result.seconds, "tokens_per_s": result.metrics["charts/steps_per_s"]}
+    return {
+        "tokens": steps,
+        "seconds": result.seconds,
+        "tokens_per_s": result.metrics["charts/steps_per_s"],
+    }
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Rebuild the shipped pretrained checkpoints from scratch, exactly as shipped:
+# Rebuild the shipped pretrained checkpoints from scratch, exactly as shipped: a thin wrapper
+# around conf/experiment/pretrain_note_lstm.yaml and pretrain_music_transformer.yaml.
 #   scripts/build_pretrained.sh            both (one after the other)
 #   scripts/build_pretrained.sh lstm       NoteLSTM only
 #   scripts/build_pretrained.sh transformer
@@ -10,7 +11,7 @@
 #
 #   THREADS  torch CPU threads (default 1: the shipped models were trained on a shared 2-core
 #            machine, where one thread is faster than two; use more on an idle machine)
-#   RUNS     where the run folders go (default runs/pretrained)
+#   RUNS     where the run folders go (default runs/pretrained, as in the experiments)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/setup_env.sh"
 cd "$RLMUSIC_ROOT"
@@ -20,28 +21,15 @@ which=${1:-all}
 dest=rlmusic/models/pretrained
 mkdir -p "$dest"
 
-build_lstm() {
-  # NoteLSTM 2x256: 5 epochs x 327 steps of 64 windows of 128 tokens (~12 min on one core)
-  rlmusic pretrain model=lstm data=all seed=0 device=cpu threads="$THREADS" progress=false \
-    train.epochs=5 train.batch_size=64 train.window=128 train.lr=2e-3 train.warmup_steps=200 \
-    hydra.run.dir="$RUNS/note_lstm"
-  cp "$RUNS/note_lstm/model.safetensors" "$dest/note_lstm.safetensors"
-}
-
-build_transformer() {
-  # MusicTransformer 4 layers, d=128, 4 heads, relative attention over 64 distances:
-  # 3 epochs x 594 steps of 64 windows of 64 tokens (~12 min on one core)
-  rlmusic pretrain model=transformer data=all seed=0 device=cpu threads="$THREADS" progress=false \
-    model.max_relative_position=64 \
-    train.epochs=3 train.batch_size=64 train.window=64 train.lr=1e-3 train.warmup_steps=200 \
-    hydra.run.dir="$RUNS/music_transformer"
-  cp "$RUNS/music_transformer/model.safetensors" "$dest/music_transformer.safetensors"
+build() {  # experiment name, shipped name
+  rlmusic pretrain "experiment=pretrain_$1" threads="$THREADS" hydra.run.dir="$RUNS/$2"
+  cp "$RUNS/$2/model.safetensors" "$dest/$2.safetensors"
 }
 
 case "$which" in
-  lstm) build_lstm ;;
-  transformer) build_transformer ;;
-  all) build_lstm; build_transformer ;;
+  lstm) build note_lstm note_lstm ;;
+  transformer) build music_transformer music_transformer ;;
+  all) build note_lstm note_lstm; build music_transformer music_transformer ;;
   *) echo "usage: $0 [lstm|transformer|all]" >&2; exit 2 ;;
 esac
 ls -l "$dest"

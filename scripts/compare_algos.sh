@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The RL Tuner table for the shipped Note LSTM before tuning and after each fine-tuning algorithm,
-# side by side: the default `rlmusic finetune` (algo=batched, reward=rl_tuner), then SB3 PPO and
-# RL Tuner's Q-learning on short budgets, then one `rlmusic evaluate` over 1,000 compositions of
-# 32 steps (seed 0) with realism measures. Prints each run's wall time.
+# side by side: a thin wrapper around the experiment configs conf/experiment/compare_algos/*.yaml
+# (the default batched run, SB3 PPO and RL Tuner's Q-learning on short budgets, then one
+# `rlmusic evaluate` over 1,000 compositions of 32 steps, seed 0). Prints each run's wall time.
 #
 #   scripts/compare_algos.sh [OUT_DIR]        (default outputs/compare_algos)
-#   RLMUSIC_SB3_SECONDS   budget of each SB3 run in seconds (default 300)
+#   RLMUSIC_SB3_SECONDS   budget of each SB3 run in seconds (default: the experiments' 300)
 # The runs resume if OUT_DIR already holds them (re-running finishes an interrupted comparison).
+# Each step is also one command of its own: rlmusic finetune experiment=compare_algos/ppo, ...
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/setup_env.sh"
 cd "$RLMUSIC_ROOT"
-out=${1:-outputs/compare_algos}
-sb3_seconds=${RLMUSIC_SB3_SECONDS:-300}
+export RLMUSIC_COMPARE_DIR=${1:-outputs/compare_algos}   # the experiments' run folders
+out=$RLMUSIC_COMPARE_DIR
+sb3=(${RLMUSIC_SB3_SECONDS:+"time_s=$RLMUSIC_SB3_SECONDS"})
 
 timed() {  # name, command...: run it and print its wall time
   local name=$1 start=$SECONDS
@@ -21,13 +23,8 @@ timed() {  # name, command...: run it and print its wall time
 }
 
 mkdir -p "$out"
-timed batched rlmusic finetune "hydra.run.dir=$out/batched" sample_every=0
-timed ppo rlmusic finetune algo=ppo "hydra.run.dir=$out/ppo" "time_s=$sb3_seconds" \
-  algo.total_timesteps=150000
-# epsilon decays over half of total_timesteps: size it to what the budget reaches (~70 steps/s)
-timed rl_tuner rlmusic finetune algo=rl_tuner "hydra.run.dir=$out/rl_tuner" \
-  "time_s=$sb3_seconds" algo.total_timesteps=20000
-rlmusic evaluate "hydra.run.dir=$out/evaluate" checkpoint=pretrained:note_lstm \
-  "compare_to=[$out/batched/tuned.safetensors,$out/ppo/tuned.safetensors,$out/rl_tuner/tuned.safetensors]" \
-  n=1000 length=32 seed=0
+timed batched rlmusic finetune experiment=compare_algos/batched
+timed ppo rlmusic finetune experiment=compare_algos/ppo "${sb3[@]}"
+timed rl_tuner rlmusic finetune experiment=compare_algos/rl_tuner "${sb3[@]}"
+rlmusic evaluate experiment=compare_algos/evaluate
 cat "$out/wall_times.txt"

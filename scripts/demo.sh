@@ -2,7 +2,8 @@
 # The main job on the embedded default, end to end: set up, prepare the default corpus (cached
 # after the first run), fine-tune the shipped Note LSTM on RL Tuner's reward with the fast
 # batched trainer (the default 100 iterations: about 80 s on 2 cores), then evaluate the
-# tuned model beside the supervised one on 1,000 compositions and print where everything is.
+# tuned model beside the supervised one on 1,000 compositions, compare them (and held-out
+# melodies) in a report with intervals, plots and audio, and print where everything is.
 #
 #   RLMUSIC_DEMO_SECONDS   upper bound on the fine-tuning in seconds (default 600)
 #   RLMUSIC_DEMO_DIR       run folder (default outputs/demo/<date_time>)
@@ -13,16 +14,21 @@ cd "$RLMUSIC_ROOT"
 run=${RLMUSIC_DEMO_DIR:-outputs/demo/$(date +%Y-%m-%d_%H-%M-%S)}
 seconds=${RLMUSIC_DEMO_SECONDS:-600}
 
-echo "[demo] 1/3 corpus (music21's Essen, O'Neill's, Ryan's, Bach; cached after the first run)"
+echo "[demo] 1/4 corpus (music21's Essen, O'Neill's, Ryan's, Bach; cached after the first run)"
 rlmusic data "hydra.run.dir=$run/data"
-echo "[demo] 2/3 fine-tuning pretrained:note_lstm on reward=rl_tuner (at most ${seconds} s)"
+echo "[demo] 2/4 fine-tuning pretrained:note_lstm on reward=rl_tuner (at most ${seconds} s)"
 rlmusic finetune "hydra.run.dir=$run/finetune" "time_s=$seconds" "$@"
-echo "[demo] 3/3 the RL Tuner table: tuned vs supervised, 1,000 compositions of 32 steps"
+echo "[demo] 3/4 the RL Tuner table: tuned vs supervised, 1,000 compositions of 32 steps"
 rlmusic evaluate "hydra.run.dir=$run/evaluate" "checkpoint=$run/finetune/tuned.safetensors" \
   "compare_to=[pretrained:note_lstm]" n=1000 length=32
+echo "[demo] 4/4 the comparison report: supervised vs tuned vs held-out melodies, with intervals"
+rlmusic compare "hydra.run.dir=$run/compare" "out=$run/compare" \
+  models.supervised=pretrained:note_lstm "models.tuned=$run/finetune" models.held_out=heldout \
+  n=1000 length=32
 
 echo
 echo "tuned model:  $run/finetune/tuned.safetensors  (rlmusic sample checkpoint=$run/finetune/tuned.safetensors)"
 echo "samples:      $run/finetune/samples/final/*.mid"
 echo "metrics:      $run/finetune/metrics.csv  (tensorboard --logdir $run/finetune/tb)"
 echo "evaluation:   $run/evaluate/evaluation.json"
+echo "report:       $run/compare/report.html  (report.md, metrics.json; rlmusic listen for a blind A/B page)"

@@ -146,17 +146,39 @@ ALGO_SCHEMAS: dict[str, type] = {
 
 
 @dataclass
+class CriticRefreshSchema:
+    every: int = 0
+    steps: int = MISSING
+    samples: int = MISSING
+
+
+@dataclass
+class FinalEvalSchema:
+    """``rlmusic finetune``'s end-of-run evaluation (:mod:`rlmusic.evaluation.objective`)."""
+
+    enabled: bool = False
+    n: int = 200
+    seed: int = 0
+    data_seed: int | None = 0
+
+
+@dataclass
 class FinetuneSchema:
+    data: DataSchema | None = None
+    critic_refresh: CriticRefreshSchema = field(default_factory=CriticRefreshSchema)
     reward: RewardSchema = MISSING
     algo: Any = MISSING  # one of ALGO_SCHEMAS, chosen by algo.name
     checkpoint: str = MISSING
     seed: int = MISSING
     device: str = MISSING
+    threads: int | None = None
     length: int = MISSING
     time_s: float | None = None
     n_samples: int = MISSING
     allow_config_change: bool = False
     objective: str | None = None
+    objective_direction: str = "maximize"  # or minimize
+    final_eval: FinalEvalSchema = field(default_factory=FinalEvalSchema)
 
 
 @dataclass
@@ -166,6 +188,7 @@ class DataTaskSchema:
     seed: int = MISSING
     progress: bool = True
     objective: str | None = None
+    objective_direction: str = "maximize"  # or minimize
 
 
 @dataclass
@@ -174,6 +197,7 @@ class RewardsTaskSchema:
     reward: RewardSchema = MISSING
     seed: int = MISSING
     objective: str | None = None
+    objective_direction: str = "maximize"  # or minimize
 
 
 @dataclass
@@ -187,6 +211,7 @@ class EvaluateSchema:
     length: int = MISSING
     seed: int = MISSING
     objective: str | None = None
+    objective_direction: str = "maximize"  # or minimize
 
 
 @dataclass
@@ -206,6 +231,7 @@ class SampleSchema:
     device: str = MISSING
     threads: int | None = None
     objective: str | None = None
+    objective_direction: str = "maximize"  # or minimize
 
 
 @dataclass
@@ -241,6 +267,90 @@ class PretrainSchema:
     resume: str = MISSING
     train: TrainSchema = MISSING
     objective: str | None = None
+    objective_direction: str = "maximize"  # or minimize
+
+
+@dataclass
+class SweepReportSchema:
+    dir: str | None = None
+    out: str | None = None
+    rank_by: str | None = None
+    direction: str | None = None
+    markdown_metrics: List[str] = field(default_factory=list)
+    plot: bool = True
+    objective: str | None = None
+    objective_direction: str = "maximize"  # or minimize
+
+
+@dataclass
+class CompareBootstrapSchema:
+    resamples: int = MISSING
+    confidence: float = MISSING
+
+
+@dataclass
+class CompareDiversitySchema:
+    ngram: int = MISSING
+
+
+@dataclass
+class CompareOverlapSchema:
+    distances: int = MISSING
+
+
+@dataclass
+class CompareCriticSchema:
+    enabled: bool = True
+    steps: int = MISSING
+    batch_size: int = MISSING
+    lr: float = MISSING
+    holdout: float = MISSING
+    embed_dim: int = MISSING
+    channels: int = MISSING
+    dilations: List[int] = MISSING
+
+
+@dataclass
+class CompareSchema:
+    encoding: EncodingSchema = MISSING
+    data: DataSchema | None = None
+    reward: RewardSchema | None = None
+    models: Dict[str, str] = field(default_factory=dict)
+    prior: str = MISSING
+    n: int = MISSING
+    length: int = MISSING
+    seed: int = MISSING
+    device: str = MISSING
+    threads: int | None = None
+    out: str | None = None
+    k: int = MISSING
+    audio: bool = MISSING
+    synth: str = MISSING
+    sample_rate: int = MISSING
+    qpm: float = MISSING
+    bootstrap: CompareBootstrapSchema = MISSING
+    diversity: CompareDiversitySchema = MISSING
+    overlap: CompareOverlapSchema = MISSING
+    critic: CompareCriticSchema = MISSING
+    objective: str | None = None
+    objective_direction: str = "maximize"  # or minimize
+
+
+@dataclass
+class ListenSchema:
+    encoding: EncodingSchema = MISSING
+    data: DataSchema | None = None
+    models: Dict[str, str] = field(default_factory=dict)
+    pairs: int = MISSING
+    length: int = MISSING
+    seed: int = MISSING
+    device: str = MISSING
+    out: str | None = None
+    synth: str = MISSING
+    sample_rate: int = MISSING
+    qpm: float = MISSING
+    objective: str | None = None
+    objective_direction: str = "maximize"  # or minimize
 
 
 # task name -> (schema, {group key: (discriminating key, {option: schema})})
@@ -251,4 +361,7 @@ TASK_SCHEMAS: dict[str, tuple[type, dict[str, tuple[str, dict[str, type]]]]] = {
     "sample": (SampleSchema, {}),
     "evaluate": (EvaluateSchema, {}),
     "finetune": (FinetuneSchema, {"algo": ("name", ALGO_SCHEMAS)}),
+    "sweep_report": (SweepReportSchema, {}),
+    "compare": (CompareSchema, {}),
+    "listen": (ListenSchema, {}),
 }

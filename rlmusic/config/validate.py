@@ -47,7 +47,9 @@ def validate_config(task: str, cfg: DictConfig) -> DictConfig:
             )
         OmegaConf.set_struct(base, False)
         base[group] = OmegaConf.structured(options[choice])
-        OmegaConf.set_struct(base, True)
+        # back to the schema's own flag (None): struct on the root would also close the open
+        # Dict[str, Any] nodes (reward.extra, rule_params); the typed nodes stay closed anyway
+        OmegaConf.set_struct(base, None)
     try:
         merged = OmegaConf.merge(base, cfg)
         missing = sorted(OmegaConf.missing_keys(merged))

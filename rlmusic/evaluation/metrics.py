@@ -290,10 +290,17 @@ def abs_interval_histogram(
     >>> abs_interval_histogram([np.array([14, 1, 21, 0, 14, 37])], MelodyEncoding()).tolist()[7::5]
     [0.6666666666666666, 0.3333333333333333]
     """
+    return _normalised(abs_interval_counts(pieces, encoding))
+
+
+def abs_interval_counts(
+    pieces: Sequence[np.ndarray] | np.ndarray, encoding: MelodyEncoding
+) -> np.ndarray:
+    """The raw counts behind :func:`abs_interval_histogram` (13 bins, not normalised)."""
     counts = np.zeros(ABS_INTERVAL_BINS)
     for piece in pieces:
         np.add.at(counts, np.minimum(np.abs(_intervals(piece, encoding)), ABS_INTERVAL_BINS - 1), 1)
-    return _normalised(counts)
+    return counts
 
 
 def note_durations(piece: np.ndarray, encoding: MelodyEncoding) -> np.ndarray:
@@ -315,10 +322,17 @@ def duration_histogram(
     pieces: Sequence[np.ndarray] | np.ndarray, encoding: MelodyEncoding
 ) -> np.ndarray:
     """Normalised histogram of :func:`note_durations`, 16 bins: 1..15 steps, and 16 or more."""
+    return _normalised(duration_counts(pieces, encoding))
+
+
+def duration_counts(
+    pieces: Sequence[np.ndarray] | np.ndarray, encoding: MelodyEncoding
+) -> np.ndarray:
+    """The raw counts behind :func:`duration_histogram` (16 bins, not normalised)."""
     counts = np.zeros(DURATION_BINS)
     for piece in pieces:
         np.add.at(counts, np.minimum(note_durations(piece, encoding), DURATION_BINS) - 1, 1)
-    return _normalised(counts)
+    return counts
 
 
 def _l1(a: np.ndarray, b: np.ndarray) -> float:

@@ -14,17 +14,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from rlmusic.data.prepare import prepare_corpus
 from rlmusic.evaluation.model_eval import Evaluation, evaluate_model, format_table
+from rlmusic.evaluation.objective import held_out_openings
 from rlmusic.models import load_generator
 from rlmusic.runtime import run_folder
 
 log = logging.getLogger(__name__)
-
-
-def held_out_openings(cfg: DictConfig, encoding, length: int) -> list:
-    corpus = prepare_corpus(cfg.data, encoding, progress=False)
-    return [t[:length] for t in corpus.tunes("test") if len(t) >= length]
 
 
 def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlmusic.algos import get_train
-from rlmusic.algos.setup import FinetuneResult, build_setup
+from rlmusic.algos.setup import FinetuneResult, FinetuneSetup, build_setup
 from rlmusic.config.resume import check_resumed_config
+from rlmusic.evaluation.objective import final_evaluation
 from rlmusic.runtime import run_folder
 
 log = logging.getLogger(__name__)
@@ -25,8 +28,14 @@ RESUMABLE_KEYS = (
     "time_s",
     "n_samples",
     "device",
+    "threads",
     "allow_config_change",
     "objective",
+    "objective_direction",
+    "final_eval",
+    "data.workers",
+    "data.timeout_s",
+    "data.cache_dir",
     "algo.iterations",
     "algo.total_timesteps",
     "algo.checkpoint_every",
@@ -40,6 +49,8 @@ RESUMABLE_KEYS = (
 def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
     run_dir = run_folder(output_dir, fallback="outputs/finetune")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     train = get_train(str(cfg.algo.name))  # an unknown algorithm fails before any loading
     check_resumed_config(
         run_dir, cfg, RESUMABLE_KEYS, allow_change=bool(cfg.get("allow_config_change", False))
@@ -54,8 +65,34 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
         n_samples=int(cfg.n_samples),
         time_s=cfg.get("time_s"),
     )
+    if int(cfg.critic_refresh.every) > 0:
+        setup.hooks.append(_critic_refresh(cfg, setup))
     result = train(setup, OmegaConf.to_container(cfg.algo, resolve=True))
+    result.metrics.update(final_evaluation(cfg, result, setup))  # eval/* when final_eval is on
     print(
         f"metrics: {', '.join(f'{k}={v:.4g}' for k, v in result.metrics.items() if k.startswith('final/'))}"
     )
     return result
+
+
+def _critic_refresh(cfg: DictConfig, setup: FinetuneSetup) -> Any:
+    """The adversarial refresh hook: the corpus train split against the policy's samples."""
+    from rlmusic.critics.refresh import refresh_hook
+    from rlmusic.data.prepare import prepare_corpus
+
+    if str(cfg.algo.name) != "batched":
+        raise ValueError(
+            f"critic_refresh.every > 0 needs algo=batched (algo={cfg.algo.name} trains against a "
+            "static critic): set critic_refresh.every=0"
+        )
+    corpus = prepare_corpus(cfg.data, setup.encoding, progress=False)
+    refresh = cfg.critic_refresh
+    return refresh_hook(
+        setup.reward,
+        corpus.tunes("train"),
+        setup.length,
+        every=int(refresh.every),
+        steps=int(refresh.steps),
+        samples=int(refresh.samples),
+        seed=setup.seed,
+    )

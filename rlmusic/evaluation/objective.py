@@ -1,0 +1,166 @@
+"""The end-of-run evaluation a sweep optimises: music measured, not reward.
+
+``rlmusic finetune`` with ``final_eval.enabled=true`` (or an ``objective`` that names an
+``eval/*`` metric) samples ``final_eval.n`` compositions from the tuned policy and scores them
+exactly as ``rlmusic evaluate`` does (:func:`rlmusic.evaluation.model_eval.evaluate_samples`):
+RL Tuner's table in the reward's key, the realism measures under the run's KL reference, and
+the interval / duration histograms against held-out corpus melodies (openings of the ``data``
+group's test split). Every row lands in the run's metrics as ``eval/<row>``, so
+
+    rlmusic finetune -m objective=eval/interval_l1 objective_direction=minimize ...
+
+optimises how close the tuned model's intervals are to real tunes. The realism rows have short
+names (:data:`SHORT_NAMES`: ``eval/interval_l1``, ``eval/duration_l1``, ``eval/kl_per_token``,
+...); the table's rows are their names in snake case (``eval/notes_in_motif``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.prepare import prepare_corpus
+from rlmusic.evaluation.metrics import KeySpec
+from rlmusic.evaluation.model_eval import Evaluation, evaluate_samples
+from rlmusic.models.sampling import sample_seeded
+
+log = logging.getLogger(__name__)
+
+EVAL_PREFIX = "eval/"
+FINAL_EVAL_FILE = "final_eval.json"
+
+# The realism rows of :class:`Evaluation` under short metric names; any other row is its name
+# in snake case ("notes in motif" -> eval/notes_in_motif).
+SHORT_NAMES: dict[str, str] = {
+    "interval L1 to held-out": "interval_l1",
+    "interval L1 to held-out (signed, 27 bins)": "signed_interval_l1",
+    "duration L1 to held-out": "duration_l1",
+    "distinct share": "distinct_share",
+    "onsets per composition": "onsets_per_piece",
+    "prior log p per onset": "prior_logp_per_onset",
+    "prior log p per token": "prior_logp_per_token",
+    "KL to prior per token": "kl_per_token",
+}
+
+
+def held_out_openings(cfg: Any, encoding: MelodyEncoding, length: int) -> list[np.ndarray]:
+    """The first ``length`` steps of every test-split tune of ``cfg.data`` at least that long:
+    the held-out melodies the interval and duration histograms are compared with."""
+    corpus = prepare_corpus(cfg["data"], encoding, progress=False)
+    return [t[:length] for t in corpus.tunes("test") if len(t) >= length]
+
+
+def metric_name(row: str) -> str:
+    """``eval/<name>`` for a row of an :class:`Evaluation`.
+
+    >>> metric_name("interval L1 to held-out"), metric_name("notes in motif (per onset)")
+    ('eval/interval_l1', 'eval/notes_in_motif_per_onset')
+    """
+    short = SHORT_NAMES.get(row) or re.sub(r"[^a-z0-9]+", "_", row.lower()).strip("_")
+    return EVAL_PREFIX + short
+
+
+def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
+    """Every row of ``evaluation`` (table, variants, realism) as ``eval/<row>``."""
+    rows = {**evaluation.table, **evaluation.variants, **evaluation.realism}
+    return {metric_name(row): float(value) for row, value in rows.items()}
+
+
+def final_eval_wanted(cfg: Mapping[str, Any]) -> bool:
+    """True when ``final_eval.enabled`` is set or the run's ``objective`` is an ``eval/*``
+    metric (a sweep that optimises one must never find it missing)."""
+    node = cfg.get("final_eval") or {}
+    objective = str(cfg.get("objective") or "")
+    return bool(node.get("enabled", False)) or objective.startswith(EVAL_PREFIX)
+
+
+def playing_policy(result: Any, device: Any = "cpu") -> nn.Module:
+    """The policy a fine-tuning result plays: what its ``final/*`` metrics sampled.
+
+    ``result`` is a :class:`rlmusic.algos.setup.FinetuneResult`. RL Tuner's G-learning (and Psi
+    learning with a temperature) plays a policy built around the saved network, which its
+    algorithm object builds (``policy_generator()``); every other run plays the saved
+    ``tuned.safetensors`` itself.
+    """
+    from rlmusic.models import load_generator
+
+    algorithm = (getattr(result, "extras", None) or {}).get("algorithm")
+    if hasattr(algorithm, "policy_generator"):
+        return algorithm.policy_generator()
+    model, _ = load_generator(str(result.tuned), device=device)
+    return model
+
+
+def _on_cpu(module: nn.Module) -> nn.Module:
+    """``module``, or a CPU copy of it: the realism rows score the sampled (CPU) tokens."""
+    params = next(iter(module.parameters()), None)
+    if params is None or params.device.type == "cpu":
+        return module
+    return copy.deepcopy(module).cpu()
+
+
+def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[str, float]:
+    """The end-of-run evaluation of a fine-tuning run as ``eval/*`` metrics ({} when off).
+
+    Args:
+        cfg: the finetune config: ``final_eval`` ({enabled, n, seed, data_seed}), ``data``
+            (the held-out melodies: its test split, split with ``final_eval.data_seed``),
+            ``objective``, ``reward.tonic`` / ``reward.mode`` (the key of RL Tuner's table).
+        result: the run's :class:`rlmusic.algos.setup.FinetuneResult` (its policy is sampled;
+            ``final_eval.json`` is written to its run folder).
+        setup: the run's :class:`rlmusic.algos.setup.FinetuneSetup` (encoding, length, device,
+            and the KL reference the realism rows are measured under).
+
+    Only when the evaluation is wanted (:func:`final_eval_wanted`) is the corpus read.
+    """
+    if not final_eval_wanted(cfg):
+        return {}
+    node = cfg.get("final_eval") or {}
+    n, seed = int(node.get("n", 200)), int(node.get("seed", 0))
+    if n < 1:
+        raise ValueError(f"final_eval.n must be >= 1 for an evaluation, got {n}")
+    if cfg.get("data") is None:
+        raise ValueError("final_eval needs a `data` group (the held-out melodies), e.g. data=all")
+    reward = cfg.get("reward") or {}
+    key = KeySpec(int(reward.get("tonic", 0)), str(reward.get("mode", "major")))
+    policy = playing_policy(result, setup.device)
+    data_node = cfg["data"]
+    data = (
+        OmegaConf.to_container(data_node, resolve=True)
+        if isinstance(data_node, DictConfig)
+        else dict(data_node)
+    )
+    if node.get("data_seed") is not None:  # one split for every run of a sweep, seeds included
+        data["seed"] = int(node["data_seed"])
+    # the model's own grid: held-out tunes are encoded as the samples are
+    reference = held_out_openings({"data": data}, setup.encoding, setup.length)
+    if not reference:
+        raise ValueError(
+            f"final_eval: the test split of data={cfg['data'].get('source')} holds no tune of "
+            f"{setup.length}+ steps (raise data.test_fraction or use a larger corpus)"
+        )
+    tokens, logp = sample_seeded(policy, n, setup.length, seed)
+    evaluation = evaluate_samples(
+        "tuned", tokens, setup.encoding, logp, _on_cpu(setup.reference.generator), reference, key
+    )
+    metrics = evaluation_metrics(evaluation)
+    run_dir = Path(getattr(result, "run_dir", None) or setup.run_dir)
+    record = {**evaluation.as_dict(), "held_out": len(reference), "seed": seed}
+    (run_dir / FINAL_EVAL_FILE).write_text(json.dumps(record, indent=2, default=float))
+    log.info(
+        "final eval: %d compositions vs %d held-out openings: interval L1 %.3f",
+        n,
+        len(reference),
+        metrics.get(EVAL_PREFIX + "interval_l1", float("nan")),
+    )
+    return metrics

@@ -1,0 +1,198 @@
+"""`rlmusic compare`: models side by side, every metric with a bootstrap interval, in a report.
+
+``rlmusic compare models.supervised=pretrained:note_lstm models.tuned=outputs/finetune/x
+models.real=heldout n=1000 length=32 seed=0 out=DIR`` measures each column on the same seed
+and length (:mod:`rlmusic.evaluation.comparison`; specs: :mod:`rlmusic.evaluation.columns`)
+against the openings of the corpus test split, and writes into ``DIR`` (default: the Hydra run
+folder):
+
+* ``metrics.json``, ``report.md`` and a self-contained ``report.html`` (:mod:`...report`);
+* ``img/`` (the charts), ``samples/`` (MIDI of the ``k`` shown pieces per column),
+  ``audio/`` (their WAV files, unless ``audio=false``) and ``tokens.npz`` (every column's
+  compositions).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.io import save_midi
+from rlmusic.evaluation import audio, plots
+from rlmusic.evaluation.columns import HELDOUT, Column, load_column, spec_kind, split_heldout
+from rlmusic.evaluation.comparison import (
+    ColumnResult,
+    CompareSettings,
+    measure_column,
+    separated_pairs,
+)
+from rlmusic.evaluation.critic_test import CriticTestConfig
+from rlmusic.evaluation.metrics import KeySpec
+from rlmusic.evaluation.realism import BIN_LABELS, HISTOGRAMS, normalised
+from rlmusic.evaluation.report import Report, Sample, write_report
+from rlmusic.models.registry import load_generator
+from rlmusic.rewards.build import build_reward
+from rlmusic.runtime import resolve_device, run_folder
+from rlmusic.tasks.evaluate import held_out_openings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CompareResult:
+    """What the task returns: ``metrics["<model>/<metric>"]`` (point values), the columns'
+    results and the files written."""
+
+    metrics: dict[str, float]
+    results: list[ColumnResult]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a model name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
+
+
+def reward_preset() -> str:
+    """The ``reward=`` preset Hydra composed (``custom`` outside Hydra's main)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get("reward", "custom"))
+    return "custom"
+
+
+def settings_from(cfg: DictConfig) -> CompareSettings:
+    critic = OmegaConf.to_container(cfg.critic, resolve=True) if cfg.get("critic") else None
+    enabled = bool(critic.pop("enabled", True)) if critic else False
+    return CompareSettings(
+        seed=int(cfg.seed),
+        resamples=int(cfg.bootstrap.resamples),
+        confidence=float(cfg.bootstrap.confidence),
+        ngram=int(cfg.diversity.ngram),
+        overlap_distances=int(cfg.overlap.distances),
+        critic=CriticTestConfig(**critic) if enabled else None,
+        key=KeySpec(int(cfg.reward.tonic), str(cfg.reward.mode))
+        if cfg.get("reward")
+        else KeySpec(),
+    )
+
+
+def shown_samples(
+    columns: list[Column], encoding: MelodyEncoding, out: Path, k: int, synth: str | None, cfg
+) -> dict[str, list[Sample]]:
+    """The first ``k`` pieces of each column: MIDI, WAV (unless ``synth`` is None), roll."""
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    shown: dict[str, list[Sample]] = {}
+    for index, column in enumerate(columns):
+        shown[column.name] = []
+        for i, tokens in enumerate(column.tokens[:k]):
+            sample_id = f"{slug(column.name)}_{i:03d}"
+            save_midi(tokens, out / "samples" / f"{sample_id}.mid", encoding, qpm=float(cfg.qpm))
+            wav = None
+            if synth is not None:
+                wav = f"audio/{sample_id}.wav"
+                audio.render_wav(
+                    tokens, out / wav, encoding, synth, int(cfg.sample_rate), float(cfg.qpm)
+                )
+            roll = plots.piano_roll(tokens, encoding, plots.colour(index))
+            shown[column.name].append(Sample(sample_id, f"samples/{sample_id}.mid", wav, roll))
+    return shown
+
+
+def charts(
+    results: list[ColumnResult], reference_histograms: dict[str, np.ndarray]
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(section -> bar chart PNG, histogram name -> overlay PNG)."""
+    names = [r.name for r in results]
+    sections: dict[str, dict[str, dict]] = {}
+    for r in results:
+        for section, metrics in r.metrics.items():
+            for metric, interval in metrics.items():
+                sections.setdefault(section, {}).setdefault(metric, {})[r.name] = interval
+    bars = {section: plots.interval_bars(rows, names) for section, rows in sections.items()}
+    hists = {
+        name: plots.histogram_overlays(
+            name,
+            BIN_LABELS[name],
+            {r.name: r.histograms[name] for r in results},
+            reference_histograms[name],
+            names,
+        )  # fmt: skip
+        for name in HISTOGRAMS
+    }
+    return bars, hists
+
+
+def run(cfg: DictConfig) -> CompareResult:
+    """Compare ``cfg.models`` per ``cfg`` (conf/compare.yaml) and write the report."""
+    started = time.perf_counter()
+    models = {str(k): str(v) for k, v in (cfg.get("models") or {}).items()}
+    if not models:
+        raise ValueError("no models to compare: give models.NAME=SPEC (at least one)")
+    n, length, seed = int(cfg.n), int(cfg.length), int(cfg.seed)
+    if n < 2 or length < 2:
+        raise ValueError(f"need n >= 2 and length >= 2, got n={n}, length={length}")
+    synth = audio.resolve_synth(str(cfg.synth)) if cfg.audio else None
+    out = run_folder(cfg.get("out"), fallback="outputs/compare")
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    device = resolve_device(str(cfg.device))
+    # the prior and the reward score numpy tokens on the CPU (a second or so for 1,000 pieces)
+    prior, encoding = load_generator(str(cfg.prior))
+    wants_heldout = any(spec_kind(spec)[0] == HELDOUT for spec in models.values())
+    reference, pool = split_heldout(
+        held_out_openings(cfg, encoding, length), seed, n if wants_heldout else 0
+    )
+    log.info("held-out melodies: %d as the reference, %d as a column", len(reference), len(pool))
+    reward = build_reward(cfg.reward, encoding) if cfg.get("reward") else None
+    settings = settings_from(cfg)
+    columns = [
+        load_column(name, spec, n, length, seed, encoding, pool, device)
+        for name, spec in models.items()
+    ]
+    results = [measure_column(c, encoding, settings, reward, prior, reference) for c in columns]
+    np.savez_compressed(out / "tokens.npz", **{c.name: c.tokens for c in columns})
+    reference_histograms = {k: normalised(f(reference, encoding)) for k, f in HISTOGRAMS.items()}
+    bars, hists = charts(results, reference_histograms)
+    report = Report(
+        results=results,
+        separated=separated_pairs(results),
+        settings={
+            "n": n,
+            "length": length,
+            "seed": seed,
+            "prior": str(cfg.prior),
+            "reward": reward_preset() if reward is not None else None,
+            "resamples": settings.resamples,
+            "confidence": settings.confidence,
+            "ngram": settings.ngram,
+            "critic": settings.critic is not None,
+            "models": models,
+        },  # fmt: skip
+        reference_n=len(reference),
+        reference_histograms=reference_histograms,
+        synth=audio.DESCRIPTIONS[synth] if synth else None,
+        bar_charts=bars,
+        histogram_charts=hists,
+        samples=shown_samples(columns, encoding, out, int(cfg.k), synth, cfg),
+    )
+    report.seconds = time.perf_counter() - started
+    paths = write_report(report, out)
+    print(f"report: {paths['html']}")
+    metrics = {
+        f"{r.name}/{metric}": interval.value
+        for r in results
+        for rows in r.metrics.values()
+        for metric, interval in rows.items()
+    }
+    return CompareResult(metrics, results, paths)

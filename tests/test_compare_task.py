@@ -1,0 +1,247 @@
+"""`rlmusic compare` end to end on tiny models and a small MIDI corpus: the columns a spec
+names, the report's files (they exist and parse), the critic test, the CLI's open `models`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_module
+
+from rlmusic.config import validate_config
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.evaluation.columns import GENERATOR, HELDOUT, MIDI, spec_kind, split_heldout
+from rlmusic.evaluation.comparison import prior_metrics
+from rlmusic.evaluation.critic_test import CriticTestConfig, critic_accuracy
+from rlmusic.evaluation.model_eval import evaluate_samples
+from rlmusic.models import load_generator
+from rlmusic.models.sampling import sample_seeded
+from rlmusic.tasks import compare
+from tests.conftest import C_MAJOR_TUNE, make_tiny_checkpoint, write_midi
+
+ENC = MelodyEncoding()
+
+
+def write_corpus(folder: Path, tunes: int = 24) -> Path:
+    """``tunes`` different seeded C-major tunes of 12 notes (a half or a whole beat each)."""
+    rng = np.random.default_rng(0)
+    scale = [60, 62, 64, 65, 67, 69, 71, 72]
+    for i in range(tunes):
+        beats = np.cumsum([0.0, *rng.choice([0.5, 1.0], 12)])
+        notes = [(int(rng.choice(scale)), s, e) for s, e in zip(beats[:-1], beats[1:])]
+        write_midi(
+            folder / f"t{i:02d}.mid", [(60, 0.0, 1.0), *[(p, s + 1, e + 1) for p, s, e in notes]]
+        )
+    return folder
+
+
+def compare_overrides(tmp: Path, models: dict[str, str], **extra: object) -> list[str]:
+    """Overrides for a fast comparison: tiny models, a MIDI corpus, small budgets."""
+    checkpoint = models.get("tiny") or next(iter(models.values()))
+    options = {
+        "prior": checkpoint,
+        "reward.prior.checkpoint": checkpoint,
+        "n": 24,
+        "length": 16,
+        "data": "midi_dir",
+        "data.path": tmp / "corpus",
+        "data.cache_dir": tmp / "cache",
+        "data.test_fraction": 0.5,
+        "data.min_notes": 4,
+        "data.workers": 1,
+        "bootstrap.resamples": 40,
+        "critic.steps": 20,
+        "overlap.distances": 200,
+        "k": 2,
+        "synth": "sine",
+        "sample_rate": 8000,
+        "device": "cpu",
+        "out": tmp / "out",
+        **extra,
+    }
+    return [f"+models.{k}={v}" for k, v in models.items()] + [
+        f"{k}={v}" for k, v in options.items()
+    ]
+
+
+def build_comparison(tmp: Path, **extra: object) -> compare.CompareResult:
+    """A report in ``tmp/out`` of four columns: a checkpoint, a run folder, a MIDI folder and
+    the held-out melodies."""
+    write_corpus(tmp / "corpus")
+    checkpoint = make_tiny_checkpoint(tmp, seed=0)
+    run = tmp / "run"
+    run.mkdir()
+    shutil.copy(make_tiny_checkpoint(tmp, seed=1), run / "tuned.safetensors")
+    midi = tmp / "midi"
+    for i in range(5):
+        write_midi(midi / "nested" / f"m{i}.mid", [(p + i, s, e) for p, s, e in C_MAJOR_TUNE])
+    models = {"tiny": str(checkpoint), "run": str(run), "midi": str(midi), "real": "heldout"}
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("compare", overrides=compare_overrides(tmp, models, **extra))
+    return compare.run(validate_config("compare", cfg))
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, compare.CompareResult]:
+    tmp = tmp_path_factory.mktemp("compare")
+    return tmp / "out", build_comparison(tmp)
+
+
+class _Page(HTMLParser):
+    """Tags and attributes of a page (the standard library's parser: it must parse)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def of(self, tag: str) -> list[dict[str, str | None]]:
+        return [attrs for t, attrs in self.tags if t == tag]
+
+
+def test_spec_kinds(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    assert spec_kind("pretrained:note_lstm") == (GENERATOR, "pretrained:note_lstm")
+    assert spec_kind("heldout")[0] == spec_kind("corpus:test")[0] == HELDOUT
+    assert spec_kind(str(tiny_checkpoint)) == (GENERATOR, str(tiny_checkpoint))
+    run = tmp_path / "run"
+    write_midi(run / "samples" / "final" / "sample_000.mid", C_MAJOR_TUNE)  # a run's samples
+    shutil.copy(tiny_checkpoint, run / "tuned.safetensors")
+    assert spec_kind(str(run)) == (GENERATOR, str(run / "tuned.safetensors"))
+    assert spec_kind(str(run / "samples")) == (MIDI, str(run / "samples"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no checkpoint and no MIDI"):
+        spec_kind(str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="no such file or folder"):
+        spec_kind(str(tmp_path / "missing"))
+
+
+def test_heldout_column_is_disjoint_from_the_reference() -> None:
+    openings = [np.full(4, i) for i in range(10)]
+    reference, pool = split_heldout(openings, seed=0, column=100)
+    assert len(pool) == 5 and len(reference) == 5  # at most half goes to the column
+    assert not set(pool[:, 0]) & set(reference[:, 0])
+    assert len(split_heldout(openings, seed=0, column=0)[0]) == 10
+    assert np.array_equal(split_heldout(openings, 3, 2)[1], split_heldout(openings, 3, 2)[1])
+
+
+def test_prior_rows_are_evaluate_s_own(tiny_checkpoint: Path) -> None:
+    from rlmusic.evaluation.bootstrap import bootstrap_weights
+    from rlmusic.evaluation.columns import Column
+
+    model, encoding = load_generator(str(tiny_checkpoint))
+    prior, _ = load_generator(str(make_tiny_checkpoint(tiny_checkpoint.parent, seed=5)))
+    tokens, log_pi = sample_seeded(model, 40, 16, seed=0)
+    ours = prior_metrics(
+        Column("m", "spec", GENERATOR, tokens, log_pi), prior, encoding,
+        bootstrap_weights(40, 30, 0), 0.95,
+    )  # fmt: skip
+    theirs = evaluate_samples("m", tokens, encoding, log_pi, prior).realism
+    assert ours["log p per onset"].value == pytest.approx(theirs["prior log p per onset"])
+    assert ours["log p per token"].value == pytest.approx(theirs["prior log p per token"])
+    assert ours["KL(model || prior) per token"].value == pytest.approx(
+        theirs["KL to prior per token"]
+    )
+    no_log_pi = prior_metrics(
+        Column("m", "s", MIDI, tokens), prior, encoding, bootstrap_weights(40, 30, 0), 0.95
+    )
+    assert "KL(model || prior) per token" not in no_log_pi
+
+
+def test_critic_tells_an_obvious_fake_and_reports_its_held_out_accuracy() -> None:
+    rng = np.random.default_rng(0)
+    real = rng.integers(14, 26, (60, 16))  # a note on every step
+    fake = np.tile([0, 1, 1, 1], (60, 4))  # silence
+    cfg = CriticTestConfig(steps=150, embed_dim=8, channels=8, dilations=[1, 2])
+    accuracy, figures = critic_accuracy(fake, real, ENC.vocab_size, cfg, seed=0, resamples=50)
+    assert accuracy.value == 1.0 == accuracy.low == accuracy.high
+    assert accuracy.value == figures["balanced_accuracy"]
+    again, _ = critic_accuracy(fake, real, ENC.vocab_size, cfg, seed=0, resamples=50)
+    assert again == accuracy
+    with pytest.raises(ValueError, match=">= 2 pieces"):
+        critic_accuracy(fake[:1], real, ENC.vocab_size, cfg)
+
+
+def test_report_files_exist_and_parse(comparison: tuple[Path, compare.CompareResult]) -> None:
+    out, result = comparison
+    data = json.loads(
+        (out / "metrics.json").read_text(),
+        parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"),
+    )
+    assert [m["name"] for m in data["models"]] == ["tiny", "run", "midi", "real"]
+    assert [m["kind"] for m in data["models"]] == ["generator", "generator", "midi", "heldout"]
+    assert [m["n"] for m in data["models"]][:3] == [24, 24, 5]
+    metrics = data["metrics"]
+    for name in ("tiny", "run", "midi", "real"):
+        sections = metrics[name]
+        assert set(sections) == {
+            "RL Tuner statistics", "reward (per composition)", "prior", "diversity",
+            "realism vs held-out",
+        }  # fmt: skip
+        for rows in sections.values():
+            for row in rows.values():
+                assert set(row) == {"value", "low", "high"}
+        assert "critic accuracy" in sections["realism vs held-out"]
+        assert "overlap area (mean)" in sections["realism vs held-out"]
+        assert "total" in sections["reward (per composition)"]
+    assert "KL(model || prior) per token" in metrics["run"]["prior"]
+    assert "KL(model || prior) per token" not in metrics["midi"]["prior"]
+    assert metrics["tiny"]["prior"]["KL(model || prior) per token"]["value"] == pytest.approx(
+        0.0, abs=1e-5
+    )  # its own prior
+    assert (
+        result.metrics["tiny/notes in motif"]
+        == metrics["tiny"]["RL Tuner statistics"]["notes in motif"]["value"]
+    )
+    for pair in data["separated"]:  # marked exactly where the intervals do not overlap
+        a = metrics[pair["a"]][pair["section"]][pair["metric"]]
+        b = metrics[pair["b"]][pair["section"]][pair["metric"]]
+        assert a["high"] < b["low"] or b["high"] < a["low"]
+    assert data["synth"].startswith("pretty_midi's sine")
+    assert np.load(out / "tokens.npz")["tiny"].shape == (24, 16)
+
+    markdown = (out / "report.md").read_text()
+    assert "| metric | A: tiny | B: run | C: midi | D: real |" in markdown
+    assert "| notes in motif |" in markdown and "| critic accuracy |" in markdown
+    for image in (out / "img").glob("*.png"):
+        assert f"img/{image.name}" in markdown and image.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_html_is_self_contained(comparison: tuple[Path, compare.CompareResult]) -> None:
+    out, _ = comparison
+    text = (out / "report.html").read_text()
+    page = _Page()
+    page.feed(text)
+    images = page.of("img")
+    charts = [i for i in images if i.get("class") == "chart"]
+    rolls = [i for i in images if i.get("class") == "roll"]
+    assert len(charts) == 5 + 3  # a bar chart per section, a histogram figure per histogram
+    assert len(rolls) == 4 * 2  # k pieces per column
+    assert all(str(i["src"]).startswith("data:image/png;base64,") for i in images)
+    audio = page.of("audio")
+    assert len(audio) == 8 and all((out / str(a["src"])).is_file() for a in audio)
+    midi = [a["href"] for a in page.of("a") if str(a.get("href")).endswith(".mid")]
+    assert len(midi) == 8 and all((out / str(m)).is_file() for m in midi)
+    assert not page.of("script") and not page.of("link")  # nothing fetched, nothing run
+    assert "http://" not in text and "https://" not in text
+    assert "sine-wave synthesis" in text  # the page says which synthesiser made the audio
+
+
+def test_no_audio_means_no_players(tmp_path: Path) -> None:
+    write_corpus(tmp_path / "corpus", tunes=12)
+    checkpoint = make_tiny_checkpoint(tmp_path)
+    overrides = compare_overrides(
+        tmp_path, {"tiny": str(checkpoint)}, audio="false", **{"critic.enabled": "false"}
+    )
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("compare", overrides=overrides)
+    result = compare.run(validate_config("compare", cfg))
+    text = result.paths["html"].read_text()
+    assert "<audio" not in text and "Audio: off" in text
+    assert not (tmp_path / "out" / "audio").exists()
+    assert "critic accuracy" not in result.results[0].metrics["realism vs held-out"]

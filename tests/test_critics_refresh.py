@@ -1,0 +1,105 @@
+"""Adversarial refresh: the reward's discriminator is retrained on the policy's samples during
+batched fine-tuning, and the run logs how well it caught the policy before and after."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_module
+
+from rlmusic.critics.refresh import refresh_hook, refreshable_terms
+from rlmusic.rewards.build import build_reward
+from rlmusic.tasks import finetune
+from tests.conftest import tiny_lstm, write_midi
+from tests.critic_helpers import ENC, scale_melodies, tiny_critic
+from tests.test_critics_task import tune_notes
+
+
+def reward_with_critic(path: Path):
+    return build_reward(
+        {
+            "c": 0.5,
+            "rules": ["key"],
+            "extra": {"realism": {"name": "discriminator", "checkpoint": str(path)}},
+        },
+        ENC,
+    )
+
+
+def test_the_hook_retrains_the_discriminator_in_place_every_k_iterations(tmp_path: Path) -> None:
+    reward = reward_with_critic(tiny_critic("discriminator", tmp_path / "d.safetensors"))
+    assert list(refreshable_terms(reward)) == ["realism"]
+    real = list(scale_melodies(40, 48))
+    hook = refresh_hook(reward, real, length=16, every=2, steps=30, samples=64, seed=0, lr=3e-3)
+    probe = scale_melodies(4, 16, seed=9)
+    before = reward.score(probe)[1]["realism"].copy()
+    assert hook(1, tiny_lstm()) == {}  # not a refresh iteration: nothing happens
+    np.testing.assert_array_equal(reward.score(probe)[1]["realism"], before)
+    figures = hook(2, tiny_lstm())
+    for key in ("accuracy_before", "accuracy", "auc"):
+        assert 0.0 <= figures[f"critic/realism/{key}"] <= 1.0
+    # trained against an untrained LSTM's near-uniform tokens, it now scores scales as more real
+    assert reward.score(probe)[1]["realism"].mean() > before.mean()
+    assert figures["critic/realism/accuracy"] > figures["critic/realism/accuracy_before"]
+
+
+def test_a_reward_without_a_discriminator_cannot_be_refreshed() -> None:
+    reward = build_reward({"c": 0.5, "rules": ["key"]}, ENC)
+    with pytest.raises(ValueError, match="no discriminator term to refresh"):
+        refresh_hook(reward, [], 16, every=1, steps=1, samples=8, seed=0)
+
+
+def finetune_cfg(tmp_path: Path, tiny_checkpoint: Path, *extra: str):
+    for i in range(6):
+        write_midi(tmp_path / "tunes" / f"t{i}.mid", tune_notes(i))
+    critic = tiny_critic("discriminator", tmp_path / "d.safetensors")
+    overrides = [
+        f"checkpoint={tiny_checkpoint}",
+        f"reward.prior.checkpoint={tiny_checkpoint}",
+        "reward.rules=[key]",
+        f"+reward.extra.realism={{name: discriminator, checkpoint: {critic}}}",
+        "data=midi_dir",
+        f"data.path={tmp_path / 'tunes'}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.workers=1",
+        "length=16",
+        "algo.iterations=2",
+        "algo.batch_size=16",
+        "algo.minibatch_size=8",
+        "algo.group_size=8",
+        "algo.sample_every=0",
+        "critic_refresh.every=1",
+        "critic_refresh.steps=5",
+        "critic_refresh.samples=32",
+        "n_samples=1",
+        "device=cpu",
+        *extra,
+    ]
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        return compose("finetune", overrides=overrides)
+
+
+def test_batched_finetuning_refreshes_and_logs_the_critic(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    finetune.run(finetune_cfg(tmp_path, tiny_checkpoint), output_dir=tmp_path / "run")
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert len(rows) == 2
+    for row in rows:
+        assert 0.0 <= float(row["critic/realism/accuracy_before"]) <= 1.0
+        assert "reward/realism" in row
+
+
+def compose_algo(name: str):
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        return compose("finetune", overrides=[f"algo={name}"]).algo
+
+
+def test_the_sb3_algorithms_refuse_a_refresh(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    cfg = finetune_cfg(tmp_path, tiny_checkpoint)
+    cfg.algo = compose_algo("ppo")
+    with pytest.raises(ValueError, match="needs algo=batched"):
+        finetune.run(cfg, output_dir=tmp_path / "run")

@@ -1,0 +1,122 @@
+"""The blind listening page: seeded sides and opaque ids, the files beside it, and its answers in
+the critics' preference format (read back by ``load_preferences``). The browser itself clicks
+through the page in tests/test_browser_pages.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlmusic.critics import load_preferences
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.evaluation.columns import MIDI, Column
+from rlmusic.evaluation.listening import blind_pairs, write_listening_page
+from tests.conftest import C_MAJOR_TUNE, make_tiny_checkpoint, write_midi
+
+ENC = MelodyEncoding()
+
+
+def two_columns(pairs: int) -> tuple[Column, Column]:
+    rng = np.random.default_rng(0)
+    notes = rng.integers(14, 30, (pairs, 16))
+    holds = np.tile([14, 1, 1, 1], (pairs, 4)) + np.arange(pairs)[:, None] * (
+        np.arange(16) % 4 == 0
+    )
+    return Column("tuned", "run/x", MIDI, notes), Column("supervised", "pretrained:y", MIDI, holds)
+
+
+class PairSections(HTMLParser):
+    """The ``data-*`` attributes of the page's pair sections, as its script reads them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pairs: list[dict[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "section" and "pair" in values.get("class", "").split():
+            self.pairs.append(values)
+
+
+def test_pairs_are_seeded_and_blind() -> None:
+    pairs = blind_pairs(20, seed=0)
+    assert pairs == blind_pairs(20, seed=0) and pairs != blind_pairs(20, seed=1)
+    assert [p.pair_id for p in pairs][:2] == ["p00", "p01"]
+    assert {p.a[1] for p in pairs} == {0, 1}  # either model can be A
+    assert all({p.a[1], p.b[1]} == {0, 1} and p.a[2] == p.b[2] for p in pairs)  # piece i of each
+    ids = [p.a[0] for p in pairs] + [p.b[0] for p in pairs]
+    assert len(set(ids)) == 40
+    first_model = sorted(s for p in pairs for s, column, _ in (p.a, p.b) if column == 0)
+    assert first_model != sorted(ids)[:20]  # the ids do not sort by model
+
+
+def test_page_files_and_a_preference_round_trip(tmp_path: Path) -> None:
+    columns = two_columns(6)
+    page = write_listening_page(columns, ENC, tmp_path, pairs=6, seed=0)
+    assert page == tmp_path / "listen.html"
+    key = json.loads((tmp_path / "key.json").read_text())
+    assert len(key["samples"]) == 12 and set(key["pairs"]) == {f"p{i:02d}" for i in range(6)}
+    for sample_id, where in key["samples"].items():
+        assert (tmp_path / "samples" / f"{sample_id}.mid").is_file()
+        assert (tmp_path / "audio" / f"{sample_id}.wav").read_bytes()[:4] == b"RIFF"
+        assert where["model"] in ("tuned", "supervised")
+    text = page.read_text()
+    assert "tuned" not in text and "supervised" not in text  # the page never names a model
+    assert text.count("data:image/png;base64,") == 12 and "localStorage" in text
+
+    sections = PairSections()
+    sections.feed(text)
+    verdicts = ["a", "b", "tie"]
+    records = [
+        {
+            "pair_id": s["data-pair-id"],
+            "sample_a": s["data-sample-a"],
+            "sample_b": s["data-sample-b"],
+            "preferred": verdicts[i % 3],
+        }
+        for i, s in enumerate(sections.pairs)
+    ]
+    answers = tmp_path / "preferences.json"
+    answers.write_text(json.dumps(records, indent=2))
+    loaded = load_preferences(answers, samples_dir=tmp_path / "samples")
+    assert [p.pair_id for p in loaded] == sorted(key["pairs"])
+    for preference, section in zip(loaded, sections.pairs):
+        assert preference.sample_a == tmp_path / "samples" / f"{section['data-sample-a']}.mid"
+        shown_a = key["samples"][section["data-sample-a"]]["model"]
+        assert key["pairs"][preference.pair_id]["a"] == shown_a  # the key says who was A
+    assert [p.winner is None for p in loaded] == [v == "tie" for v in verdicts * 2]
+
+
+def test_listen_cli_takes_models_without_a_plus(tmp_path: Path) -> None:
+    checkpoint = make_tiny_checkpoint(tmp_path)
+    for i in range(3):
+        write_midi(tmp_path / "midi" / f"m{i}.mid", [(p + i, s, e) for p, s, e in C_MAJOR_TUNE])
+    out = tmp_path / "page"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "rlmusic.cli", "listen", f"models.model={checkpoint}",
+            f"models.real={tmp_path / 'midi'}", "pairs=2", "length=16", "synth=sine",
+            "sample_rate=8000", "device=cpu", f"out={out}", f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"listening page: {out / 'listen.html'}" in done.stdout
+    assert len(json.loads((out / "key.json").read_text())["samples"]) == 4
+
+
+def test_listen_needs_exactly_two_models(tmp_path: Path) -> None:
+    from hydra import compose, initialize_config_module
+
+    from rlmusic.tasks import listen
+
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("listen", overrides=["+models.only=pretrained:note_lstm", f"out={tmp_path}"])
+    with pytest.raises(ValueError, match="exactly two models"):
+        listen.run(cfg)
