@@ -59,6 +59,7 @@ def finetune_cfg(tmp_path: Path, tiny_checkpoint: Path, *extra: str):
     overrides = [
         f"checkpoint={tiny_checkpoint}",
         f"reward.prior.checkpoint={tiny_checkpoint}",
+        "reward=rl_tuner",
         "reward.rules=[key]",
         f"+reward.extra.realism={{name: discriminator, checkpoint: {critic}}}",
         "data=midi_dir",

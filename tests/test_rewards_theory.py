@@ -141,6 +141,15 @@ def test_preferred_intervals_table() -> None:
     assert row(rule, C4, R, H, E4)[-1] == pytest.approx(0.75)  # across a rest
 
 
+def test_a_repeated_note_pays_the_unison_value() -> None:
+    # the original pays a unison nothing; reward=default pays it as an in-key third (0.15 x 5)
+    assert row(PreferredIntervalsRule(), C4, H, C4)[-1] == 0.0
+    assert row(PreferredIntervalsRule(unison=0.15), C4, H, C4)[-1] == pytest.approx(0.75)
+    assert row(PreferredIntervalsRule(unison=0.15), C4, C4, H, D4) == pytest.approx(
+        [0.0, 0.75, 0.3 * 5, 0.4]
+    )  # the unison's value applies to the strike only; holds and steps are unchanged
+
+
 def test_preferred_intervals_pay_holds_and_rests_after_a_note() -> None:
     rule = PreferredIntervalsRule()
     # holding C (the tonic) 0.3, resting after it 0.15 (a NO_EVENT in a rest is resting)

@@ -193,7 +193,7 @@ class AutocorrelationRule(Rule):
 class PreferredIntervalsRule(Rule):
     """The interval from the previous note, times ``scale`` (5): in-key thirds 0.15, in-key
     fifths 0.1, thirds 0.09, seconds 0.08, fourths 0.07, sixths 0.05, other fifths 0.02,
-    sevenths -0.3, more than an octave -1.0; unisons, tritones and octaves 0. "In key": both
+    sevenths -0.3, more than an octave -1.0; unisons (``unison``), tritones and octaves 0. "In key": both
     notes in the key's scale. A step that strikes nothing, after some note: holding that note
     0.075 (0.3 if it is the tonic or the fifth), resting 0.05 (0.15 after the tonic or fifth),
     the original's values (it read the two special tokens this way here).
@@ -203,6 +203,7 @@ class PreferredIntervalsRule(Rule):
     """
 
     scale: float = 5.0
+    unison: float = 0.0  # the original's; the default preset pays a repeated note as a second
     in_key_third: float = 0.15
     in_key_fifth: float = 0.1
     third: float = 0.09
@@ -222,7 +223,7 @@ class PreferredIntervalsRule(Rule):
         third = self.in_key_third if in_key else self.third
         fifth = self.in_key_fifth if in_key else self.fifth
         return np.array(
-            [0.0, self.second, self.second, third, third, self.fourth, 0.0, fifth]
+            [self.unison, self.second, self.second, third, third, self.fourth, 0.0, fifth]
             + [self.sixth, self.sixth, self.seventh, self.seventh, 0.0, self.beyond_octave]
         )
 
