@@ -126,7 +126,7 @@ def task_main(task: str, cfg: Any) -> float | None:
     try:
         cfg = validate_config(config_name, cfg)
     except ConfigError as exc:  # a user's typo: one clear line, no traceback
-        print(f"rlmusic: {exc}", file=sys.stderr)
+        print(str(exc), file=sys.stderr)
         raise SystemExit(2) from None
     result = module.run(cfg)
     return objective_value(result, cfg.get("objective"))

@@ -30,9 +30,9 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from rlmusic.algos.batched.trainer import BatchedConfig, BatchedTrainer
-from rlmusic.models import load_generator
-from rlmusic.rewards.build import build_reward
+from rlmusic.algos.batched.run import batched_config
+from rlmusic.algos.batched.trainer import BatchedTrainer
+from rlmusic.algos.setup import build_setup
 from rlmusic.tasks import finetune
 
 LENGTH = 32
@@ -60,16 +60,23 @@ def config(algo: str, checkpoint: str, seconds: float, extra: list[str]):
 
 
 def bench_batched(cfg, seconds: float) -> dict[str, float]:
-    """Tokens/s of BatchedTrainer.step(), built as ``rlmusic finetune algo=batched`` builds it."""
-    torch.manual_seed(int(cfg.seed))
-    policy, encoding = load_generator(str(cfg.checkpoint))
-    reward = build_reward(cfg.reward, encoding)
-    task_reward, prior, weight = finetune.split_prior(reward)
-    options = OmegaConf.to_container(cfg.algo, resolve=True)
-    options.pop("name")
-    options["kl_coef"] = weight if options.get("kl_coef") is None else options["kl_coef"]
+    """Tokens/s of BatchedTrainer.step(), built from the same setup ``rlmusic finetune`` uses."""
+    with tempfile.TemporaryDirectory() as folder:
+        setup = build_setup(
+            str(cfg.checkpoint),
+            cfg.reward,
+            Path(folder),
+            seed=int(cfg.seed),
+            device="cpu",
+            length=LENGTH,
+        )
+    config = batched_config(OmegaConf.to_container(cfg.algo, resolve=True), setup)
     trainer = BatchedTrainer(
-        policy, task_reward.score, BatchedConfig(length=LENGTH, **options), prior=prior
+        setup.generator,
+        setup.reward.score,
+        config,
+        seed=setup.seed,
+        prior=setup.reference.generator,
     )
     trainer.step()  # warm-up: first-call allocations
     started, iterations = time.perf_counter(), 0
