@@ -13,7 +13,8 @@ import pretty_midi
 import pytest
 
 from rlmusic.data import MelodyEncoding, MelodyLoadError, MelodyWarning, load_melodies, load_melody
-from rlmusic.data.readers import RejectedInput, parse_midi, repair_midi
+from rlmusic.data.midi_repair import repair_midi
+from rlmusic.data.readers import RejectedInput, parse_midi
 
 TPQ = 480  # ticks per quarter note
 SCALE = [60, 62, 64, 65, 67, 69, 71, 72]

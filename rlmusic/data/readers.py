@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import io
 import re
-import struct
 import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 from rlmusic.data.melody import TimedNote
+from rlmusic.data.midi_repair import repair_midi
 
 ABC_HEADER = "%abc-2.1\n%%propagate-accidentals octave\n"
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -320,140 +320,6 @@ def _read_repaired(data: bytes, original: Exception):
         return _read_pretty_midi(repaired), fixes
     except Exception:
         raise corrupt from None
-
-
-def _read_vlq(data: bytes, i: int) -> tuple[int, int]:
-    """A MIDI variable-length quantity at ``data[i:]`` -> (value, index after it)."""
-    value = 0
-    for _ in range(4):
-        if i >= len(data):
-            raise ValueError("truncated variable-length quantity")
-        byte = data[i]
-        i += 1
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            return value, i
-    raise ValueError("variable-length quantity longer than 4 bytes")
-
-
-def _vlq(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
-
-
-def _unusable_meta(meta_type: int, payload: bytes) -> str | None:
-    """Why a meta event cannot be used (mido can't decode it, or pretty_midi refuses it), or None."""
-    import mido
-
-    try:
-        message = mido.MetaMessage.from_bytes(
-            b"\xff" + bytes([meta_type]) + _vlq(len(payload)) + payload
-        )
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    if message.type == "time_signature" and message.numerator < 1:
-        return f"time signature of {message.numerator} beats"
-    if message.type == "set_tempo" and message.tempo < 1:
-        return "tempo of 0 microseconds per beat"
-    return None
-
-
-_META_NAMES = {0x51: "tempo", 0x58: "time signature", 0x59: "key signature"}
-# data bytes after each status byte mido reads in a track: channel messages (program change and
-# channel pressure take one), then system common and real-time ones
-_DATA_BYTES = {
-    **{status: 1 if 0xC0 <= status <= 0xDF else 2 for status in range(0x80, 0xF0)},
-    **{0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0},
-}
-
-
-def _repair_track(body: bytes, number: int) -> tuple[bytes, list[str]]:
-    """One MTrk body without its unusable meta events (their delta times carried forward)."""
-    out = bytearray()
-    fixes: list[str] = []
-    i, running, carried = 0, None, 0
-    while i < len(body):
-        delta, i = _read_vlq(body, i)
-        start = i
-        status = body[i] if i < len(body) else None
-        if status is None:
-            raise ValueError("track ends inside an event")
-        if status == 0xFF:
-            if i + 1 >= len(body):
-                raise ValueError("truncated meta event")
-            meta_type = body[i + 1]
-            length, i = _read_vlq(body, i + 2)
-            payload = body[i : i + length]
-            i += length
-            why = _unusable_meta(meta_type, payload)
-            if why is not None:
-                name = _META_NAMES.get(meta_type, f"meta 0x{meta_type:02X}")
-                fixes.append(f"dropped an unusable {name} event in track {number} ({why})")
-                carried += delta  # the next event keeps its absolute time
-                continue
-        elif status in (0xF0, 0xF7):
-            length, i = _read_vlq(body, i + 1)
-            i += length
-            running = None
-        else:
-            if status & 0x80:
-                running, i = status, i + 1
-            elif running is None:
-                raise ValueError("running status without a previous status")
-            if running not in _DATA_BYTES:
-                raise ValueError(f"status byte 0x{running:02X} in a track")
-            i += _DATA_BYTES[running]
-        if i > len(body):
-            raise ValueError("track ends inside an event")
-        out += _vlq(delta + carried) + body[start:i]
-        carried = 0
-    return bytes(out), fixes
-
-
-def repair_midi(data: bytes) -> tuple[bytes, list[str]]:
-    """A Standard MIDI File without empty track chunks and unusable meta events.
-
-    Returns the repaired bytes and what was dropped. Raises ValueError where the file's
-    structure itself is broken (truncated chunks, fewer tracks than announced, bad events):
-    those files are corrupt, not repairable.
-    """
-    if data[:4] != b"MThd" or len(data) < 14:
-        raise ValueError("no MThd header")
-    header_length = struct.unpack(">I", data[4:8])[0]
-    if header_length < 6:
-        raise ValueError("MThd chunk shorter than 6 bytes")
-    file_format, announced, division = struct.unpack(">HHH", data[8:14])
-    position = 8 + header_length
-    tracks: list[bytes] = []
-    fixes: list[str] = []
-    found = 0
-    while found < announced:
-        if position + 8 > len(data):
-            raise ValueError(f"the header announces {announced} tracks, the file holds {found}")
-        chunk_id = data[position : position + 4]
-        length = struct.unpack(">I", data[position + 4 : position + 8])[0]
-        body = data[position + 8 : position + 8 + length]
-        if len(body) < length:
-            raise ValueError("truncated chunk")
-        position += 8 + length
-        if chunk_id != b"MTrk":
-            continue  # alien chunks: SMF readers skip them
-        found += 1
-        body, track_fixes = _repair_track(body, found)
-        fixes += track_fixes
-        if not body:
-            fixes.append(f"dropped an empty track chunk (track {found} of {announced})")
-            continue
-        tracks.append(b"MTrk" + struct.pack(">I", len(body)) + body)
-    if not tracks:
-        raise ValueError("no track with events")
-    file_format = 1 if file_format == 0 and len(tracks) > 1 else file_format
-    header = b"MThd" + struct.pack(">IHHH", 6, file_format, len(tracks), division)
-    return header + b"".join(tracks), fixes
 
 
 def parse_file(path: Path) -> list[TimedNote]:
