@@ -34,20 +34,24 @@ def write_midi_samples(
 
 
 def policy_statistics(
-    policy: nn.Module, setup: FinetuneSetup, n: int, seed: int
+    policy: nn.Module, setup: FinetuneSetup, n: int, seed: int, with_reward: bool = True
 ) -> dict[str, float]:
     """Reward, KL to the reference, entropy, distinct share and onsets on ``n`` fresh samples.
 
     Keys: ``reward/total`` and ``reward/<term>`` (per composition), ``kl/prior_per_token``,
     ``policy/log_prior_per_token``, ``policy/entropy`` (nats per token, Monte Carlo),
-    ``policy/distinct_share``, ``policy/onsets_per_piece``.
+    ``policy/distinct_share``, ``policy/onsets_per_piece``. ``with_reward=False`` skips the
+    reward (a caller that logs it from its own rollouts need not score the samples again).
     """
     tokens, log_pi = sample_seeded(policy, n, setup.length, seed)
-    total, shares = setup.reward.score(tokens)
     log_prior = setup.reference.log_probs(torch.as_tensor(tokens)).cpu().numpy()
+    rewards: dict[str, float] = {}
+    if with_reward:
+        total, shares = setup.reward.score(tokens)
+        rewards["reward/total"] = float(total.sum(1).mean())
+        rewards.update({f"reward/{name}": float(v.sum(1).mean()) for name, v in shares.items()})
     return {
-        "reward/total": float(total.sum(1).mean()),
-        **{f"reward/{name}": float(v.sum(1).mean()) for name, v in shares.items()},
+        **rewards,
         "kl/prior_per_token": float(np.mean(log_pi - log_prior)),
         "policy/log_prior_per_token": float(log_prior.mean()),
         "policy/entropy": float(-log_pi.mean()),

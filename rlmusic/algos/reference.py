@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -59,8 +58,3 @@ class Reference:
     def with_prior_term(self, reward: CompositeReward) -> CompositeReward:
         """``reward`` plus this prior's term: the paper's full composite."""
         return CompositeReward([*reward.terms, self.prior_term()])
-
-
-def mean_kl_per_token(log_pi: np.ndarray, log_prior: np.ndarray) -> float:
-    """Monte-Carlo KL(pi || prior) per token from the sampled tokens' log-probabilities."""
-    return float(np.mean(np.asarray(log_pi) - np.asarray(log_prior)))

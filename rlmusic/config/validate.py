@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from rlmusic.config.schemas import TASK_SCHEMAS
 
@@ -62,9 +61,4 @@ def validate_config(task: str, cfg: DictConfig) -> DictConfig:
     return merged
 
 
-def to_plain(cfg: Any) -> Any:
-    """A config node as plain Python containers (resolved)."""
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-
-
-__all__ = ["ConfigError", "MissingMandatoryValue", "validate_config", "to_plain"]
+__all__ = ["ConfigError", "validate_config"]

@@ -36,12 +36,12 @@ from rlmusic.evaluation.comparison import (
 )
 from rlmusic.evaluation.critic_test import CriticTestConfig
 from rlmusic.evaluation.metrics import KeySpec
+from rlmusic.evaluation.objective import held_out_openings
 from rlmusic.evaluation.realism import BIN_LABELS, HISTOGRAMS, normalised
 from rlmusic.evaluation.report import Report, Sample, write_report
 from rlmusic.models.registry import load_generator
 from rlmusic.rewards.build import build_reward
 from rlmusic.runtime import resolve_device, run_folder
-from rlmusic.tasks.evaluate import held_out_openings
 
 log = logging.getLogger(__name__)
 

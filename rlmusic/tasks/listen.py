@@ -39,7 +39,7 @@ def run(cfg: DictConfig) -> Path:
     encoding = encoding_from_cfg(cfg.encoding)
     pool = None
     if any(spec_kind(spec)[0] == HELDOUT for spec in models.values()):
-        from rlmusic.tasks.evaluate import held_out_openings
+        from rlmusic.evaluation.objective import held_out_openings
 
         _, pool = split_heldout(held_out_openings(cfg, encoding, length), seed, pairs)
     device = resolve_device(str(cfg.device))

@@ -6,6 +6,8 @@ import csv
 import math
 from pathlib import Path
 
+from rlmusic.runlog import tensorboard_writer, truncate_csv
+
 CSV_COLUMNS = (
     "epoch",
     "step",
@@ -33,23 +35,12 @@ class MetricsLog:
         self.writer = None
         if not enabled:
             return
-        kept: list[dict[str, str]] = []
         if resume_step and self.csv_path.exists():
-            with open(self.csv_path, newline="") as handle:
-                kept = [r for r in csv.DictReader(handle) if int(r["step"]) <= resume_step]
-        with open(self.csv_path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-            writer.writeheader()
-            writer.writerows(kept)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except (
-            ImportError
-        ):  # tensorboard is a dependency, but a broken install must not stop training
-            return
-        self.writer = SummaryWriter(
-            str(Path(out_dir) / "tb"), purge_step=resume_step if resume_step else None
-        )
+            truncate_csv(self.csv_path, "step", resume_step)
+        else:
+            with open(self.csv_path, "w", newline="") as handle:
+                csv.DictWriter(handle, fieldnames=CSV_COLUMNS).writeheader()
+        self.writer = tensorboard_writer(Path(out_dir) / "tb", resume_step or None)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         if self.writer is not None:

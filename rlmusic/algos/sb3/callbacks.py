@@ -131,9 +131,10 @@ def policy_stats(
 
     def action(step: int) -> None:
         record = logger().record
-        for key, value in policy_statistics(policy(), setup, n, setup.seed + step).items():
-            if not key.startswith("reward/"):  # the rollouts log the reward (RewardTermLogger)
-                record(key, value)
+        # the rollouts log the reward (RewardTermLogger): no second scoring here
+        stats = policy_statistics(policy(), setup, n, setup.seed + step, with_reward=False)
+        for key, value in stats.items():
+            record(key, value)
 
     return action
 
