@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rlmusic.algos.advantages import discounted_returns, gae, group_advantages
-from rlmusic.algos.kl import AdaptiveKL, FixedKL, kl_k3, make_kl_controller
+from rlmusic.algos.kl import AdaptiveKL, FixedKL, kl_k3, kl_loss, make_kl_controller
 
 
 def test_gae_with_lambda_one_is_return_minus_value() -> None:
@@ -51,5 +51,42 @@ def test_kl_controllers() -> None:
     assert controller.update(measured_kl=1.0, n_tokens=1000) == pytest.approx(0.12)  # +20% at most
     assert controller.update(measured_kl=0.5, n_tokens=1000) == pytest.approx(0.12)  # on target
     assert controller.update(measured_kl=0.0, n_tokens=500) == pytest.approx(0.12 * 0.9)
-    with pytest.raises(ValueError, match="kl.target"):
+    with pytest.raises(ValueError, match="kl_target"):
         make_kl_controller(0.1, target=0.0)
+
+
+def test_the_adaptive_controller_moves_the_pitch_beta_with_the_event_beta() -> None:
+    """It measures the whole KL, so it must be able to move the whole penalty (audit item)."""
+    controller = make_kl_controller(1.0, target=0.1, horizon=1000, pitch_coef=4.0)
+    controller.update(measured_kl=1.0, n_tokens=1000)  # far above target: +20%
+    assert controller.coef == pytest.approx(1.2)
+    assert controller.pitch_coef == pytest.approx(4.8)
+    controller.update(measured_kl=0.0, n_tokens=1000)  # far below: -20%
+    assert controller.pitch_coef / controller.coef == pytest.approx(4.0)
+    assert make_kl_controller(1.0, pitch_coef=2.0).update(5.0, 1000) == 1.0  # fixed stays put
+
+
+def _exact_kl_and_estimator_gradients(estimator) -> tuple[torch.Tensor, torch.Tensor]:
+    """grad of KL(pi || p) and the expectation over pi's samples of grad estimator(a)."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(7, generator=generator, requires_grad=True)
+    prior_logp = torch.log_softmax(torch.randn(7, generator=generator), -1)
+    logp = torch.log_softmax(logits, -1)
+    (exact,) = torch.autograd.grad((logp.exp() * (logp - prior_logp)).sum(), logits)
+    logp = torch.log_softmax(logits, -1)
+    old = logp.detach()
+    # the expectation over a ~ pi_old, exactly: sum_a pi_old(a) * estimator(a)
+    expected_loss = (old.exp() * estimator(logp, prior_logp, old)).sum()
+    (estimated,) = torch.autograd.grad(expected_loss, logits)
+    return exact, estimated
+
+
+def test_the_kl_loss_has_the_gradient_of_kl_pi_prior() -> None:
+    exact, estimated = _exact_kl_and_estimator_gradients(kl_loss)
+    torch.testing.assert_close(estimated, exact, rtol=1e-5, atol=1e-6)
+
+
+def test_k3_as_a_loss_has_the_gradient_of_the_other_kl() -> None:
+    """Why kl_mode=loss no longer uses k3: its gradient is that of KL(prior || pi)."""
+    exact, k3_gradient = _exact_kl_and_estimator_gradients(lambda lp, prior, old: kl_k3(lp, prior))
+    assert not torch.allclose(k3_gradient, exact, atol=1e-3)

@@ -104,3 +104,75 @@ def test_the_sb3_algorithms_refuse_a_refresh(tmp_path: Path, tiny_checkpoint: Pa
     cfg.algo = compose_algo("ppo")
     with pytest.raises(ValueError, match="needs algo=batched"):
         finetune.run(cfg, output_dir=tmp_path / "run")
+
+
+def test_a_resumed_run_keeps_the_refreshed_critic(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """Audit item: the refreshed weights were not in trainer_state.pt, so a resumed run went back
+    to the shipped critic and ended elsewhere than a run that never stopped."""
+    from tests.sb3_helpers import assert_same_weights
+
+    straight = tmp_path / "straight"
+    finetune.run(finetune_cfg(tmp_path, tiny_checkpoint, "algo.iterations=4"), output_dir=straight)
+    resumed = tmp_path / "resumed"
+    finetune.run(
+        finetune_cfg(tmp_path, tiny_checkpoint, "algo.iterations=2", "algo.checkpoint_every=1"),
+        output_dir=resumed,
+    )
+    finetune.run(
+        finetune_cfg(
+            tmp_path,
+            tiny_checkpoint,
+            "algo.iterations=4",
+            "algo.checkpoint_every=1",
+        ),
+        output_dir=resumed,
+    )
+    assert_same_weights(resumed / "tuned.safetensors", straight / "tuned.safetensors")
+    rows = list(csv.DictReader(open(resumed / "metrics.csv")))
+    assert [r["iteration"] for r in rows] == ["1", "2", "3", "4"]
+    straight_rows = list(csv.DictReader(open(straight / "metrics.csv")))
+    assert rows[-1]["reward/realism"] == straight_rows[-1]["reward/realism"]
+
+
+def test_a_resume_point_of_a_refreshed_run_needs_the_refresh(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    run = tmp_path / "run"
+    finetune.run(finetune_cfg(tmp_path, tiny_checkpoint, "algo.iterations=1"), output_dir=run)
+    cfg = finetune_cfg(
+        tmp_path,
+        tiny_checkpoint,
+        "algo.iterations=2",
+        "critic_refresh.every=0",
+        "allow_config_change=true",
+    )
+    with pytest.raises(ValueError, match="stateful hook"):
+        finetune.run(cfg, output_dir=run)
+
+
+def test_potential_shaping_is_refused_at_a_discount_it_does_not_telescope_under(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    critic = tiny_critic("discriminator", tmp_path / "d.safetensors")
+    reward = build_reward(
+        {
+            "c": 0.5,
+            "rules": ["key"],
+            "extra": {
+                "realism": {
+                    "name": "discriminator",
+                    "checkpoint": str(critic),
+                    "shaping": "potential",
+                }
+            },
+        },
+        ENC,
+    )
+    reward.check_discount(1.0)  # undiscounted: the return is D(whole) - 1/2
+    with pytest.raises(Exception, match="'realism' .*potential.*gamma 1.*algo.gamma=0.5"):
+        reward.check_discount(0.5)
+    # the whole-piece promise, checked: undiscounted, the returns telescope
+    tokens = scale_melodies(3, 16, seed=2)
+    shares = reward.score(tokens)[1]["realism"]
+    p_real = 1 / (1 + np.exp(-reward.terms[1].term.scores(tokens).numpy()[:, -1]))
+    np.testing.assert_allclose(shares.sum(1), p_real - 0.5, rtol=1e-5, atol=1e-6)

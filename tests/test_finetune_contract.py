@@ -88,6 +88,30 @@ def test_without_a_prior_the_reference_is_a_frozen_copy_of_the_start_model(
     assert all(p.requires_grad for p in setup.generator.parameters())
 
 
+def test_the_reference_defaults_to_the_start_model_whatever_it_is(
+    tmp_path: Path, tiny_checkpoint: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The presets' prior is ``start``: tuning another model keeps it near itself, not the LSTM."""
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("finetune", overrides=["reward=rl_tuner"])
+    assert cfg.reward.prior.checkpoint == "start"
+    with caplog.at_level("INFO", logger="rlmusic.algos.setup"):
+        setup = build_setup(str(tiny_checkpoint), cfg.reward, tmp_path, device="cpu")
+    assert setup.reference.configured and setup.reference.weight == 1.0
+    assert setup.reference.spec == str(tiny_checkpoint)
+    assert f"KL reference: the start model {tiny_checkpoint}" in caplog.text
+    assert setup.reference.generator is not setup.generator
+    for name, value in setup.generator.state_dict().items():
+        torch.testing.assert_close(setup.reference.generator.state_dict()[name], value)
+    tokens = torch.randint(0, 38, (4, 8), generator=torch.Generator().manual_seed(0))
+    from rlmusic.models.base import sequence_log_probs
+
+    with torch.no_grad():  # the KL to the reference is exactly 0 before any update
+        torch.testing.assert_close(
+            setup.reference.log_probs(tokens), sequence_log_probs(setup.generator, tokens)
+        )
+
+
 def test_setup_checks_what_every_algorithm_relies_on(tmp_path: Path, tiny_checkpoint: Path) -> None:
     with pytest.raises(ValueError, match="length must be >= 2"):
         build_setup(str(tiny_checkpoint), {"c": 0.5, "rules": ["key"]}, tmp_path, length=1)

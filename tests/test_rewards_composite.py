@@ -133,7 +133,15 @@ def test_rl_tuner_preset_is_all_nine_plus_the_prior() -> None:
         cfg = compose("rewards", overrides=["reward=rl_tuner"])
     assert list(cfg.reward.rules) == list(RULES)
     assert cfg.reward.c == 0.5 and cfg.reward.prior.weight == 1.0
-    assert cfg.reward.prior.checkpoint == "pretrained:note_lstm"
+    assert cfg.reward.prior.checkpoint == "start"  # the model the run starts from
+
+
+def test_a_start_prior_needs_a_start_model() -> None:
+    reward_cfg = {"rules": ["key"], "prior": {"checkpoint": "start", "weight": 1.0}}
+    with pytest.raises(RewardError, match="prior.checkpoint=start"):
+        build_reward(reward_cfg, ENC)
+    reward = build_reward(reward_cfg, ENC, start_checkpoint="pretrained:note_lstm")
+    assert reward.names == ["key", "prior"]
 
 
 def test_prior_term_is_log_p_in_one_batched_pass() -> None:

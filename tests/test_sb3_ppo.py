@@ -62,6 +62,8 @@ def lstm(seed: int = 0, dropout: float = 0.0, layers: int = 1) -> NoteLSTM:
 def make_ppo(generator: torch.nn.Module, n_envs: int = 2, **kwargs: object) -> GeneratorPPO:
     env = DummyVecEnv([lambda: CompositionEnv(length=LENGTH)] * n_envs)
     options = dict(n_steps=2 * LENGTH, batch_size=16, n_epochs=1, seed=0, device="cpu")
+    # without a prior: RL Tuner's mode (the environment's own reward, nothing added)
+    options["kl_mode"] = "penalty" if "prior" in kwargs else "prior_reward"
     options.update(kwargs)
     value_lr = options.pop("value_lr", None)
     model = GeneratorPPO(
@@ -142,14 +144,99 @@ def test_the_policy_refuses_a_generator_of_another_vocabulary() -> None:
     with pytest.raises(
         ValueError, match="vocabulary \\(38 tokens\\) does not fit .* \\(62 tokens\\)"
     ):
-        GeneratorPPO(GeneratorPolicy, env, policy_kwargs=generator_policy_kwargs(lstm()))
+        GeneratorPPO(
+            GeneratorPolicy, env, kl_mode="prior_reward", policy_kwargs=generator_policy_kwargs(lstm())
+        )
 
 
-def test_the_value_head_learns_at_its_own_rate() -> None:
+def test_the_value_function_learns_at_its_own_rate_with_its_own_optimizer() -> None:
     model = make_ppo(lstm(), learning_rate=1e-4, value_lr=1e-2)
     model.set_logger(configure(None, []))
     model._update_learning_rate(model.policy.optimizer)
-    assert [g["lr"] for g in model.policy.optimizer.param_groups] == pytest.approx([1e-4, 1e-2])
+    policy = model.policy
+    assert [g["lr"] for g in policy.optimizer.param_groups] == pytest.approx([1e-4])
+    assert [g["lr"] for g in policy.value_optimizer.param_groups] == pytest.approx([1e-2])
+    generator_ids = {id(p) for p in policy.generator.parameters()}
+    value_ids = {id(p) for g in policy.value_optimizer.param_groups for p in g["params"]}
+    assert value_ids and not value_ids & generator_ids  # no parameter shared
+
+
+def _policy_logits(model: GeneratorPPO, obs: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return position_logits(model.policy.generator, obs, LENGTH)
+
+
+def test_an_update_of_the_value_loss_alone_leaves_the_policy_unchanged() -> None:
+    """The bug behind the collapse: the value loss reached the generator through its hidden state."""
+    model = make_ppo(lstm(), kl_mode="penalty", prior=lstm(7), n_epochs=3, vf_coef=100.0)
+    model.set_logger(configure(None, []))
+    one_rollout(model)
+    model.rollout_buffer.returns *= 1000.0  # a value loss far above the policy loss
+    model.rollout_buffer.advantages[:] = 0.0  # ... and no policy gradient at all
+    obs = torch.as_tensor(model.rollout_buffer.observations.reshape(-1, LENGTH + 1))
+    before = _policy_logits(model, obs)
+    value_before = [p.clone() for p in model.policy.value_fn.parameters()]
+    model.train()
+    torch.testing.assert_close(_policy_logits(model, obs), before, rtol=0, atol=0)
+    moved = [
+        not torch.equal(a, b) for a, b in zip(value_before, model.policy.value_fn.parameters())
+    ]
+    assert any(moved)  # the value function itself did learn
+
+
+def test_a_large_value_gradient_does_not_shrink_the_policy_step() -> None:
+    """One clip over both gradients scaled the policy's down; each is clipped on its own now."""
+
+    def policy_step(vf_coef: float) -> torch.Tensor:
+        model = make_ppo(lstm(), kl_mode="penalty", prior=lstm(7), vf_coef=vf_coef, seed=3)
+        model.set_logger(configure(None, []))
+        one_rollout(model)
+        model.rollout_buffer.returns *= 1000.0
+        obs = torch.as_tensor(model.rollout_buffer.observations.reshape(-1, LENGTH + 1))
+        before = _policy_logits(model, obs)
+        model.train()
+        return _policy_logits(model, obs) - before
+
+    torch.testing.assert_close(policy_step(1e4), policy_step(0.0), rtol=1e-5, atol=1e-6)
+
+
+def test_a_zero_learning_rate_update_has_ratio_one() -> None:
+    """Acting and training compare the same function: nothing clipped, no KL, when nothing moves."""
+    model = make_ppo(
+        lstm(dropout=0.3, layers=2),
+        kl_mode="penalty",
+        prior=lstm(7),
+        learning_rate=0.0,
+        n_epochs=2,
+    )
+    logger = configure(None, [])
+    model.set_logger(logger)
+    one_rollout(model)
+    model.train()
+    values = logger.name_to_value
+    assert values["train/approx_kl"] == pytest.approx(0.0, abs=1e-7)
+    assert values["train/clip_fraction"] == 0.0
+
+
+def test_the_value_function_learns_the_returns() -> None:
+    """Explained variance on a reward the state predicts (a note on every step pays 1)."""
+    model = make_ppo(
+        lstm(),
+        kl_mode="penalty",
+        prior=lstm(),
+        kl_coef=0.0,
+        learning_rate=0.0,
+        value_lr=3e-3,
+        n_epochs=10,
+        gamma=0.5,
+    )
+    logger = configure(None, [])
+    model.set_logger(logger)
+    for _ in range(6):
+        one_rollout(model)
+        model.train()
+    # returns at gamma 0.5 depend on the step (the last one has no future): the value tracks them
+    assert logger.name_to_value["train/explained_variance"] > 0.3
 
 
 def test_model_zip_rebuilds_the_policy_from_plain_config(tmp_path: Path) -> None:
@@ -204,6 +291,8 @@ def test_kl_penalty_is_added_per_token_before_advantages(mode: str) -> None:
     expected = env_rewards.T.reshape(-1, LENGTH)
     if mode == "penalty":
         expected = expected - 0.5 * (log_pi - log_prior)
+    else:  # RL Tuner's objective: the prior's log p is in the env's own reward, nothing added
+        pass
     np.testing.assert_allclose(buffer.rewards.T.reshape(-1, LENGTH), expected, rtol=1e-5, atol=1e-5)
     values = torch.as_tensor(buffer.values.T.reshape(-1, LENGTH))
     advantages, _ = gae(torch.as_tensor(expected), values, 0.9, 0.8)
@@ -254,13 +343,18 @@ def test_finetune_writes_a_tuned_generator_logs_and_samples(
     check_tuned_checkpoint_is_usable(result.tuned, tmp_path / "sampled")
     rows = list(csv.DictReader(open(run / "progress.csv")))
     assert [int(r["time/total_timesteps"]) for r in rows] == list(range(32, 129, 32))
-    columns = {f"reward/{term}" for term in RL_TUNER_TERMS} | {
+    # kl_mode=penalty (the default): the prior is no reward term, the KL is the penalty
+    columns = {f"reward/{term}" for term in RL_TUNER_TERMS if term != "prior"} | {
         "reward/total",
         "kl/prior_per_token",
         "kl/rollout_per_token",
+        "kl/coef",
+        "kl/pitch_coef",
         "policy/entropy",
         "charts/tokens_per_s",
         "train/entropy_loss",
+        "train/value_loss",
+        "train/explained_variance",
     }
     assert columns <= set(rows[0])
     assert float(rows[0]["policy/entropy"]) > 0 and float(rows[-1]["charts/tokens_per_s"]) > 0

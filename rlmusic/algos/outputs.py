@@ -83,7 +83,8 @@ def finish_run(
         setup.run_dir / "tuned.safetensors",
         tuned,
         setup.encoding,
-        info={"tuned_from": setup.checkpoint, **info},
+        # the KL reference the run was held to (by default the start model itself)
+        info={"tuned_from": setup.checkpoint, "reference": setup.reference.spec, **info},
     )
     samples = write_midi_samples(
         sampler,

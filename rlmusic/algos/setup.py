@@ -20,7 +20,7 @@ from torch import nn
 from rlmusic.algos.reference import Reference
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models.base import frozen
-from rlmusic.rewards.build import build_reward, plain
+from rlmusic.rewards.build import START_MODEL, build_reward, plain
 from rlmusic.rewards.composite import CompositeReward
 from rlmusic.rewards.registry import build_term, default_context
 from rlmusic.runtime import resolve_device
@@ -37,8 +37,10 @@ class FinetuneSetup:
         encoding: its token encoding.
         reward: the task reward: rules / c and the extra terms (critics, the user's own), without
             the prior (the reference carries it).
-        reference: the KL reference; the start model itself (frozen copy, ``configured=False``)
-            when the reward names no prior.
+        reference: the KL reference. By default (``reward.prior.checkpoint: start``) a frozen
+            copy of the start model, as in every RLHF library; another checkpoint only when the
+            reward names one; with ``reward.prior: null`` the start model at weight 0
+            (``configured=False``: KL is measured, not paid).
         checkpoint: the start model's spec (recorded in the tuned checkpoint).
         device, seed, length: where, with which seed, and how many steps per composition.
         run_dir: the run folder (exists).
@@ -106,7 +108,8 @@ def build_setup(
     Args:
         checkpoint: ``pretrained:<name>``, a checkpoint file or a run folder.
         reward_cfg: a ``reward`` node (conf/reward/*.yaml); its ``prior: {checkpoint, weight}``
-            becomes the reference, the rest the task reward.
+            becomes the reference (``checkpoint: start``, the presets' default: the start
+            model itself), the rest the task reward.
         run_dir: the run folder (created).
         seed: seeds torch once; algorithms derive their own generators from it.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``.
@@ -153,17 +156,25 @@ def _build_reference(
     generator: nn.Module,
     checkpoint: str,
 ) -> Reference:
-    if not prior_cfg.get("checkpoint"):
-        log.info("the reward names no prior: KL is measured against the start model")
+    spec = prior_cfg.get("checkpoint")
+    if not spec:
+        log.info(
+            "KL reference: the start model %s at weight 0 (the reward names no prior)", checkpoint
+        )
         return Reference(frozen(generator, copy=True), str(checkpoint), 0.0, configured=False)
+    weight = float(prior_cfg.get("weight", 1.0))
+    if str(spec) == START_MODEL:
+        log.info("KL reference: the start model %s (weight %g)", checkpoint, weight)
+        return Reference(frozen(generator, copy=True), str(checkpoint), weight)
     context = default_context(
         encoding, int(reward_cfg.get("tonic", 0)), str(reward_cfg.get("mode", "major")), str(device)
     )
-    spec = str(prior_cfg["checkpoint"])
+    spec = str(spec)
     term = build_term({"name": "prior", "checkpoint": spec}, context)  # checks the token grid
     if term.generator.vocab_size != generator.vocab_size:
         raise ValueError(
             f"reward.prior.checkpoint {spec} has vocab_size {term.generator.vocab_size} but "
             f"{checkpoint} has {generator.vocab_size}: they must share the token encoding"
         )
-    return Reference(frozen(term.generator), spec, float(prior_cfg.get("weight", 1.0)))
+    log.info("KL reference: %s (weight %g; the start model is %s)", spec, weight, checkpoint)
+    return Reference(frozen(term.generator), spec, weight)

@@ -115,6 +115,7 @@ class PPOAlgoSchema(SB3RunSchema):
     target_kl: float | None = None
     kl_mode: str = MISSING
     kl_coef: float | None = None
+    kl_pitch_coef: float | None = None
     kl_target: float | None = None
     kl_horizon: int = MISSING
 

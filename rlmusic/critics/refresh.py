@@ -2,15 +2,20 @@
 the discriminator terms of the reward are retrained on the current policy's samples against
 fresh real windows, so the policy keeps chasing a critic that keeps up with it.
 
-:func:`refresh_hook` returns a callable ``hook(iteration, policy) -> metrics`` for
-``FinetuneSetup.hooks``; the batched trainer calls it after every iteration and logs what it
-returns (``critic/<term>/accuracy_before``, ``.../accuracy``, ``.../auc``, ...).
+:func:`refresh_hook` returns a :class:`CriticRefresh`, a callable ``hook(iteration, policy) ->
+metrics`` for ``FinetuneSetup.hooks``; the batched trainer calls it after every iteration and logs
+what it returns (``critic/<term>/accuracy_before``, ``.../accuracy``, ``.../auc``, ...). The
+refreshed weights shape every later reward, so the hook has a ``state_dict`` that the trainer
+saves in its resume point (``trainer_state.pt``) and loads back: a resumed run goes on against
+the critic it had, not the shipped one. Each refresh draws its windows, samples and updates from
+seeds of ``(seed, iteration)``, so nothing else needs saving.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -31,6 +36,63 @@ def refreshable_terms(reward: CompositeReward) -> dict[str, DiscriminatorReward]
     return {t.name: t.term for t in reward.terms if isinstance(t.term, DiscriminatorReward)}
 
 
+class CriticRefresh:
+    """Retrains the reward's discriminator terms every ``every`` iterations (see :func:`refresh_hook`)."""
+
+    def __init__(
+        self,
+        terms: dict[str, DiscriminatorReward],
+        real_tunes: Sequence[np.ndarray],
+        length: int,
+        every: int,
+        steps: int,
+        samples: int,
+        seed: int,
+        lr: float,
+    ) -> None:
+        self.terms, self.real_tunes = terms, real_tunes
+        self.length, self.every, self.steps = int(length), int(every), int(steps)
+        self.samples, self.seed, self.lr = int(samples), int(seed), float(lr)
+
+    def __call__(self, iteration: int, policy: nn.Module) -> dict[str, float]:
+        if iteration % self.every:
+            return {}
+        rng = np.random.default_rng([self.seed, iteration])
+        real = cut_windows(self.real_tunes, self.length, self.samples, rng)
+        fake, _ = sample_seeded(
+            policy, self.samples, self.length, seed=self.seed + 7919 * iteration
+        )
+        metrics: dict[str, float] = {}
+        for name, term in self.terms.items():
+            cfg = DiscriminatorTrainConfig(
+                steps=self.steps, lr=self.lr, log_every=0, model=term.model.config, batch_size=128
+            )
+            figures = term.refresh(real, fake, self.steps, cfg, seed=self.seed + iteration)
+            metrics.update(
+                {f"critic/{name}/{k}": float(v) for k, v in figures.items() if _is_number(v)}
+            )
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        """The refreshed critics' weights, by term name (tensors only)."""
+        return {name: term.model.state_dict() for name, term in self.terms.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put the critics back as a saved run had refreshed them.
+
+        Raises:
+            ValueError: the saved terms are not this reward's discriminator terms.
+        """
+        if set(state) != set(self.terms):
+            raise ValueError(
+                f"the resume point holds refreshed critics {sorted(state)}, but this run's reward "
+                f"has discriminator terms {sorted(self.terms)}"
+            )
+        for name, term in self.terms.items():
+            term.model.load_state_dict(state[name])
+            term.sync()
+
+
 def refresh_hook(
     reward: CompositeReward,
     real_tunes: Sequence[np.ndarray],
@@ -40,7 +102,7 @@ def refresh_hook(
     samples: int,
     seed: int,
     lr: float = 1e-3,
-) -> Hook:
+) -> CriticRefresh:
     """A hook retraining every discriminator term of ``reward`` every ``every`` iterations.
 
     Args:
@@ -64,25 +126,7 @@ def refresh_hook(
         )
     if every < 1 or steps < 1:
         raise ValueError(f"critic_refresh needs every >= 1 and steps >= 1, got {every}, {steps}")
-
-    def hook(iteration: int, policy: nn.Module) -> dict[str, float]:
-        if iteration % every:
-            return {}
-        rng = np.random.default_rng([seed, iteration])
-        real = cut_windows(real_tunes, length, samples, rng)
-        fake, _ = sample_seeded(policy, samples, length, seed=seed + 7919 * iteration)
-        metrics: dict[str, float] = {}
-        for name, term in terms.items():
-            cfg = DiscriminatorTrainConfig(
-                steps=steps, lr=lr, log_every=0, model=term.model.config, batch_size=128
-            )
-            figures = term.refresh(real, fake, steps, cfg, seed=seed + iteration)
-            metrics.update(
-                {f"critic/{name}/{k}": float(v) for k, v in figures.items() if _is_number(v)}
-            )
-        return metrics
-
-    return hook
+    return CriticRefresh(terms, real_tunes, length, every, steps, samples, seed, lr)
 
 
 def _is_number(value: object) -> bool:

@@ -5,14 +5,19 @@
   early slip costs as much as a late one and the signal never waits for the end. The
   alternative ``shaping="potential"``: ``r_t = D_t - D_{t-1}`` (``D_{-1} = 1/2``), potential-based
   shaping whose return telescopes to ``D(whole) - 1/2``: only the whole composition's realism
-  counts (no double counting of prefixes), at the price of a noisier per-step signal. The
-  default is the one measured in issue 13 (a dense log D, weight 1).
+  counts (no double counting of prefixes), at the price of a noisier per-step signal. It
+  telescopes only *undiscounted*: at gamma < 1 the return from step t is ``sum_k gamma^k (D_{t+k}
+  - D_{t+k-1})``, a per-prefix reward again. So a potential-shaped term declares
+  ``required_gamma = 1`` and ``rlmusic finetune`` refuses it with any other ``algo.gamma``
+  (:meth:`rlmusic.rewards.composite.CompositeReward.check_discount`). The default is the one
+  measured in issue 13 (a dense log D, weight 1).
 * :class:`EnsembleReward` (dense): mean log-likelihood over K generators minus
   ``penalty * std``; :meth:`EnsembleReward.details` exposes the disagreement per step.
 * :class:`PreferenceReward`: ``shaping="last"`` (default) pays the Bradley-Terry utility of the
   whole composition on its last step (a sequence-level term: the model was trained on whole
   samples, so prefix scores are out of its distribution); ``shaping="potential"`` spreads the
-  same return over the steps as ``s_t - s_{t-1}`` (``s_{-1} = 0``).
+  same return over the steps as ``s_t - s_{t-1}`` (``s_{-1} = 0``), which again telescopes
+  only at gamma 1 (``required_gamma``).
 
 Every term runs under ``torch.no_grad`` on its ``device``; the factories at the bottom are what
 the reward registry's ``discriminator``, ``ensemble`` and ``preference`` entries call.
@@ -121,6 +126,8 @@ class DiscriminatorReward(_CNNTerm):
             )
         super().__init__(model, device, batch_size, precision)
         self.shaping = shaping
+        # potential differences sum to the whole piece's score only undiscounted
+        self.required_gamma = 1.0 if shaping == "potential" else None
 
     def __call__(self, tokens: np.ndarray) -> np.ndarray:
         logits = self.scores(tokens)  # (B, T)
@@ -175,6 +182,7 @@ class PreferenceReward(_CNNTerm):
         super().__init__(model, device, batch_size, precision)
         self.shaping = shaping
         self.sequence_level = shaping == "last"  # the composite skips it on unfinished prefixes
+        self.required_gamma = 1.0 if shaping == "potential" else None  # it telescopes only then
 
     def __call__(self, tokens: np.ndarray) -> np.ndarray:
         scores = self.scores(tokens)  # (B, T)

@@ -84,3 +84,27 @@ def frozen(module: nn.Module, copy: bool = False) -> nn.Module:
     for p in module.parameters():
         p.requires_grad_(False)
     return module
+
+
+@torch.no_grad()
+def fold_temperature(generator: nn.Module, temperature: float) -> nn.Module:
+    """Divide the output layer by ``temperature``: the model then *is* ``softmax(logits / T)``.
+
+    A policy trained from a tempered sampler is the tempered model: folding the temperature
+    into its weights before training makes acting, the PPO ratio, the KL and every later task
+    (which samples at temperature 1) see one and the same distribution.
+
+    Raises:
+        ValueError: a temperature <= 0, or a generator without a linear ``head``.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 to fold it into a policy, got {temperature}")
+    head = getattr(generator, "head", None)
+    if not isinstance(head, nn.Linear):
+        raise ValueError(
+            f"{type(generator).__name__} has no linear output layer `head` to fold into"
+        )
+    head.weight.div_(temperature)
+    if head.bias is not None:
+        head.bias.div_(temperature)
+    return generator

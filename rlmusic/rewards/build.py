@@ -10,6 +10,10 @@ from rlmusic.rewards.base import RewardError
 from rlmusic.rewards.composite import CompositeReward, WeightedTerm
 from rlmusic.rewards.registry import build_term, default_context
 
+# ``reward.prior.checkpoint: start`` (the presets' default): the prior is the model being tuned,
+# as it was before any update. Only the caller knows which model that is (``start_checkpoint``).
+START_MODEL = "start"
+
 
 def plain(node: Any) -> Any:
     """OmegaConf nodes -> plain containers (no-op for dicts and lists)."""
@@ -24,12 +28,19 @@ def plain(node: Any) -> Any:
 
 
 def build_reward(
-    cfg: Mapping[str, Any], encoding: MelodyEncoding, device: str = "cpu"
+    cfg: Mapping[str, Any],
+    encoding: MelodyEncoding,
+    device: str = "cpu",
+    start_checkpoint: str | None = None,
 ) -> CompositeReward:
     """Rules weighted ``1 / c``, the prior term with its weight, and the user's extra terms.
 
     Config keys: ``c``, ``tonic``, ``mode``, ``rules`` (names), ``rule_params`` (name -> kwargs),
     ``prior`` (``{checkpoint, weight}`` or null), ``extra`` (name -> ``{_target_ | name, weight, **kwargs}``).
+    ``prior.checkpoint: start`` is ``start_checkpoint``, the model a run starts from.
+
+    Raises:
+        RewardError: a bad value, or ``prior.checkpoint: start`` with no start model given.
     """
     cfg = plain(cfg) or {}
     c = float(cfg.get("c", 0.5))
@@ -53,7 +64,15 @@ def build_reward(
         terms.append(WeightedTerm(name, term, 1.0 / c))
     prior = cfg.get("prior")
     if prior and prior.get("checkpoint"):
-        term = build_term({"name": "prior", "checkpoint": prior["checkpoint"]}, context)
+        spec = str(prior["checkpoint"])
+        if spec == START_MODEL:
+            if start_checkpoint is None:
+                raise RewardError(
+                    "reward.prior.checkpoint=start names the model a run starts from, and there is "
+                    "none here: give a checkpoint (reward.prior.checkpoint=pretrained:note_lstm)"
+                )
+            spec = str(start_checkpoint)
+        term = build_term({"name": "prior", "checkpoint": spec}, context)
         terms.append(WeightedTerm("prior", term, float(prior.get("weight", 1.0))))
     for name, spec in (cfg.get("extra") or {}).items():
         spec = dict(spec or {})

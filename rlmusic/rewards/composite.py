@@ -111,5 +111,24 @@ class CompositeReward:
             total += shares[t.name]
         return total, shares
 
+    def check_discount(self, gamma: float) -> None:
+        """Refuse a discount that a term's shaping is not valid under.
+
+        A term may declare ``required_gamma`` (potential-based shaping telescopes to the whole
+        piece's score only at gamma 1; at gamma < 1 it silently becomes a per-prefix reward).
+
+        Raises:
+            RewardError: naming the term, its shaping's discount and the algorithm's.
+        """
+        for t in self.terms:
+            required = getattr(t.term, "required_gamma", None)
+            if required is not None and abs(float(gamma) - float(required)) > 1e-12:
+                raise RewardError(
+                    f"reward term {t.name!r} (shaping={getattr(t.term, 'shaping', '?')}) pays "
+                    f"potential differences, whose return is the whole piece's score only at "
+                    f"gamma {required:g}; this run has algo.gamma={gamma:g}: set algo.gamma="
+                    f"{required:g}, or use the term's default shaping"
+                )
+
     def __call__(self, tokens: np.ndarray) -> np.ndarray:
         return self.score(tokens)[0]

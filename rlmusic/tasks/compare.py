@@ -154,7 +154,12 @@ def run(cfg: DictConfig) -> CompareResult:
         held_out_openings(cfg, encoding, length), seed, n if wants_heldout else 0
     )
     log.info("held-out melodies: %d as the reference, %d as a column", len(reference), len(pool))
-    reward = build_reward(cfg.reward, encoding) if cfg.get("reward") else None
+    # a preset's prior "start" (the model a run starts from) is the comparison's prior here
+    reward = (
+        build_reward(cfg.reward, encoding, start_checkpoint=str(cfg.prior))
+        if cfg.get("reward")
+        else None
+    )
     settings = settings_from(cfg)
     columns = [
         load_column(name, spec, n, length, seed, encoding, pool, device)

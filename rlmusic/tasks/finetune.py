@@ -65,6 +65,8 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
         n_samples=int(cfg.n_samples),
         time_s=cfg.get("time_s"),
     )
+    # potential-shaped critics are valid only at the discount they telescope under
+    setup.reward.check_discount(float(cfg.algo.gamma))
     if int(cfg.critic_refresh.every) > 0:
         setup.hooks.append(_critic_refresh(cfg, setup))
     result = train(setup, OmegaConf.to_container(cfg.algo, resolve=True))

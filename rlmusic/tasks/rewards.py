@@ -18,9 +18,14 @@ def run(cfg: DictConfig) -> dict[str, str]:
     reward = cfg.get("reward")
     if reward is not None:
         prior = reward.get("prior")
+        described = "none"
+        if prior and prior.get("checkpoint"):
+            spec = str(prior.checkpoint)
+            if spec == "start":
+                spec = "start (the model a run starts from)"
+            described = f"{spec} (weight {float(prior.weight):g})"
         print(
             f"\nthis config's reward: rules {list(reward.rules)} weighted 1/c = {1 / reward.c:g}; "
-            f"prior: {prior.checkpoint + f' (weight {prior.weight:g})' if prior else 'none'}; "
-            f"extra: {list(reward.extra) or 'none'}"
+            f"prior: {described}; extra: {list(reward.extra) or 'none'}"
         )
     return terms

@@ -62,10 +62,16 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     )
     state_path = setup.run_dir / STATE_FILE
     resumed_from = None
+
+    def save_state() -> None:
+        # hooks that change the reward (a critic's refresh) are part of the resume point
+        hooks = [h.state_dict() if hasattr(h, "state_dict") else {} for h in setup.hooks]
+        atomic_torch_save({**trainer.state_dict(), "hooks": hooks}, state_path)
+
     if state_path.exists():
-        trainer.load_state_dict(
-            torch.load(state_path, map_location=setup.device, weights_only=True)
-        )
+        state = torch.load(state_path, map_location=setup.device, weights_only=True)
+        trainer.load_state_dict(state)
+        _load_hooks(setup.hooks, state.get("hooks", []), state_path)
         resumed_from = trainer.iteration
         log.info("resumed from %s at iteration %d", state_path, trainer.iteration)
     metrics_log = CSVLog(setup.run_dir, "iteration", resume_step=trainer.iteration)
@@ -87,7 +93,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
                 reward=f"{last['reward/total']:.1f}", kl=f"{last['kl/prior_per_token']:.2f}"
             )
         if trainer.iteration % checkpoint_every == 0:
-            atomic_torch_save(trainer.state_dict(), state_path)
+            save_state()
         if sample_every and trainer.iteration % sample_every == 0:
             write_midi_samples(
                 trainer.policy,
@@ -100,7 +106,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - started
-    atomic_torch_save(trainer.state_dict(), state_path)
+    save_state()
     metrics_log.close()
     info = {"algo": "batched", "iterations": trainer.iteration}
     tuned, final = finish_run(setup, trainer.policy, trainer.policy, info)
@@ -114,6 +120,20 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         metrics={**last, **final},
         extras={"trainer": trainer},
     )
+
+
+def _load_hooks(hooks: list[Any], states: list[dict[str, Any]], path: Any) -> None:
+    """Give each hook its saved state; a resume point of another set of hooks is an error."""
+    stateful = [h for h in hooks if hasattr(h, "load_state_dict")]
+    saved = [s for s in states if s]
+    if len(stateful) != len(saved):
+        raise ValueError(
+            f"{path} was saved with {len(saved)} stateful hook(s) (a critic refresh) and this run "
+            f"has {len(stateful)}: resume with the same critic_refresh settings, or use a new "
+            "output folder (hydra.run.dir)"
+        )
+    for hook, state in zip(stateful, saved):
+        hook.load_state_dict(state)
 
 
 def _progress(total: int, initial: int) -> Any:

@@ -6,11 +6,17 @@ One iteration reads top to bottom (cleanrl style):
    ``step`` (LSTM state / KV cache), keeping each token's log-probability.
 2. **Reward** — the reward composite scores all ``B x T`` steps in one call; the frozen prior
    scores them in one forward pass; the per-token KL ``log pi - log p_prior`` enters the reward
-   (``kl_mode=penalty``, RL Tuner / Ziegler et al.) or the loss as k3 (``kl_mode=loss``).
-3. **Advantages** — GAE with a value head on the generator's hidden state (``ppo``), or group
-   baselines without a critic (``grpo``, ``rloo``).
+   (``kl_mode=penalty``, RL Tuner / Ziegler et al.) or the loss (``kl_mode=loss``, an estimator
+   whose gradient is KL(pi || prior)'s: :func:`rlmusic.algos.kl.kl_loss`).
+3. **Advantages** — GAE with :class:`rlmusic.algos.value.ValueFunction` on the generator's
+   *detached* hidden state (``ppo``), or group baselines without a critic (``grpo``, ``rloo``).
 4. **Update** — a few epochs of clipped policy-gradient minibatches, one forward pass per
-   sequence per minibatch, gradient clipping; bf16 autocast on CUDA.
+   sequence per minibatch; the generator's and the value function's gradients are clipped and
+   stepped apart (the value loss never moves the generator); bf16 autocast on CUDA.
+
+``temperature`` != 1 is folded into the generator's output layer before the first update
+(:func:`rlmusic.models.base.fold_temperature`): the tempered model is the policy that acts, is
+trained, is held to the prior and is saved.
 """
 
 from __future__ import annotations
@@ -26,9 +32,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlmusic.algos.advantages import gae, group_advantages
-from rlmusic.algos.kl import check_kl_mode, kl_k3, make_kl_controller
+from rlmusic.algos.kl import (
+    check_kl_mode,
+    kl_k3,
+    kl_loss,
+    kl_penalty,
+    make_kl_controller,
+    token_log_probs,
+)
+from rlmusic.algos.value import ValueFunction, explained_variance
 from rlmusic.data.encoding import FIRST_PITCH_TOKEN
-from rlmusic.models.base import frozen, with_bos
+from rlmusic.models.base import fold_temperature, frozen, with_bos
 from rlmusic.models.sampling import sample_with_log_probs
 
 # tokens (B, T) int -> (total reward (B, T), {term name: (B, T)})
@@ -53,14 +67,14 @@ class BatchedConfig:
     kl_coef: float = 0.2  # beta: weight of KL(pi || prior) per token
     # beta on the pitch part of the KL (which pitch, given that a note is struck); None: kl_coef.
     # kl_coef then weighs only the event part (strike / hold / rest): see split_log_ratio.
-    # Applies to kl_mode=penalty; an adaptive kl_target moves kl_coef, not this one.
+    # Applies to kl_mode=penalty; an adaptive kl_target moves both betas by the same factor.
     kl_pitch_coef: float | None = None
     kl_target: float | None = None  # a number makes the coefficient adaptive (Ziegler et al.)
     kl_horizon: int = 100_000
     kl_mode: str = "penalty"  # penalty (per-token, in the reward) | loss (k3 in the loss)
     max_grad_norm: float = 1.0
     normalize_advantages: bool = True
-    temperature: float = 1.0
+    temperature: float = 1.0  # folded into the policy's output layer before the first update
 
     def __post_init__(self) -> None:
         if self.method not in ("ppo", "grpo", "rloo"):
@@ -70,59 +84,14 @@ class BatchedConfig:
             raise ValueError(
                 f"algo.batch_size={self.batch_size} must be a multiple of algo.group_size={self.group_size}"
             )
+        if self.kl_pitch_coef is not None and self.kl_mode != "penalty":
+            raise ValueError("algo.kl_pitch_coef splits the KL penalty: it needs kl_mode=penalty")
+        if self.temperature <= 0:
+            raise ValueError(f"algo.temperature must be > 0, got {self.temperature}")
         if self.batch_size % self.minibatch_size:
             raise ValueError(
                 f"algo.batch_size={self.batch_size} must be a multiple of algo.minibatch_size={self.minibatch_size}"
             )
-
-
-class ValueHead(nn.Module):
-    """A linear value on the generator's last hidden layer, started at zero."""
-
-    def __init__(self, hidden: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(hidden, 1)
-        nn.init.zeros_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.linear(hidden).squeeze(-1)  # (B, T)
-
-
-def token_log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    return F.log_softmax(logits.float(), dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-
-
-def split_log_ratio(
-    policy_logits: torch.Tensor, prior_logits: torch.Tensor, tokens: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split ``log pi(x_t) - log p(x_t)`` into an event part and a pitch part, each (B, T).
-
-    The event is what happens at the step: a note struck (any pitch token), NOTE_OFF or NO_EVENT.
-    For a struck pitch ``a``: ``log pi(a) / p(a) = log pi(strike) / p(strike) + log pi(a | strike)
-    / p(a | strike)``; a NOTE_OFF or NO_EVENT has no pitch part. The two add up to the whole log
-    ratio, so weighting them alike is the ordinary per-token KL; weighting the pitch part more
-    holds the melodic line (intervals, key) to the prior while the rhythm may move.
-
-    >>> logits = torch.tensor([[[0.0, 0.0, 1.0, 1.0]]])
-    >>> event, pitch = split_log_ratio(logits, torch.zeros(1, 1, 4), torch.tensor([[2]]))
-    >>> round(float(event + pitch), 4) == round(float(token_log_probs(logits, torch.tensor([[2]]))
-    ...     - token_log_probs(torch.zeros(1, 1, 4), torch.tensor([[2]]))), 4)
-    True
-    """
-    first = FIRST_PITCH_TOKEN
-
-    def parts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logp = F.log_softmax(logits.float(), dim=-1)  # (B, T, V)
-        strike = torch.logsumexp(logp[..., first:], dim=-1)  # log P(a pitch is struck)
-        token = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-        is_pitch = tokens >= first
-        event = torch.where(is_pitch, strike, token)
-        return event, torch.where(is_pitch, token - strike, torch.zeros_like(token))
-
-    policy_event, policy_pitch = parts(policy_logits)
-    prior_event, prior_pitch = parts(prior_logits)
-    return policy_event - prior_event, policy_pitch - prior_pitch
 
 
 class BatchedTrainer:
@@ -142,17 +111,17 @@ class BatchedTrainer:
         self.policy = policy.to(self.device)
         self.prior = frozen(prior if prior is not None else policy, copy=prior is None)
         self.prior.to(self.device)
-        hidden = self._hidden_size()
-        self.value_head = ValueHead(hidden).to(self.device)
+        if config.temperature != 1.0:
+            fold_temperature(self.policy, config.temperature)  # after the prior's copy
+        self.value_fn = ValueFunction(self._hidden_size(), config.length).to(self.device)
         self.reward_fn = reward_fn
-        self.optimizer = torch.optim.Adam(
-            [
-                {"params": self.policy.parameters(), "lr": config.lr},
-                {"params": self.value_head.parameters(), "lr": config.value_lr},
-            ],
-            eps=1e-5,
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.lr, eps=1e-5)
+        self.value_optimizer = torch.optim.Adam(
+            self.value_fn.parameters(), lr=config.value_lr, eps=1e-5
         )
-        self.kl = make_kl_controller(config.kl_coef, config.kl_target, config.kl_horizon)
+        self.kl = make_kl_controller(
+            config.kl_coef, config.kl_target, config.kl_horizon, config.kl_pitch_coef
+        )
         self.rng = torch.Generator(device=self.device).manual_seed(seed)
         self.minibatch_rng = np.random.default_rng(seed)
         self.iteration = 0
@@ -174,29 +143,38 @@ class BatchedTrainer:
         cfg = self.config
         started = time.perf_counter()
         self.policy.eval()
+        # temperature 1: a configured temperature is already folded into the policy
         tokens, old_logp = sample_with_log_probs(
-            self.policy, cfg.batch_size, cfg.length, self.rng, cfg.temperature, self.device
+            self.policy, cfg.batch_size, cfg.length, self.rng, 1.0, self.device
         )
         sampled = time.perf_counter()
         reward_np, terms = self.reward_fn(tokens.cpu().numpy())
         task_reward = torch.as_tensor(reward_np, dtype=torch.float32, device=self.device)
+        positions = torch.arange(cfg.length, device=self.device).expand(cfg.batch_size, -1)
+        split = cfg.kl_mode == "penalty" and self.kl.pitch_coef is not None
         with torch.no_grad():
             prior_logits, _ = self._forward(self.prior, tokens)
             prior_logp = token_log_probs(prior_logits, tokens)
             # the policy's own pass is needed only by the critic and the split KL
-            if cfg.method == "ppo" or cfg.kl_pitch_coef is not None:
+            if cfg.method == "ppo" or split:
                 policy_logits, hidden = self._forward(self.policy, tokens)
-                old_values = self.value_head(hidden.float())
+                old_values = self.value_fn(hidden.float(), positions)
         kl_per_token = old_logp - prior_logp  # (B, T), its mean estimates KL(pi || prior)
-        beta = self.kl.coef
-        if cfg.kl_pitch_coef is None:
-            penalty = beta * kl_per_token
-        else:
-            event_kl, pitch_kl = split_log_ratio(policy_logits, prior_logits, tokens)
-            penalty = beta * event_kl + cfg.kl_pitch_coef * pitch_kl
-        rewards = task_reward - penalty if cfg.kl_mode == "penalty" else task_reward
+        beta, pitch_beta = self.kl.coef, self.kl.pitch_coef
+        rewards = task_reward
+        if cfg.kl_mode == "penalty":
+            penalty = kl_penalty(
+                kl_per_token,
+                beta,
+                pitch_beta,
+                policy_logits if split else None,
+                prior_logits if split else None,
+                tokens if split else None,
+            )
+            rewards = task_reward - penalty
         if cfg.method == "ppo":
             advantages, returns = gae(rewards, old_values, cfg.gamma, cfg.gae_lambda)
+            self.value_fn.update_statistics(returns)  # PopArt: predictions unchanged
         else:
             advantages = group_advantages(rewards, cfg.group_size, cfg.gamma, cfg.method)
             returns = advantages
@@ -206,8 +184,10 @@ class BatchedTrainer:
         # dropout stays off: the ratio must compare the same function that sampled the tokens
         self.policy.eval()
         stats: dict[str, list[float]] = {
-            k: [] for k in ("pg", "vf", "entropy", "k3", "clipfrac", "approx_kl")
+            k: [] for k in ("pg", "vf", "entropy", "k3", "clipfrac", "approx_kl", "grad_norm")
         }
+        policy_params = list(self.policy.parameters())
+        value_params = list(self.value_fn.parameters())
         for _ in range(cfg.epochs):
             order = torch.as_tensor(
                 self.minibatch_rng.permutation(cfg.batch_size), device=self.device
@@ -224,24 +204,27 @@ class BatchedTrainer:
                     ratio * adv, ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range) * adv
                 ).mean()
                 entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
-                k3 = kl_k3(logp, prior_logp[idx]).mean()
                 loss = pg_loss - cfg.ent_coef * entropy
                 if cfg.kl_mode == "loss":
-                    loss = loss + beta * k3
+                    loss = loss + beta * kl_loss(logp, prior_logp[idx], old_logp[idx]).mean()
                 if cfg.method == "ppo":
-                    vf_loss = F.mse_loss(self.value_head(hidden.float()), returns[idx])
+                    # detached hidden state: this loss reaches only the value function
+                    vf_loss = self.value_fn.loss(hidden.float(), positions[idx], returns[idx])
                     loss = loss + cfg.vf_coef * vf_loss
                     stats["vf"].append(vf_loss.item())
                 self.optimizer.zero_grad(set_to_none=True)
+                self.value_optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(
-                    list(self.policy.parameters()) + list(self.value_head.parameters()),
-                    cfg.max_grad_norm,
-                )
+                # apart: a large value gradient must not shrink the policy's step
+                grad_norm = nn.utils.clip_grad_norm_(policy_params, cfg.max_grad_norm)
                 self.optimizer.step()
+                if cfg.method == "ppo":
+                    nn.utils.clip_grad_norm_(value_params, cfg.max_grad_norm)
+                    self.value_optimizer.step()
+                stats["grad_norm"].append(float(grad_norm))
                 stats["pg"].append(pg_loss.item())
                 stats["entropy"].append(entropy.item())
-                stats["k3"].append(k3.item())
+                stats["k3"].append(kl_k3(logp.detach(), prior_logp[idx]).mean().item())
                 stats["clipfrac"].append(((ratio - 1).abs() > cfg.clip_range).float().mean().item())
                 stats["approx_kl"].append(((ratio - 1) - log_ratio).mean().item())
         self.iteration += 1
@@ -262,36 +245,56 @@ class BatchedTrainer:
             "losses/k3": float(np.mean(stats["k3"])),
             "losses/clipfrac": float(np.mean(stats["clipfrac"])),
             "losses/approx_kl": float(np.mean(stats["approx_kl"])),
+            "losses/grad_norm": float(np.mean(stats["grad_norm"])),
             "charts/tokens_per_s": cfg.batch_size * cfg.length / elapsed,
             "charts/rollout_s": sampled - started,
             "charts/iteration_s": elapsed,
         }
+        if self.kl.pitch_coef is not None:
+            metrics["kl/pitch_coef"] = float(self.kl.pitch_coef)
         if stats["vf"]:
             metrics["losses/value"] = float(np.mean(stats["vf"]))
+            metrics["losses/explained_variance"] = explained_variance(old_values, returns)
         return metrics
 
     # ---- state for checkpoints and exact resume ----------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "policy": self.policy.state_dict(),
-            "value_head": self.value_head.state_dict(),
+            "value_fn": self.value_fn.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "value_optimizer": self.value_optimizer.state_dict(),
             "kl_coef": torch.tensor(self.kl.coef, dtype=torch.float64),
             "iteration": torch.tensor(self.iteration),
             "rng": self.rng.get_state(),
             "minibatch_rng": self.minibatch_rng.bit_generator.state,  # plain dict of ints
             "config": asdict(self.config),
         }
+        if self.kl.pitch_coef is not None:
+            state["kl_pitch_coef"] = torch.tensor(self.kl.pitch_coef, dtype=torch.float64)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "value_fn" not in state:
+            raise ValueError(
+                "this trainer state was written by an older release (a value head shared with "
+                "the generator): start the run again in a new output folder (hydra.run.dir)"
+            )
         self.policy.load_state_dict(state["policy"])
-        self.value_head.load_state_dict(state["value_head"])
+        self.value_fn.load_state_dict(state["value_fn"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.value_optimizer.load_state_dict(state["value_optimizer"])
         # the config is the source of truth: a resume allowed to change the learning rates
         # (allow_config_change=true) trains with the new ones, not the saved optimizer's
-        for group, lr in zip(self.optimizer.param_groups, (self.config.lr, self.config.value_lr)):
-            group["lr"] = lr
+        for optimizer, lr in (
+            (self.optimizer, self.config.lr),
+            (self.value_optimizer, self.config.value_lr),
+        ):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
         self.kl.coef = float(state["kl_coef"])
+        if "kl_pitch_coef" in state:
+            self.kl.pitch_coef = float(state["kl_pitch_coef"])
         self.iteration = int(state["iteration"])
         self.rng.set_state(state["rng"])
         self.minibatch_rng.bit_generator.state = state["minibatch_rng"]

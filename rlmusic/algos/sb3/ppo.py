@@ -1,19 +1,30 @@
 """``algo=ppo``: stable-baselines3's PPO with the pretrained generator as the policy.
 
-The policy is :class:`rlmusic.algos.sb3.ppo_policy.GeneratorPolicy` (actor = the generator's next-token
-softmax, critic = a zero-initialised linear value head on its last hidden layer), trained on
-a ``DummyVecEnv`` of ``algo.n_envs`` :class:`~rlmusic.envs.composition.CompositionEnv`.
+The policy is :class:`rlmusic.algos.sb3.ppo_policy.GeneratorPolicy` (actor = the generator's
+next-token softmax; critic = :class:`rlmusic.algos.value.ValueFunction` on its *detached* hidden
+state, with its own optimizer and normalised targets), trained on a ``DummyVecEnv`` of
+``algo.n_envs`` :class:`~rlmusic.envs.composition.CompositionEnv`. :meth:`GeneratorPPO.train` is
+PPO's clipped update with the value function kept apart: the generator's gradient and the
+value function's are clipped one by one, so value regression never steers the generator.
 
-KL control against the frozen prior (``reward.prior.checkpoint``), ``algo.kl_mode``:
+KL control against the frozen reference (the start model unless ``reward.prior.checkpoint``
+names another), ``algo.kl_mode``:
 
-- ``prior_reward`` (RL Tuner): the prior term stays in the environment's reward, ``r = log
-  p_prior(a|s) + r_MT / c``; PPO maximises it as it is.
-- ``penalty``: the environment's reward is the composite without the prior, and after each
-  rollout :class:`GeneratorPPO` subtracts ``beta * (log pi(a|s) - log p_prior(a|s))`` from every
-  step's reward (``log pi`` as sampled, ``log p_prior`` from one batched pass of the prior over
-  the rollout) and recomputes returns and advantages. ``beta = algo.kl_coef`` (null: the prior
-  term's weight); ``algo.kl_target`` makes it adaptive (Ziegler et al. 2019). The rollout's
-  own KL is logged in both modes (``kl/rollout_per_token``).
+- ``penalty`` (the default; KL control as in Ziegler et al. 2019 and every RLHF library): the
+  environment's reward is the task reward, and after each rollout :class:`GeneratorPPO`
+  subtracts ``beta * (log pi(a|s) - log p_prior(a|s))`` from every step's reward (``log pi`` as
+  sampled, ``log p_prior`` from one batched pass of the prior over the rollout) and recomputes
+  returns and advantages. ``algo.kl_pitch_coef`` splits it into an event part (strike / hold /
+  rest, weighted ``beta``) and a pitch part (weighted ``kl_pitch_coef``), as the batched
+  trainer does. ``beta = algo.kl_coef`` (null: the prior's weight); ``algo.kl_target`` makes
+  both betas adaptive.
+- ``prior_reward`` (RL Tuner's objective): the prior term stays in the environment's reward,
+  ``r = w log p_prior(a|s) + r_task``. That is the KL-penalised reward ``r_task - w (log pi -
+  log p_prior)`` *plus* ``w log pi``: KL control with an entropy *penalty* of weight ``w``, which
+  pushes the policy towards the prior's single most likely token (a held note, for the shipped
+  prior). Kept to reproduce the paper.
+
+The rollout's own KL is logged in both modes (``kl/rollout_per_token``).
 
 Run folder and resume: :mod:`rlmusic.algos.sb3.common` (``tuned.safetensors``, ``model.zip``,
 ``resume.pt``, ``progress.csv``, ``tb/``, ``samples/``).
@@ -22,6 +33,7 @@ Run folder and resume: :mod:`rlmusic.algos.sb3.common` (``tuned.safetensors``, `
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,14 +47,15 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
-from rlmusic.algos.kl import check_kl_mode, make_kl_controller
+from rlmusic.algos.kl import check_kl_mode, kl_penalty, make_kl_controller, token_log_probs
 from rlmusic.algos.sb3.common import RunSettings, finish, learn
-from rlmusic.algos.sb3.positions import position_logits
+from rlmusic.algos.sb3.positions import position_logits, position_outputs
 from rlmusic.algos.sb3.ppo_policy import GeneratorPolicy, generator_policy_kwargs
 from rlmusic.algos.setup import FinetuneResult, FinetuneSetup
+from rlmusic.algos.value import explained_variance
 
 log = logging.getLogger(__name__)
-KL_MODES = ("prior_reward", "penalty")  # see rlmusic.algos.kl.KL_MODES
+KL_MODES = ("penalty", "prior_reward")  # see rlmusic.algos.kl.KL_MODES
 PPO_KEYS = (
     "learning_rate",
     "n_steps",
@@ -60,14 +73,15 @@ PPO_KEYS = (
 
 
 class GeneratorPPO(PPO):
-    """SB3 PPO with KL control against a frozen prior (see the module doc).
+    """SB3 PPO with KL control against a frozen prior and a value function kept apart (module doc).
 
     Args:
         policy: the policy class (:class:`GeneratorPolicy`).
         env: the vectorised composition environments.
-        kl_mode: ``prior_reward`` (the prior is in the env reward) | ``penalty`` (added here).
-        kl_coef: beta of the penalty.
-        kl_target: a per-token KL target that makes beta adaptive (``penalty`` only).
+        kl_mode: ``penalty`` (added here) | ``prior_reward`` (the prior is in the env reward).
+        kl_coef: beta of the penalty (with ``kl_pitch_coef``: of its event part).
+        kl_pitch_coef: beta of the penalty's pitch part (None: the KL is not split).
+        kl_target: a per-token KL target that makes the betas adaptive (``penalty`` only).
         kl_horizon: tokens over which the adaptive controller makes a full correction.
         prior: the frozen prior (required by ``penalty``; with ``prior_reward`` only for logging).
         **kwargs: SB3 PPO's arguments.
@@ -80,20 +94,25 @@ class GeneratorPPO(PPO):
         self,
         policy: type[GeneratorPolicy],
         env: VecEnv,
-        kl_mode: str = "prior_reward",
+        kl_mode: str = "penalty",
         kl_coef: float = 0.0,
+        kl_pitch_coef: float | None = None,
         kl_target: float | None = None,
         kl_horizon: int = 100_000,
         prior: nn.Module | None = None,
         **kwargs: Any,
     ) -> None:
         check_kl_mode(kl_mode, "ppo", KL_MODES)
-        if kl_mode == "penalty" and prior is None:
+        loading = not kwargs.get("_init_setup_model", True)  # SB3's load: the prior is set after
+        if kl_mode == "penalty" and prior is None and not loading:
             raise ValueError("algo.kl_mode=penalty needs a prior to measure log p_prior against")
-        if kl_target is not None and kl_mode != "penalty":
-            raise ValueError("algo.kl_target adapts the penalty's beta: it needs kl_mode=penalty")
+        if kl_mode != "penalty" and (kl_target is not None or kl_pitch_coef is not None):
+            raise ValueError(
+                "algo.kl_target and algo.kl_pitch_coef shape the KL penalty: they need "
+                "algo.kl_mode=penalty"
+            )
         self.kl_mode = kl_mode
-        self.kl = make_kl_controller(float(kl_coef), kl_target, int(kl_horizon))
+        self.kl = make_kl_controller(float(kl_coef), kl_target, int(kl_horizon), kl_pitch_coef)
         self.prior = prior
         super().__init__(policy, env, **kwargs)
 
@@ -106,18 +125,17 @@ class GeneratorPPO(PPO):
     def kl_coef(self, value: float) -> None:
         self.kl.coef = float(value)
 
+    @property
+    def kl_pitch_coef(self) -> float | None:
+        """The pitch part's current beta (None: unsplit; saved in resume points)."""
+        return self.kl.pitch_coef
+
+    @kl_pitch_coef.setter
+    def kl_pitch_coef(self, value: float | None) -> None:
+        self.kl.pitch_coef = None if value is None else float(value)
+
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "prior", "kl"]
-
-    def _update_learning_rate(
-        self, optimizers: list[torch.optim.Optimizer] | torch.optim.Optimizer
-    ) -> None:
-        """SB3's schedule, times each parameter group's ``lr_scale`` (the value head's own lr)."""
-        lr = self.lr_schedule(self._current_progress_remaining)
-        self.logger.record("train/learning_rate", lr)
-        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def collect_rollouts(
         self,
@@ -133,32 +151,130 @@ class GeneratorPPO(PPO):
         return True
 
     @torch.no_grad()
-    def rollout_log_prior(self, buffer: RolloutBuffer, chunk: int = 1024) -> np.ndarray:
-        """log p_prior(a_t | s_t) for every step of the rollout -> (n_steps, n_envs)."""
+    def rollout_logits(
+        self, generator: nn.Module, buffer: RolloutBuffer, chunk: int = 1024
+    ) -> torch.Tensor:
+        """``generator``'s next-token logits at every step of the rollout -> (n_steps, n_envs, V)."""
         obs = torch.as_tensor(buffer.observations, device=self.device)
         obs = obs.reshape(-1, obs.shape[-1])  # (N, length + 1)
-        actions = torch.as_tensor(buffer.actions, device=self.device).long().reshape(-1, 1)
         length = obs.shape[-1] - 1
-        out = []
-        for i in range(0, len(obs), chunk):
-            logits = position_logits(self.prior, obs[i : i + chunk], length)  # (n, V)
-            out.append(torch.log_softmax(logits, -1).gather(1, actions[i : i + chunk])[:, 0])
-        return torch.cat(out).cpu().numpy().reshape(buffer.rewards.shape)
+        logits = [
+            position_logits(generator, obs[i : i + chunk], length)
+            for i in range(0, len(obs), chunk)
+        ]
+        return torch.cat(logits).reshape(*buffer.rewards.shape, -1)
+
+    def rollout_log_prior(self, buffer: RolloutBuffer) -> np.ndarray:
+        """log p_prior(a_t | s_t) for every step of the rollout -> (n_steps, n_envs)."""
+        actions = (
+            torch.as_tensor(buffer.actions, device=self.device).long().reshape(buffer.rewards.shape)
+        )
+        return token_log_probs(self.rollout_logits(self.prior, buffer), actions).cpu().numpy()
 
     def _kl_control(self, buffer: RolloutBuffer) -> None:
         """Log the rollout's KL; with ``penalty`` subtract it from the rewards and redo GAE."""
-        kl = buffer.log_probs - self.rollout_log_prior(buffer)  # (n_steps, n_envs)
-        beta = self.kl.coef
+        actions = (
+            torch.as_tensor(buffer.actions, device=self.device).long().reshape(buffer.rewards.shape)
+        )
+        prior_logits = self.rollout_logits(self.prior, buffer)
+        log_ratio = torch.as_tensor(buffer.log_probs, device=self.device) - token_log_probs(
+            prior_logits, actions
+        )  # (n_steps, n_envs): log pi - log p_prior at the sampled notes
+        kl = log_ratio.cpu().numpy()
         if self.kl_mode == "penalty":
-            buffer.rewards -= (beta * kl).astype(np.float32)
+            split = self.kl.pitch_coef is not None
+            penalty = kl_penalty(
+                log_ratio,
+                self.kl.coef,
+                self.kl.pitch_coef,
+                self.rollout_logits(self.policy.generator, buffer) if split else None,
+                prior_logits if split else None,
+                actions if split else None,
+            )
+            buffer.rewards -= penalty.cpu().numpy().astype(np.float32)
             # SB3 computed returns and advantages inside collect_rollouts; redo them with the
             # penalised rewards (last values and dones are what collect_rollouts used)
             with torch.no_grad():
                 last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device))
             buffer.compute_returns_and_advantage(last_values, self._last_episode_starts)
+            self.logger.record("kl/coef", self.kl.coef)
+            if split:
+                self.logger.record("kl/pitch_coef", self.kl.pitch_coef)
             self.kl.update(float(kl.mean()), kl.size)
         self.logger.record("kl/rollout_per_token", float(kl.mean()))
-        self.logger.record("kl/coef", beta)
+
+    def train(self) -> None:
+        """PPO's clipped update on the rollout; the value function learns beside it, apart.
+
+        SB3's ``PPO.train`` sums the value loss into the policy's loss and clips one gradient
+        norm over both; here the value function reads a detached hidden state and has its own
+        optimizer and clip, so ``vf_coef`` and the returns' scale cannot touch the generator's
+        step. Before the epochs the value targets' running statistics move (PopArt).
+        """
+        policy: GeneratorPolicy = self.policy
+        policy.set_training_mode(True)
+        self._update_learning_rate(policy.optimizer)
+        clip_range = float(self.clip_range(self._current_progress_remaining))
+        buffer = self.rollout_buffer
+        policy.value_fn.update_statistics(torch.as_tensor(buffer.returns, device=self.device))
+        length = policy.length
+        stats: dict[str, list[float]] = defaultdict(list)
+        generator_params = list(policy.generator.parameters())
+        value_params = list(policy.value_fn.parameters())
+        stop = False
+        for _ in range(self.n_epochs):
+            for batch in buffer.get(self.batch_size):
+                actions = batch.actions.long().flatten()
+                logits, hidden = position_outputs(policy.generator, batch.observations, length)
+                log_all = torch.log_softmax(logits, -1)  # (B, V)
+                log_prob = log_all.gather(1, actions[:, None])[:, 0]
+                entropy = -(log_all.exp() * log_all).sum(-1)
+                advantages = batch.advantages
+                if self.normalize_advantage and len(advantages) > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                log_ratio = log_prob - batch.old_log_prob
+                ratio = log_ratio.exp()
+                policy_loss = -torch.min(
+                    advantages * ratio, advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
+                ).mean()
+                with torch.no_grad():
+                    approx_kl = float(((ratio - 1) - log_ratio).mean())
+                if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
+                    stop = True  # SB3's early stop: this minibatch is not applied
+                    break
+                positions = batch.observations[:, length]
+                value_loss = policy.value_fn.loss(hidden, positions, batch.returns)
+                loss = policy_loss - self.ent_coef * entropy.mean() + self.vf_coef * value_loss
+                policy.optimizer.zero_grad(set_to_none=True)
+                policy.value_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                stats["grad_norm"].append(
+                    float(nn.utils.clip_grad_norm_(generator_params, self.max_grad_norm))
+                )
+                nn.utils.clip_grad_norm_(value_params, self.max_grad_norm)
+                policy.optimizer.step()
+                policy.value_optimizer.step()
+                stats["policy_gradient_loss"].append(policy_loss.item())
+                stats["value_loss"].append(value_loss.item())
+                stats["entropy"].append(entropy.mean().item())
+                stats["approx_kl"].append(approx_kl)
+                stats["clip_fraction"].append(
+                    float(((ratio - 1).abs() > clip_range).float().mean())
+                )
+            self._n_updates += 1
+            if stop:
+                break
+        values = torch.as_tensor(buffer.values)
+        returns = torch.as_tensor(buffer.returns)
+        for key, value in stats.items():
+            self.logger.record(f"train/{key}", float(np.mean(value)))
+        self.logger.record("train/entropy_loss", -float(np.mean(stats["entropy"] or [0.0])))
+        # the rollout's values (before this update) against its returns, as SB3 logs it
+        self.logger.record("train/explained_variance", explained_variance(values, returns))
+        self.logger.record("train/value_mean", float(policy.value_fn.mean))
+        self.logger.record("train/value_std", float(policy.value_fn.std))
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
 
 
 def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
@@ -179,7 +295,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     if kl_coef is None:
         kl_coef = reference.weight
     if not reference.configured:
-        log.warning("no prior in the reward: KL is measured against the start model")
+        log.warning("the reward names no prior: KL to the start model is measured, not paid")
     env_reward = setup.env_reward() if kl_mode == "prior_reward" else setup.reward
 
     def make_env() -> Monitor:
@@ -191,6 +307,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         env,
         kl_mode=kl_mode,
         kl_coef=float(kl_coef),
+        kl_pitch_coef=algo.get("kl_pitch_coef"),
         kl_target=algo["kl_target"],
         kl_horizon=int(algo["kl_horizon"]),
         prior=reference.generator,

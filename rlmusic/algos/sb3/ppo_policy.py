@@ -4,8 +4,9 @@ An observation of :class:`rlmusic.envs.composition.CompositionEnv` is ``tokens (
 ``vocab_size`` (the generators' BOS token) followed by the position ``t``. The action
 distribution is the generator's softmax at position ``t`` of ``[BOS, tokens[:t]]``
 (:func:`rlmusic.algos.sb3.positions.position_outputs`), so at the start the policy is exactly
-the pretrained model; the value is a linear head, zero at the start, on the generator's last
-hidden layer at the same position.
+the pretrained model. The value is :class:`rlmusic.algos.value.ValueFunction`: an MLP on the
+generator's last hidden layer at the same position, **detached**, with its own optimizer and
+PopArt-normalised targets, so no value gradient ever moves the generator.
 
 The policy is built from the generator's architecture name and config dict (plain JSON values in
 ``policy_kwargs``), never from a pickled module: SB3's ``PPO.load`` rebuilds it from ``model.zip``
@@ -27,6 +28,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from rlmusic.algos.sb3.positions import check_same_generator, check_vocabulary, position_outputs
+from rlmusic.algos.value import ValueFunction
 from rlmusic.models.checkpoint import build_model, unwrap
 
 
@@ -35,7 +37,7 @@ def generator_policy_kwargs(generator: nn.Module, value_lr: float | None = None)
 
     Args:
         generator: a NoteLSTM or MusicTransformer (anything in ``models.ARCHITECTURES``).
-        value_lr: the value head's learning rate (None: the same as the generator's).
+        value_lr: the value function's learning rate (None: the same as the generator's).
     """
     model = unwrap(generator)
     kwargs: dict[str, Any] = {
@@ -48,13 +50,14 @@ def generator_policy_kwargs(generator: nn.Module, value_lr: float | None = None)
 
 
 class GeneratorPolicy(ActorCriticPolicy):
-    """Actor = a generator's next-token distribution; critic = a linear value head on its hidden state.
+    """Actor = a generator's next-token distribution; critic = a value MLP on its detached hidden state.
 
     The generator stays in eval mode even while SB3 trains (dropout off), so the PPO ratio
-    compares the same function that sampled the rollout. The optimizer has two parameter
-    groups, the generator's and the value head's; the value group carries ``lr_scale =
-    value_lr / lr`` so a learning-rate schedule (see :class:`rlmusic.algos.sb3.ppo.GeneratorPPO`)
-    keeps the two in proportion.
+    compares the same function that sampled the rollout. Two optimizers: ``optimizer`` holds
+    only the generator (SB3's learning-rate schedule moves it), ``value_optimizer`` only the
+    value function (at ``value_lr``); :class:`rlmusic.algos.sb3.ppo.GeneratorPPO` clips each
+    gradient on its own, so the value loss can neither flow into the generator nor shrink its
+    step through a shared gradient norm.
 
     Args:
         observation_space: the env's ``Box`` of ``length + 1`` integers.
@@ -62,7 +65,7 @@ class GeneratorPolicy(ActorCriticPolicy):
         lr_schedule: SB3's learning-rate schedule (its value at progress 1 starts Adam).
         generator_arch: ``lstm`` | ``transformer``.
         generator_config: the architecture's config fields (``asdict`` of its config).
-        value_lr: the value head's learning rate; None: the generator's.
+        value_lr: the value function's learning rate; None: the generator's.
         use_sde: must be False (SB3 passes it to every on-policy policy).
         optimizer_class: the optimizer (Adam).
         optimizer_kwargs: its extra arguments (default ``eps=1e-5`` for Adam, as SB3).
@@ -105,25 +108,20 @@ class GeneratorPolicy(ActorCriticPolicy):
         )
 
     def _build(self, lr_schedule: Schedule) -> None:
-        """The generator, the value head and one optimizer over both (replaces the MLP heads)."""
+        """The generator, the value function and an optimizer for each (replaces the MLP heads)."""
         self.generator = build_model(self.generator_arch, self.generator_config)
         self.generator.eval()
         probe = torch.full((1, 1), int(self.generator.bos_token), dtype=torch.long)
         with torch.no_grad():
             hidden_size = self.generator.forward_with_hidden(probe)[1].shape[-1]
-        self.value_head = nn.Linear(hidden_size, 1)
-        # zero: the critic starts neutral and the first advantages are the returns themselves
-        nn.init.zeros_(self.value_head.weight)
-        nn.init.zeros_(self.value_head.bias)
+        self.value_fn = ValueFunction(hidden_size, self.length)
         lr = float(lr_schedule(1))
-        value_lr = lr if self.value_lr is None else self.value_lr
-        scale = value_lr / lr if lr > 0 else 1.0
         self.optimizer = self.optimizer_class(
-            [
-                {"params": list(self.generator.parameters()), "lr": lr, "lr_scale": 1.0},
-                {"params": list(self.value_head.parameters()), "lr": value_lr, "lr_scale": scale},
-            ],
-            lr=lr,
+            self.generator.parameters(), lr=lr, **self.optimizer_kwargs
+        )
+        self.value_optimizer = self.optimizer_class(
+            self.value_fn.parameters(),
+            lr=lr if self.value_lr is None else self.value_lr,
             **self.optimizer_kwargs,
         )
 
@@ -141,33 +139,34 @@ class GeneratorPolicy(ActorCriticPolicy):
         super().set_training_mode(mode)
         self.generator.eval()  # dropout off: the PPO ratio must compare the sampling function
 
-    def _outputs(self, obs: torch.Tensor) -> tuple[CategoricalDistribution, torch.Tensor]:
+    def outputs(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits (B, V), the generator's hidden state (B, H) and the values (B,)."""
         logits, hidden = position_outputs(self.generator, obs, self.length)  # (B, V), (B, H)
-        distribution = self.action_dist.proba_distribution(action_logits=logits)
-        return distribution, self.value_head(hidden)  # values (B, 1)
+        return logits, hidden, self.value_fn(hidden, obs[:, self.length])
 
     def forward(
         self, obs: torch.Tensor, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Actions (B,), values (B, 1) and the actions' log-probabilities (B,): one forward pass."""
-        distribution, values = self._outputs(obs)
+        logits, _, values = self.outputs(obs)
+        distribution = self.action_dist.proba_distribution(action_logits=logits)
         actions = distribution.get_actions(deterministic=deterministic)
-        return actions, values, distribution.log_prob(actions)
+        return actions, values[:, None], distribution.log_prob(actions)
 
     def evaluate_actions(
         self, obs: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Values (B, 1), log pi(actions) (B,) and the exact entropy (B,) for PPO's loss."""
-        distribution, values = self._outputs(obs)
-        return values, distribution.log_prob(actions.reshape(-1)), distribution.entropy()
+        logits, _, values = self.outputs(obs)
+        distribution = self.action_dist.proba_distribution(action_logits=logits)
+        return values[:, None], distribution.log_prob(actions.reshape(-1)), distribution.entropy()
 
     def get_distribution(self, obs: torch.Tensor) -> CategoricalDistribution:
         logits, _ = position_outputs(self.generator, obs, self.length)
         return self.action_dist.proba_distribution(action_logits=logits)
 
     def predict_values(self, obs: torch.Tensor) -> torch.Tensor:
-        _, hidden = position_outputs(self.generator, obs, self.length)
-        return self.value_head(hidden)
+        return self.outputs(obs)[2][:, None]
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self.get_distribution(observation).get_actions(deterministic=deterministic)

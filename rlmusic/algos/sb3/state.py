@@ -39,7 +39,7 @@ from rlmusic.models.checkpoint import atomic_torch_save, read_torch_file
 
 RESUME_FILE = "resume.pt"
 RESUME_FORMAT = "rlmusic-sb3-resume"
-RESUME_VERSION = 1
+RESUME_VERSION = 2  # 2: every optimizer of the policy (the value function has its own)
 # SB3 (and our subclasses') attributes that change while learning; saved when the model has them
 COUNTERS = (
     "num_timesteps",
@@ -48,8 +48,11 @@ COUNTERS = (
     "_current_progress_remaining",
     "_n_calls",  # DQN: target updates happen every target_update_interval calls
     "exploration_rate",  # DQN: epsilon used by the next step, set after the previous one
-    "kl_coef",  # GeneratorPPO: adaptive KL coefficient
+    "kl_coef",  # GeneratorPPO: adaptive KL coefficient ...
+    "kl_pitch_coef",  # ... and its pitch part's
 )
+# the policy's optimizers (GeneratorPolicy: the generator's and the value function's)
+OPTIMIZERS = ("optimizer", "value_optimizer")
 BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
@@ -144,7 +147,11 @@ def save_resume(model: BaseAlgorithm, path: Path, run: dict[str, Any]) -> None:
         "version": RESUME_VERSION,
         "run": dict(run),
         "policy": model.policy.state_dict(),
-        "optimizer": model.policy.optimizer.state_dict(),
+        "optimizers": {
+            name: getattr(model.policy, name).state_dict()
+            for name in OPTIMIZERS
+            if hasattr(model.policy, name)
+        },
         "counters": {k: getattr(model, k) for k in COUNTERS if hasattr(model, k)},
         "last_obs": torch.as_tensor(np.asarray(model._last_obs)),
         "episode_stats": [dict(e) for e in (model.ep_info_buffer or [])],
@@ -166,6 +173,11 @@ def load_resume(model: BaseAlgorithm, path: Path, run: dict[str, Any]) -> int:
     state = read_torch_file(path)
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
         raise ValueError(f"{path}: not an rlmusic SB3 resume file (format={RESUME_FORMAT!r})")
+    if state.get("version") != RESUME_VERSION:
+        raise ValueError(
+            f"{path} is a resume point of version {state.get('version')} and this release reads "
+            f"version {RESUME_VERSION}: start the run again in a new output folder (hydra.run.dir)"
+        )
     saved = state["run"]
     diff = {k: (saved.get(k), v) for k, v in run.items() if saved.get(k) != v}
     if diff:
@@ -175,7 +187,8 @@ def load_resume(model: BaseAlgorithm, path: Path, run: dict[str, Any]) -> int:
             "resume it, or use a new output folder (hydra.run.dir)"
         )
     model.policy.load_state_dict(state["policy"])
-    model.policy.optimizer.load_state_dict(state["optimizer"])
+    for name, optimizer_state in state["optimizers"].items():
+        getattr(model.policy, name).load_state_dict(optimizer_state)
     for name, value in state["counters"].items():
         setattr(model, name, value)
     last_obs = state["last_obs"].numpy()
