@@ -1,4 +1,5 @@
-"""Helpers for the SB3 run tests (algo=ppo, algo=rl_tuner): configs, crashes, weight checks."""
+"""Helpers for the fine-tuning run tests (algo=ppo, algo=rl_tuner): configs, crashes, weight
+checks."""
 
 from __future__ import annotations
 
@@ -121,3 +122,33 @@ def finetune_and_measure_theory_gain(tmp_path: Path, overrides: list[str]) -> tu
         f"music-theory reward per piece: {before.mean():.1f} -> {after.mean():.1f} (se {stderr:.1f})"
     )
     return float(after.mean() - before.mean()), stderr
+
+
+def kill_9_then_resume(tmp_path: Path, overrides: list[str], resume_file: str) -> None:
+    """``rlmusic finetune`` with ``overrides``: straight through, and killed with SIGKILL once
+    ``resume_file`` appears, then the same command again; both must end with the same weights."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count in every process
+
+    def command(run: Path) -> list[str]:
+        return [sys.executable, "-m", "rlmusic.cli", "finetune", f"hydra.run.dir={run}", *overrides]
+
+    subprocess.run(command(tmp_path / "straight"), env=env, check=True, capture_output=True)
+    run = tmp_path / "killed"
+    process = subprocess.Popen(
+        command(run), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not (run / resume_file).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no handler, no final save
+    assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (run / "tuned.safetensors").exists()
+    rerun = subprocess.run(command(run), env=env, check=True, capture_output=True, text=True)
+    assert "resumed from" in rerun.stdout + rerun.stderr  # not a restart from scratch
+    assert_same_weights(run / "tuned.safetensors", tmp_path / "straight" / "tuned.safetensors")

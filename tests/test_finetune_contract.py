@@ -24,7 +24,7 @@ TINY = {
         "algo.sample_every=0",
     ],
     "ppo": ["algo.total_timesteps=32", "algo.n_envs=2", "algo.n_steps=8", "algo.batch_size=8"],
-    "rl_tuner": ["algo.total_timesteps=48", "algo.batch_size=8", "algo.learning_starts=8"],
+    "rl_tuner": ["algo.total_timesteps=64", "algo.n_envs=4", "algo.batch_size=16"],
 }
 
 

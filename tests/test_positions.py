@@ -1,4 +1,4 @@
-"""Generator outputs at observation positions: grouped whole-prefix passes and incremental acting."""
+"""Generator outputs at observation positions: grouped whole-prefix passes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import pytest
 import torch
 
 from rlmusic.algos.sb3.positions import (
-    IncrementalLogits,
-    position_logits,
     position_outputs,
     span_groups,
 )
@@ -90,77 +88,3 @@ def test_grouped_passes_carry_gradients() -> None:
     logits, _ = position_outputs(generator, obs, LENGTH, call_cost=0)
     logits.sum().backward()
     assert generator.head.weight.grad is not None
-
-
-# ---- incremental acting -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("arch", list(MODELS))
-def test_acting_steps_each_env_and_equals_recomputation(arch: str) -> None:
-    generator = MODELS[arch]()
-    acting = IncrementalLogits(generator, LENGTH)
-    prefills: list[int] = []
-    original = generator.prefill
-
-    def counting(tokens: torch.Tensor) -> tuple[torch.Tensor, object]:
-        prefills.append(tokens.shape[1])
-        return original(tokens)
-
-    generator.prefill = counting  # type: ignore[method-assign]
-    rng = torch.Generator().manual_seed(1)
-    pieces = torch.randint(0, VOCAB, (2, LENGTH), generator=rng).tolist()
-    for t in range(LENGTH + 1):  # two envs side by side, one composition each
-        obs = torch.cat([observation(piece, t) for piece in pieces])
-        torch.testing.assert_close(acting(obs), full_logits(generator, obs), rtol=0, atol=1e-5)
-    assert prefills == [1, 1]  # one read of BOS per env, then one step per env step
-    for t in (0, 6):  # new episodes (swapped), then primers of 6 tokens: read again, exact
-        obs = torch.cat([observation(pieces[1], t), observation(pieces[0], t)])
-        torch.testing.assert_close(acting(obs), full_logits(generator, obs), rtol=0, atol=1e-5)
-    assert prefills[2:] == [1, 1, 7, 7]
-
-
-def test_acting_after_gaps_weight_changes_and_in_training_mode() -> None:
-    generator = lstm()
-    acting = IncrementalLogits(generator, LENGTH, max_steps=2)
-    piece = list(range(2, 2 + LENGTH))
-    calls: list[str] = []
-    original_prefill, original_step = generator.prefill, generator.step
-
-    def prefill(tokens: torch.Tensor) -> tuple[torch.Tensor, object]:
-        calls.append("prefill")
-        return original_prefill(tokens)
-
-    def step(token: torch.Tensor, state: object) -> tuple[torch.Tensor, object]:
-        calls.append("step")
-        return original_step(token, state)
-
-    generator.prefill, generator.step = prefill, step  # type: ignore[method-assign]
-
-    def check(t: int) -> None:
-        obs = observation(piece, t)
-        torch.testing.assert_close(acting(obs), full_logits(generator, obs), rtol=0, atol=1e-5)
-
-    check(2)
-    calls.clear()
-    check(4)  # two moves made without the network (epsilon-greedy): stepped through
-    assert calls == ["step", "step"]
-    calls.clear()
-    check(7)  # a gap of three: read again
-    assert calls == ["prefill"]
-    optimizer = torch.optim.Adam(generator.parameters(), lr=0.1)
-    generator.head.weight.sum().backward()
-    optimizer.step()  # new weights: the cached state is stale and must not be used
-    calls.clear()
-    check(8)
-    assert calls == ["prefill"]
-    with torch.no_grad():
-        generator.head.bias.data += 1.0  # a write autograd does not count ...
-    acting.clear()  # ... which the owner announces
-    check(9)
-    generator.train()  # dropout: recomputed, nothing reused
-    torch.manual_seed(0)
-    obs = observation(piece, 10)
-    got = acting(obs)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        torch.testing.assert_close(got, position_logits(generator, obs, LENGTH))

@@ -1,370 +1,243 @@
-"""RL Tuner on SB3's DQN (algo=rl_tuner): targets, episode ends, exploration, end to end."""
+"""RL Tuner over many compositions at once (algo=rl_tuner): acting, gradient steps, runs, resume."""
 
 from __future__ import annotations
 
-import base64
 import csv
-import io
-import json
 import math
-import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hydra import compose, initialize_config_module
-from rlmusic.envs.composition import CompositionEnv
-from stable_baselines3 import DQN
-from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rlmusic.algos.sb3.positions import position_logits
-from rlmusic.algos.sb3.rl_tuner import RLTunerDQN, td_targets
-from rlmusic.algos.sb3.rl_tuner_policy import RLTunerPolicy, prior_spec, rl_tuner_policy_kwargs
-from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
+from rlmusic.algos.rl_tuner.acting import act, policy_logits
+from rlmusic.algos.rl_tuner.config import RLTunerConfig
+from rlmusic.algos.rl_tuner.run import RESUME_FILE
+from rlmusic.algos.rl_tuner.targets import piece_targets
+from rlmusic.algos.rl_tuner.trainer import RLTunerTrainer, resolve_precision
+from rlmusic.algos.setup import build_setup
+from rlmusic.models import MusicTransformer, TransformerConfig, load_generator
+from rlmusic.models.base import sequence_log_probs, with_bos
+from rlmusic.models.sampling import sample_seeded
 from rlmusic.tasks import finetune
-from tests.conftest import tiny_lstm
-from tests.sb3_helpers import (
-    RL_TUNER_TERMS,
-    Crash,
-    assert_same_weights,
-    check_tuned_checkpoint_is_usable,
-    crash_at,
-    finetune_and_measure_theory_gain,
-)
+from tests.conftest import make_tiny_checkpoint, tiny_lstm
+from tests.sb3_helpers import RL_TUNER_TERMS, Crash, assert_same_weights, kill_9_then_resume
 
 LENGTH = 8
 
 
-@pytest.fixture(scope="module")
-def prior_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """G-learning's prior: a checkpoint (the policy records its spec, not the module)."""
-    folder = tmp_path_factory.mktemp("prior")
-    return save_checkpoint(folder / "prior.safetensors", tiny_lstm(1), MelodyEncoding())
+def zero_reward(tokens: np.ndarray, prior: np.ndarray | None):
+    return np.zeros(tokens.shape), {}
 
 
-def make_model(variant: str = "q", prior: Path | None = None, **kwargs: object) -> RLTunerDQN:
-    env = DummyVecEnv([lambda: CompositionEnv(encoding=MelodyEncoding(), length=LENGTH)])
-    defaults = dict(
-        learning_starts=0, batch_size=8, train_freq=5, target_update_interval=5, tau=0.01
-    )
-    defaults.update(kwargs)
-    model = RLTunerDQN(
-        RLTunerPolicy,
-        env,
-        variant=variant,
-        policy_kwargs=rl_tuner_policy_kwargs(tiny_lstm(), prior if variant == "g" else None),
-        seed=0,
-        device="cpu",
-        **defaults,
-    )
-    model.policy.load_generator(tiny_lstm())
-    return model
+def trainer(variant: str = "q", **options: object) -> RLTunerTrainer:
+    values = dict(variant=variant, n_envs=8, batch_size=16, length=LENGTH, precision="fp32")
+    values.update(options)
+    return RLTunerTrainer(tiny_lstm(0), zero_reward, RLTunerConfig(**values), prior=tiny_lstm(1))
 
 
-# ---- targets on a hand-made batch ------------------------------------------------------------
-
-REWARDS = torch.tensor([1.0, -2.0, 0.5])
-DONES = torch.tensor([0.0, 0.0, 1.0])
-NEXT = torch.tensor([[0.0, 1.0, 3.0], [2.0, -1.0, 0.5], [5.0, 5.0, 5.0]])
-ONLINE = torch.tensor([[0.0, 9.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-PRIOR = torch.log(torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2], [1 / 3, 1 / 3, 1 / 3]]))
-GAMMA = 0.5
-
-
-def lse(values: list[float]) -> float:
-    return math.log(sum(math.exp(v) for v in values))
-
-
-def test_q_target_is_reward_plus_gamma_max() -> None:
-    got = td_targets("q", REWARDS, DONES, GAMMA, NEXT)
-    expected = [1.0 + 0.5 * 3.0, -2.0 + 0.5 * 2.0, 0.5]
-    torch.testing.assert_close(got, torch.tensor(expected))
-
-
-def test_double_q_target_uses_the_online_argmax() -> None:
-    got = td_targets("q", REWARDS, DONES, GAMMA, NEXT, next_online=ONLINE)
-    expected = [1.0 + 0.5 * 1.0, -2.0 + 0.5 * 2.0, 0.5]  # online picks a=1 then a=0
-    torch.testing.assert_close(got, torch.tensor(expected))
-
-
-@pytest.mark.parametrize("temperature", [1.0, 0.5])
-def test_psi_target_is_a_soft_backup(temperature: float) -> None:
-    got = td_targets("psi", REWARDS, DONES, GAMMA, NEXT, psi_temperature=temperature)
-    row = NEXT.tolist()
-    expected = [
-        r + (0.0 if d else GAMMA * temperature * lse([v / temperature for v in row[i]]))
-        for i, (r, d) in enumerate(zip(REWARDS.tolist(), DONES.tolist()))
-    ]
-    torch.testing.assert_close(got, torch.tensor(expected))
-
-
-def test_g_target_puts_the_prior_inside_the_backup() -> None:
-    got = td_targets("g", REWARDS, DONES, GAMMA, NEXT, next_prior_log_probs=PRIOR)
-    p, g = PRIOR.exp().tolist(), NEXT.tolist()
-    expected = [
-        r + (0.0 if d else GAMMA * math.log(sum(pa * math.exp(ga) for pa, ga in zip(p[i], g[i]))))
-        for i, (r, d) in enumerate(zip(REWARDS.tolist(), DONES.tolist()))
-    ]
-    torch.testing.assert_close(got, torch.tensor(expected))
-    with pytest.raises(ValueError, match="p_prior"):
-        td_targets("g", REWARDS, DONES, GAMMA, NEXT)
+# ---- acting --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("variant", ["q", "psi", "g"])
-def test_terminal_transitions_do_not_bootstrap(variant: str) -> None:
-    dones = torch.ones(3)
-    got = td_targets(variant, REWARDS, dones, GAMMA, NEXT * 100, next_prior_log_probs=PRIOR)
-    torch.testing.assert_close(got, REWARDS)
+def test_greedy_acting_plays_the_argmax_of_the_variants_policy(variant: str) -> None:
+    q_net, prior = tiny_lstm(0).eval(), tiny_lstm(1).eval()
+    rng = torch.Generator().manual_seed(0)
+    played = act(q_net, 16, LENGTH, variant, rng, [0.0] * LENGTH, prior, psi_temperature=0.5)
+    with torch.no_grad():  # the whole pieces, recomputed in one pass
+        values = q_net(with_bos(played.tokens, q_net.bos_token))
+        prior_lp = F.log_softmax(prior(with_bos(played.tokens, prior.bos_token)), -1)
+    logits = policy_logits(variant, values, prior_lp, psi_temperature=0.5)
+    assert torch.equal(played.tokens, logits.argmax(-1)) and played.explored == 0.0
+    torch.testing.assert_close(played.prior_log_probs, prior_lp, rtol=0, atol=1e-5)
 
 
-# ---- the networks and the replay buffer --------------------------------------------------------
+def test_epsilon_one_plays_uniform_notes() -> None:
+    played = act(tiny_lstm().eval(), 2000, 2, "q", torch.Generator().manual_seed(0), [1.0, 1.0])
+    counts = np.bincount(played.tokens.flatten().numpy(), minlength=38)
+    assert counts.min() > 0.6 * counts.mean() and played.explored > 0.9
 
 
-def test_q_network_starts_as_the_generator_and_is_a_copy() -> None:
-    model = make_model()
-    generator = tiny_lstm()
-    tokens = torch.tensor([[5, 9, 2, 1, 7, 30, 4, 3]])
-    obs = torch.cat([tokens.repeat(LENGTH, 1), torch.arange(LENGTH)[:, None]], dim=1)
-    for t in range(LENGTH):  # positions past t are padding (BOS)
-        obs[t, t:LENGTH] = generator.vocab_size
+@pytest.mark.parametrize("variant, temperature", [("q", 2.0), ("psi", 0.5), ("g", 1.0)])
+def test_boltzmann_plays_and_stores_samples_of_the_policy(variant: str, temperature: float) -> None:
+    """The first note's frequencies match the policy at BOS: the note played is sampled there,
+    not the argmax (the original stored the argmax)."""
+    q_net, prior = tiny_lstm(0).eval(), tiny_lstm(1).eval()
+    gen = torch.Generator().manual_seed(0)
+    played = act(q_net, 20_000, 2, variant, gen, None, prior, temperature, temperature)
     with torch.no_grad():
-        expected = generator(torch.cat([torch.tensor([[generator.bos_token]]), tokens[:, :-1]], 1))
-        torch.testing.assert_close(model.q_net(obs.float()), expected[0])
-        torch.testing.assert_close(model.q_net_target(obs.float()), expected[0])
-    assert model.q_net.generator is not model.q_net_target.generator
-    ids = {id(p) for p in model.q_net.parameters()}
-    assert not ids & {id(p) for p in model.q_net_target.parameters()}
+        bos = torch.full((1, 1), q_net.bos_token)
+        logits = policy_logits(variant, q_net(bos)[0, 0], F.log_softmax(prior(bos)[0, 0], -1), 0.5)
+    scale = temperature if variant == "q" else 1.0
+    expected = F.softmax(logits / scale, -1).numpy()
+    frequencies = np.bincount(played.tokens[:, 0].numpy(), minlength=38) / 20_000
+    assert np.abs(frequencies - expected).max() < 0.015
+    assert played.explored > 0.5  # a near-uniform tiny net: mostly off its argmax
 
 
-def replay(model: RLTunerDQN) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    n = model.replay_buffer.size()
-    buf = model.replay_buffer
-    return (
-        buf.observations[:n, 0],
-        buf.actions[:n, 0, 0],
-        buf.next_observations[:n, 0],
-        buf.dones[:n, 0],
-    )
-
-
-@pytest.mark.parametrize("exploration", ["egreedy", "boltzmann"])
-def test_buffer_stores_played_notes_and_marks_episode_ends(exploration: str) -> None:
-    model = make_model(exploration=exploration)
-    model.learn(total_timesteps=5 * LENGTH)  # a multiple of train_freq
-    obs, actions, next_obs, dones = replay(model)
-    position = obs[:, LENGTH]
-    assert len(actions) == 5 * LENGTH
-    # the stored action is the note the env wrote at the observed position
-    np.testing.assert_array_equal(next_obs[np.arange(len(obs)), position], actions)
-    # episode ends are terminal; nothing else is
-    np.testing.assert_array_equal(dones, (position == LENGTH - 1).astype(np.float32))
-    np.testing.assert_array_equal(next_obs[dones == 1, LENGTH], LENGTH)
-
-
-def test_boltzmann_plays_samples_not_the_argmax() -> None:
-    model = make_model(exploration="boltzmann", boltzmann_temperature=5.0)
-    model.learn(total_timesteps=4 * LENGTH)
-    obs, actions, _, _ = replay(model)
+def test_a_transformer_acts_from_its_kv_cache_and_learns() -> None:
+    """Any generator is a Q-network: the Music Transformer acts with its KV cache."""
+    torch.manual_seed(0)
+    config = TransformerConfig(d_model=16, n_heads=2, n_layers=2, d_ff=32, dropout=0.1)
+    net, prior = MusicTransformer(config).eval(), MusicTransformer(config).eval()
+    played = act(net, 8, LENGTH, "g", torch.Generator().manual_seed(0), [0.0] * LENGTH, prior)
     with torch.no_grad():
-        greedy = model.q_net(torch.as_tensor(obs)).argmax(1).numpy()
-    assert (actions != greedy).mean() > 0.3  # a random tiny net: far from greedy
+        inputs = with_bos(played.tokens, net.bos_token)
+        logits = net(inputs) + F.log_softmax(prior(inputs), -1)
+    assert torch.equal(played.tokens, logits.argmax(-1))
+    settings = RLTunerConfig(variant="g", n_envs=8, batch_size=16, length=LENGTH, precision="fp32")
+    tr = RLTunerTrainer(net, zero_reward, settings, prior=prior)
+    before = net.head.weight.clone()
+    tr.round()
+    assert tr.gradient_steps == settings.gradient_steps_due(8 * LENGTH) > 0
+    assert not torch.equal(before, net.head.weight)
+
+
+# ---- one gradient step ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("variant", ["q", "psi", "g"])
-def test_training_targets_use_the_target_network_and_prior(
-    variant: str, prior_checkpoint: Path
-) -> None:
-    model = make_model(variant=variant, prior=prior_checkpoint, gamma=0.5)
-    model.learn(total_timesteps=3 * LENGTH)
-    data = model.replay_buffer.sample(16)
-    got = model.compute_targets(data)
+def test_a_gradient_step_regresses_on_the_target_networks_backup(variant: str) -> None:
+    tr = trainer(variant, tau=0.25, gamma=0.5, psi_temperature=0.7)
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 38, (4, LENGTH), generator=gen)
+    rewards = torch.randn(4, LENGTH, generator=gen)
+    prior_lp = F.log_softmax(torch.randn(4, LENGTH, 38, generator=gen), -1)
+    tr.replay.add(tokens, rewards, prior_lp if variant == "g" else None)
+    with torch.no_grad():  # make the target differ from the online net, then read both
+        for p in tr.target_network.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    before = {k: v.clone() for k, v in tr.target_network.state_dict().items()}
+    draw = tr.replay_rng.get_state()
+    batch = tr.replay.sample(2, torch.Generator().set_state(draw))
     with torch.no_grad():
-        nxt = model.q_net_target(data.next_observations)
-        prior = None
-        if variant == "g":
-            logits = position_logits(model.q_net.prior, data.next_observations, LENGTH)
-            prior = torch.log_softmax(logits, -1)
-    expected = td_targets(variant, data.rewards, data.dones, 0.5, nxt, next_prior_log_probs=prior)
-    torch.testing.assert_close(got, expected)
-
-
-@pytest.mark.parametrize("variant", ["q", "g"])
-def test_acting_values_equal_the_full_recomputation(variant: str, prior_checkpoint: Path) -> None:
-    """The incremental acting path (one step per env step) against whole-prefix passes."""
-    model = make_model(variant=variant, prior=prior_checkpoint, exploration_initial_eps=0.0)
-    model.learn(total_timesteps=2 * LENGTH)  # trained weights (and SB3's logger for train())
-    net = model.q_net
-    prefills: list[int] = []
-    original = net.generator.prefill
-
-    def counting(tokens: torch.Tensor) -> tuple[torch.Tensor, object]:
-        prefills.append(tokens.shape[1])
-        return original(tokens)
-
-    net.generator.prefill = counting  # type: ignore[method-assign]
-    env = CompositionEnv(encoding=MelodyEncoding(), length=LENGTH)
-    for episode in range(2):
-        obs, _ = env.reset(seed=episode)
-        for t in range(LENGTH):
-            model.policy.set_training_mode(False)
-            x = torch.as_tensor(obs[None])
-            with torch.no_grad():
-                expected = net(x) + (net.prior_log_probs(x) if variant == "g" else 0.0)
-            torch.testing.assert_close(net.policy_logits(x), expected, rtol=0, atol=1e-5)
-            action, _ = model.predict(obs, deterministic=True)
-            assert action == int(expected.argmax())
-            if t == 3:
-                model.train(gradient_steps=1, batch_size=8)  # new weights mid-episode
-            obs, *_ = env.step(int(action))
-    # a read of BOS per episode and one after the gradient step; every other step: one step
-    assert prefills == [1, 5, 1, 5]
-
-
-@pytest.mark.parametrize("variant", ["q", "g"])
-def test_model_zip_rebuilds_the_q_network_without_pickled_modules(
-    tmp_path: Path, prior_checkpoint: Path, variant: str
-) -> None:
-    model = make_model(variant=variant, prior=prior_checkpoint)
-    model.learn(total_timesteps=3 * LENGTH)
-    model.save(tmp_path / "model.zip")
-    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
-        data = json.load(io.TextIOWrapper(archive.open("data")))
-    kwargs = data["policy_kwargs"]
-    assert kwargs["generator_arch"] == "lstm" and kwargs["generator_config"]["hidden_size"] == 16
-    assert kwargs["prior"] == (str(prior_checkpoint.resolve()) if variant == "g" else None)
-    assert kwargs["variant"] == variant
-    assert ":serialized:" not in json.dumps(kwargs)  # JSON values, not a pickled module
-    for key, value in data.items():  # SB3 pickles spaces and schedules; never a network
-        if isinstance(value, dict) and ":serialized:" in value:
-            blob = base64.b64decode(value[":serialized:"])
-            assert b"torch.nn.modules" not in blob and b"rlmusic.models" not in blob, key
-    obs = torch.as_tensor(model.replay_buffer.observations[:24, 0])
-    model.policy.set_training_mode(False)
-    for cls in (RLTunerDQN, DQN):  # SB3's own DQN.load rebuilds the policy as well
-        loaded = cls.load(tmp_path / "model.zip", device="cpu")
-        assert isinstance(loaded.policy, RLTunerPolicy)
-        saved, rebuilt = model.policy.state_dict(), loaded.policy.state_dict()
-        assert list(saved) == list(rebuilt)  # the Q- and target networks, no prior
-        for name in saved:
-            torch.testing.assert_close(rebuilt[name], saved[name], rtol=0, atol=0, msg=name)
-        loaded.policy.set_training_mode(False)
-        with torch.no_grad():
-            torch.testing.assert_close(loaded.q_net(obs), model.q_net(obs), rtol=0, atol=0)
-            torch.testing.assert_close(loaded.q_net_target(obs), model.q_net_target(obs))
-            if variant == "g":  # the prior was re-read from its checkpoint
-                torch.testing.assert_close(
-                    loaded.q_net.prior_log_probs(obs), model.q_net.prior_log_probs(obs)
-                )
-
-
-def test_the_prior_is_recorded_as_a_spec_that_loads_anywhere(tmp_path: Path) -> None:
-    assert prior_spec("pretrained:note_lstm") == "pretrained:note_lstm"
-    here = Path.cwd()
-    try:
-        os.chdir(tmp_path)
-        assert prior_spec("runs/prior.pt") == str(tmp_path / "runs" / "prior.pt")
-    finally:
-        os.chdir(here)
-    env = DummyVecEnv([lambda: CompositionEnv(encoding=MelodyEncoding(), length=LENGTH)])
-    kwargs = rl_tuner_policy_kwargs(tiny_lstm())
-    with pytest.raises(ValueError, match="G-learning needs a prior"):
-        RLTunerDQN(RLTunerPolicy, env, variant="g", policy_kwargs=kwargs)
-    with pytest.raises(ValueError, match="variant=g only"):
-        RLTunerDQN(RLTunerPolicy, env, policy_kwargs={**kwargs, "prior": "pretrained:note_lstm"})
-    with pytest.raises(ValueError, match="not the one this policy was built for"):
-        make_model().policy.load_generator(
-            NoteLSTM(LSTMConfig(embed_dim=8, hidden_size=32, num_layers=1))
+        inputs = with_bos(batch.tokens, 38)
+        y = piece_targets(
+            variant,
+            batch.rewards,
+            0.5,
+            tr.target_network(inputs),
+            prior_log_probs=batch.prior_log_probs,
+            psi_temperature=0.7,
         )
+        q = tr.q_network(inputs).gather(-1, batch.tokens[..., None])[..., 0]
+    stats = tr.gradient_step()
+    assert stats["losses/td"] == pytest.approx(float(((q - y) ** 2).mean()), rel=1e-5)
+    assert stats["losses/target_mean"] == pytest.approx(float(y.mean()), rel=1e-5, abs=1e-6)
+    online = tr.q_network.state_dict()
+    for name, value in tr.target_network.state_dict().items():  # Polyak, tau = 0.25
+        expected = 0.75 * before[name] + 0.25 * online[name]
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_bad_options_are_refused() -> None:
-    with pytest.raises(ValueError, match="double_q"):
-        make_model(variant="psi", double_q=True)
-    with pytest.raises(ValueError, match="exploration"):
-        make_model(exploration="ucb")
+def test_training_runs_with_dropout_off() -> None:
+    """The online net trains in the mode its targets and its acting use (docs: Dropout)."""
+    tr = RLTunerTrainer(
+        tiny_lstm(0, num_layers=2, dropout=0.5),
+        zero_reward,
+        RLTunerConfig(n_envs=4, batch_size=16, length=LENGTH, precision="fp32"),
+        prior=tiny_lstm(1),
+    )
+    tr.replay.add(torch.randint(0, 38, (4, LENGTH)), torch.randn(4, LENGTH))
+    state = tr.replay_rng.get_state()
+    first = tr.gradient_step()["losses/td"]
+    assert not tr.q_network.training and not tr.target_network.training
+    again = RLTunerTrainer(
+        tiny_lstm(0, num_layers=2, dropout=0.5),
+        zero_reward,
+        RLTunerConfig(n_envs=4, batch_size=16, length=LENGTH, precision="fp32"),
+        prior=tiny_lstm(1),
+    )
+    again.replay.load_state_dict(tr.replay.state_dict())
+    again.replay_rng.set_state(state)
+    assert again.gradient_step()["losses/td"] == first  # no dropout noise: the same loss
 
 
-# ---- rlmusic finetune algo=rl_tuner -----------------------------------------------------------
+def test_rounds_owe_exactly_the_replay_ratio_and_end_on_whole_pieces() -> None:
+    tr = trainer(total_timesteps=300, n_envs=16, batch_size=24)
+    sizes = []
+    while tr.round_size():
+        sizes.append(tr.round_size())
+        tr.round()
+        assert tr.gradient_steps == tr.config.gradient_steps_due(tr.env_steps)
+    assert sizes == [16, 16, 6]  # 300 steps: 37.5 pieces of 8, rounded up to 38
+    assert tr.env_steps == 304
+    assert tr.gradient_steps * tr.config.batch_size <= 304 * 6.4 < (tr.gradient_steps + 1) * 24
+
+
+def test_auto_precision_is_bf16_only_where_it_is_native() -> None:
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("meta")) == "fp32"
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+
+
+# ---- rlmusic finetune algo=rl_tuner ----------------------------------------------------------
 
 
 def config(checkpoint: Path, variant: str = "q", **extra: object):
     overrides = [
         f"checkpoint={checkpoint}",
-        f"reward.prior.checkpoint={checkpoint}",
+        "reward=rl_tuner",
         "algo=rl_tuner",
         f"algo.variant={variant}",
-        "algo.total_timesteps=160",
-        "algo.batch_size=16",
+        "algo.total_timesteps=512",
+        "algo.n_envs=16",
+        "algo.batch_size=32",
+        "algo.checkpoint_every=128",
+        "algo.stats_every=256",
+        "algo.stats_samples=16",
         "length=8",
         "n_samples=2",
         "device=cpu",
-        *[f"{k}={v}" for k, v in extra.items()],
+        *[f"{k}={v}" for k, v in {"algo.kl_coef": "null", **extra}.items()],  # w: the prior's
     ]
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
         return compose("finetune", overrides=overrides)
 
 
-@pytest.mark.parametrize("variant", ["q", "g"])
-def test_finetune_writes_a_loadable_tuned_generator(
-    tmp_path: Path, tiny_checkpoint: Path, variant: str
+def test_finetune_writes_the_tuned_network_logs_and_samples(
+    tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     run = tmp_path / "run"
-    result = finetune.run(config(tiny_checkpoint, variant), output_dir=run)
-    model, encoding = load_generator(str(result.tuned))
-    assert isinstance(model, NoteLSTM) and encoding == MelodyEncoding()
-    assert result.steps == 160
-    assert (run / "model.zip").exists() and (run / "progress.csv").exists()
-    assert len(list((run / "samples" / "final").glob("*.mid"))) == 2
+    result = finetune.run(config(tiny_checkpoint, **{"algo.sample_every": 256}), output_dir=run)
+    assert result.steps == 512 and result.step_unit == "env_steps"
+    tuned, _ = load_generator(str(result.tuned))
     start, _ = load_generator(str(tiny_checkpoint))
-    assert any(
-        not torch.equal(a, b)
-        for a, b in zip(start.state_dict().values(), model.state_dict().values())
-    )
-    loaded = RLTunerDQN.load(run / "model.zip", device="cpu")
-    for a, b in zip(loaded.q_net.generator.state_dict().values(), model.state_dict().values()):
-        torch.testing.assert_close(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(start.parameters(), tuned.parameters()))
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["env_steps"]) for r in rows] == [128, 256, 384, 512]  # one row per round
+    columns = {f"reward/{term}" for term in RL_TUNER_TERMS} | {
+        "reward/total",
+        "losses/td",
+        "losses/q_mean",
+        "kl/prior_per_token",
+        "policy/entropy",
+        "charts/env_steps_per_s",
+        "rollout/epsilon",
+    }
+    assert columns <= set(rows[0])
+    # the logged total is the paper's reward: the rules / c plus log p_prior, per piece
+    terms = sum(float(rows[-1][f"reward/{term}"]) for term in RL_TUNER_TERMS)
+    assert float(rows[-1]["reward/total"]) == pytest.approx(terms)
+    assert rows[1]["kl/prior_per_token"] and not rows[2]["kl/prior_per_token"]  # every 256
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    for folder in ("step_00000256", "step_00000512", "final"):
+        assert len(list((run / "samples" / folder).glob("*.mid"))) == 2
+    assert (run / RESUME_FILE).exists()
 
 
 def test_same_seed_same_weights(tmp_path: Path, tiny_checkpoint: Path) -> None:
     cfg = config(tiny_checkpoint, "psi", **{"algo.exploration": "boltzmann"})
-    a, _ = load_generator(str(finetune.run(cfg, output_dir=tmp_path / "a").tuned))
-    b, _ = load_generator(str(finetune.run(cfg, output_dir=tmp_path / "b").tuned))
-    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
-        torch.testing.assert_close(x, y, msg=name, rtol=0, atol=0)
-
-
-def test_time_budget_stops_the_run(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    cfg = config(tiny_checkpoint, **{"time_s": 0, "algo.total_timesteps": 100000})
-    result = finetune.run(cfg, output_dir=tmp_path / "run")
-    assert result.steps < 100
-    assert result.tuned.exists()
-
-
-# ---- resume, logs and start-up checks (shared with algo=ppo: rlmusic.algos.sb3.common) -------
-
-
-def test_finetune_logs_every_term_and_the_tuned_model_is_usable(
-    tmp_path: Path, tiny_checkpoint: Path
-) -> None:
-    run = tmp_path / "run"
-    cfg = config(tiny_checkpoint, **{"algo.stats_every": 40, "algo.sample_every": 80})
-    result = finetune.run(cfg, output_dir=run)
-    check_tuned_checkpoint_is_usable(result.tuned, tmp_path / "sampled")
-    rows = list(csv.DictReader(open(run / "progress.csv")))
-    columns = {f"reward/{term}" for term in RL_TUNER_TERMS} | {
-        "reward/total",
-        "kl/prior_per_token",
-        "policy/entropy",
-        "charts/tokens_per_s",
-        "train/loss",
-    }
-    assert columns <= set(rows[0])
-    assert list((run / "tb").glob("events.out.tfevents.*"))
-    for folder in ("step_00000000", "step_00000080", "final"):
-        assert len(list((run / "samples" / folder).glob("*.mid"))) == 2
+    a = finetune.run(cfg, output_dir=tmp_path / "a")
+    b = finetune.run(cfg, output_dir=tmp_path / "b")
+    assert_same_weights(a.tuned, b.tuned)
+    other = finetune.run(config(tiny_checkpoint, "psi", seed=1), output_dir=tmp_path / "c")
+    tuned_a, _ = load_generator(str(a.tuned))
+    tuned_c, _ = load_generator(str(other.tuned))
+    assert not torch.equal(tuned_a.head.weight, tuned_c.head.weight)
 
 
 @pytest.mark.parametrize(
@@ -377,66 +250,162 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
     variant: str,
     exploration: str,
 ) -> None:
-    # resume points every 40 steps (where 5-step rollouts meet 8-step pieces): 40, 80, ...
-    options = {"algo.exploration": exploration, "algo.checkpoint_every": 40}
-    cfg = config(tiny_checkpoint, variant, **options)
+    cfg = config(tiny_checkpoint, variant, **{"algo.exploration": exploration})
     straight = finetune.run(cfg, output_dir=tmp_path / "straight")
-    crash_at(monkeypatch, 100)
+    original = RLTunerTrainer.gradient_step
+
+    def dying(self: RLTunerTrainer) -> dict[str, float]:
+        if self.env_steps >= 384:  # mid-round, after the resume point at 256
+            raise Crash
+        return original(self)
+
+    monkeypatch.setattr(RLTunerTrainer, "gradient_step", dying)
     with pytest.raises(Crash):
         finetune.run(cfg, output_dir=tmp_path / "resumed")
+    monkeypatch.setattr(RLTunerTrainer, "gradient_step", original)
     resumed = finetune.run(cfg, output_dir=tmp_path / "resumed")
-    assert resumed.resumed_from == 80
+    assert resumed.resumed_from == 256
     assert_same_weights(resumed.tuned, straight.tuned)
-    a, b = straight.extras["algorithm"].replay_buffer, resumed.extras["algorithm"].replay_buffer
-    np.testing.assert_array_equal(a.observations, b.observations)
-    np.testing.assert_array_equal(a.rewards, b.rewards)
-    steps = [
-        int(r["time/total_timesteps"])
-        for r in csv.DictReader(open(tmp_path / "resumed" / "progress.csv"))
-    ]
-    assert steps == sorted(set(steps)) and steps[-1] == 160
+    a, b = straight.extras["trainer"], resumed.extras["trainer"]
+    for name in ("tokens", "rewards", "prior_log_probs"):
+        x, y = getattr(a.replay, name), getattr(b.replay, name)
+        assert (x is None) == (y is None) and (x is None or torch.equal(x, y)), name
+    for x, y in zip(a.target_network.parameters(), b.target_network.parameters()):
+        assert torch.equal(x, y)
+    steps = [int(r["env_steps"]) for r in csv.DictReader(open(tmp_path / "resumed/metrics.csv"))]
+    assert steps == [128, 256, 384, 512]  # the crashed round's row is gone, none twice
 
 
 def test_a_spent_time_budget_stops_at_a_resume_point_and_continues(
     tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     straight = finetune.run(config(tiny_checkpoint), output_dir=tmp_path / "straight")
-    stopped = finetune.run(config(tiny_checkpoint, **{"time_s": 0}), tmp_path / "run")
-    assert stopped.steps == 0 and (tmp_path / "run" / "resume.pt").exists()
+    stopped = finetune.run(config(tiny_checkpoint, time_s=0), tmp_path / "run")
+    assert stopped.steps == 0 and (tmp_path / "run" / RESUME_FILE).exists()
     resumed = finetune.run(config(tiny_checkpoint), output_dir=tmp_path / "run")
-    assert resumed.resumed_from == 0 and resumed.steps == 160
+    assert resumed.resumed_from == 0 and resumed.steps == 512
     assert_same_weights(resumed.tuned, straight.tuned)
+    again = finetune.run(config(tiny_checkpoint), output_dir=tmp_path / "run")
+    assert again.resumed_from == 512 and again.seconds < 5  # a finished run: nothing to do
+    assert_same_weights(again.tuned, straight.tuned)
 
 
-def test_mismatches_fail_at_start_up(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    wide = save_checkpoint(
-        tmp_path / "wide.safetensors",
-        NoteLSTM(LSTMConfig(vocab_size=62, embed_dim=8, hidden_size=16, num_layers=1)),
-        MelodyEncoding(min_pitch=36, max_pitch=95),
-    )
-    with pytest.raises(Exception, match="vocab_size 62 but the reward's encoding has 38"):
-        finetune.run(config(tiny_checkpoint, **{"reward.prior.checkpoint": wide}), tmp_path / "x")
-    with pytest.raises(ValueError, match="length must be >= 2"):
-        finetune.run(config(tiny_checkpoint, length=1), tmp_path / "y")
+def test_a_resume_point_of_another_kind_of_run_is_refused(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
     run = tmp_path / "run"
-    finetune.run(config(tiny_checkpoint, **{"time_s": 0}), output_dir=run)
-    with pytest.raises(ValueError, match="length: 8 -> 16"):
-        finetune.run(config(tiny_checkpoint, length=16), output_dir=run)
-    with pytest.raises(ValueError, match="length 8 \\(this run: 16\\)"):
-        finetune.run(config(tiny_checkpoint, length=16, allow_config_change=True), output_dir=run)
+    finetune.run(config(tiny_checkpoint, time_s=0), output_dir=run)
+    with pytest.raises(ValueError, match="algo.variant: 'q' -> 'g'"):
+        finetune.run(config(tiny_checkpoint, "g"), output_dir=run)
+    changed = config(tiny_checkpoint, "g", allow_config_change=True)
+    with pytest.raises(ValueError, match="variant 'q' \\(this run: 'g'\\)"):
+        finetune.run(changed, output_dir=run)
+    wider = config(tiny_checkpoint, **{"algo.n_envs": 8, "allow_config_change": True})
+    with pytest.raises(ValueError, match="n_envs 16 \\(this run: 8\\)"):
+        finetune.run(wider, output_dir=run)
 
 
-# ---- slow: RL Tuner's gain on the shipped model -------------------------------------------------
+def test_g_needs_a_prior_with_a_weight(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match="algo.variant=g needs a prior with a weight > 0"):
+        finetune.run(config(tiny_checkpoint, "g", **{"reward.prior": "null"}), tmp_path / "a")
+    with pytest.raises(ValueError, match="got weight 0.0"):
+        finetune.run(config(tiny_checkpoint, "g", **{"reward.prior.weight": 0}), tmp_path / "b")
+
+
+@pytest.mark.parametrize("setting", ["reward.prior.weight", "algo.kl_coef"])
+def test_each_variant_learns_on_its_reward_at_the_kl_weight(
+    tmp_path: Path, tiny_checkpoint: Path, setting: str
+) -> None:
+    """Per step, q's replay holds w log p_prior + r_task, psi's log p_prior + r_task / w and g's
+    r_task / w, with w the prior's weight or ``algo.kl_coef`` over it."""
+    runs = {}
+    for variant in ("q", "psi", "g"):
+        cfg = config(tiny_checkpoint, variant, **{setting: 2.0})
+        runs[variant] = finetune.run(cfg, output_dir=tmp_path / variant).extras["trainer"]
+    assert all(tr.config.kl_coef == 2.0 for tr in runs.values())
+    setup = build_setup(str(tiny_checkpoint), config(tiny_checkpoint).reward, tmp_path / "s")
+    for variant, tr in runs.items():
+        tokens = tr.replay.tokens[: len(tr.replay)]
+        task = setup.reward.score(tokens.numpy())[0]
+        paper = task + 2.0 * sequence_log_probs(tr.prior, tokens).numpy()
+        expected = {"q": paper, "psi": paper / 2.0, "g": task / 2.0}[variant]
+        np.testing.assert_allclose(tr.replay.rewards[: len(tr.replay)].numpy(), expected, atol=1e-4)
+
+
+def test_epsilon_follows_the_env_step_count(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    cfg = config(tiny_checkpoint, **{"algo.exploration_fraction": 0.5})
+    finetune.run(cfg, output_dir=tmp_path / "run")
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    # the last step of each round: 1.0 -> 0.1 over 256 env steps, 16 per vector step
+    eps = [float(r["rollout/epsilon"]) for r in rows]
+    expected = [1.0 - 0.9 * min(1.0, (s - 16) / 256) for s in (128, 256, 384, 512)]
+    np.testing.assert_allclose(eps, expected, atol=1e-9)
+    assert math.isclose(eps[-1], 0.1)
+
+
+# ---- slow: a real kill -9, and each variant raising its own objective ----------------------
 
 
 @pytest.mark.slow
-def test_rl_tuner_improves_the_music_theory_reward_of_note_lstm(tmp_path: Path) -> None:
-    """3,000 env steps of Q-learning, the paper's settings otherwise (~50 s on a busy 2-core box).
+def test_kill_9_then_the_same_command_resumes_exactly(tmp_path: Path) -> None:
+    checkpoint = make_tiny_checkpoint(tmp_path)
+    overrides = [
+        f"checkpoint={checkpoint}",
+        "reward=rl_tuner",
+        "algo=rl_tuner",
+        "algo.variant=g",
+        "algo.total_timesteps=20000",
+        "algo.n_envs=16",
+        "algo.batch_size=32",
+        "algo.checkpoint_every=2000",
+        "length=8",
+        "n_samples=2",
+        "device=cpu",
+    ]
+    kill_9_then_resume(tmp_path, overrides, RESUME_FILE)
 
-    Measured: the nine rules' reward per piece rose from 69.7 to 149.0 (standard error 2.6;
-    2,048 samples each): fewer excessive repeats, more motifs and preferred intervals, and the
-    tonic start; the share of distinct pieces fell to ~0.6 at this budget.
-    """
-    overrides = ["algo=rl_tuner", "algo.variant=q", "algo.total_timesteps=3000"]
-    gain, stderr = finetune_and_measure_theory_gain(tmp_path, overrides)
-    assert gain > 3 * stderr
+
+SAMPLES = 1024
+
+
+def own_objective(model: torch.nn.Module, setup, variant: str) -> np.ndarray:
+    """Per piece: q ``sum r_task + w log p_prior`` (its reward); psi and g the KL-regularised
+    return ``sum r_task - w (log pi - log p_prior)`` (c_T = w = 1: psi's entropy-regularised
+    return is the same number)."""
+    tokens, log_pi = sample_seeded(model, SAMPLES, 32, seed=4321)
+    task = setup.reward.score(tokens)[0].sum(1)
+    log_prior = setup.reference.log_probs(torch.as_tensor(tokens)).cpu().numpy().sum(1)
+    w = setup.reference.weight
+    if variant == "q":
+        return task + w * log_prior
+    return task - w * (log_pi.sum(1) - log_prior)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["q", "psi", "g"])
+def test_a_short_run_raises_the_variants_own_objective(variant: str, tmp_path: Path) -> None:
+    """65,536 env steps of the paper's settings otherwise (epsilon over half of them) from the
+    shipped Note LSTM on reward=rl_tuner: ~30 s on one core."""
+    overrides = [
+        "checkpoint=pretrained:note_lstm",
+        "reward=rl_tuner",
+        "algo=rl_tuner",
+        f"algo.variant={variant}",
+        "algo.kl_coef=null",  # the paper's w: the reward's prior weight, 1
+        "algo.total_timesteps=65536",
+        "algo.sample_every=0",
+        "n_samples=1",
+        "device=cpu",
+    ]
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("finetune", overrides=overrides)
+    result = finetune.run(cfg, output_dir=tmp_path / "run")
+    setup = build_setup(str(cfg.checkpoint), cfg.reward, tmp_path / "measure", device="cpu")
+    start, _ = load_generator("pretrained:note_lstm")
+    tuned, _ = load_generator(str(result.tuned))  # the trained policy (g: p_prior exp(G))
+    before, after = own_objective(start, setup, variant), own_objective(tuned, setup, variant)
+    stderr = float(np.sqrt(before.var() / len(before) + after.var() / len(after)))
+    print(
+        f"{variant}: objective per piece {before.mean():.2f} -> {after.mean():.2f} (se {stderr:.2f})"
+    )
+    assert after.mean() - before.mean() > 3 * stderr

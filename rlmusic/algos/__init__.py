@@ -7,7 +7,8 @@ algorithm is ``train(setup, algo_cfg) -> FinetuneResult``:
 - ``batched`` (:mod:`rlmusic.algos.batched`): the fast path, whole compositions at once
   (RLOO / GRPO / PPO with KL control);
 - ``ppo`` (:mod:`rlmusic.algos.sb3.ppo`): stable-baselines3 PPO, the generator as its policy;
-- ``rl_tuner`` (:mod:`rlmusic.algos.sb3.rl_tuner`): RL Tuner's Q / Psi / G-learning on SB3's DQN.
+- ``rl_tuner`` (:mod:`rlmusic.algos.rl_tuner`): RL Tuner's Q / Psi / G-learning, many
+  compositions acting at once, a replay of whole compositions.
 
 A new algorithm is one module with a ``train`` function and one entry in :data:`ALGORITHMS`.
 """
@@ -23,7 +24,7 @@ from typing import Any
 ALGORITHMS: dict[str, str] = {
     "batched": "rlmusic.algos.batched",
     "ppo": "rlmusic.algos.sb3.ppo",
-    "rl_tuner": "rlmusic.algos.sb3.rl_tuner",
+    "rl_tuner": "rlmusic.algos.rl_tuner",
 }
 
 

@@ -20,6 +20,7 @@ from torch import nn
 from rlmusic.algos.reference import Reference
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models.base import frozen
+from rlmusic.models.policy import PriorProductGenerator
 from rlmusic.rewards.build import START_MODEL, build_reward, plain
 from rlmusic.rewards.composite import CompositeReward
 from rlmusic.rewards.registry import build_term, default_context
@@ -118,7 +119,8 @@ def build_setup(
         time_s: wall-clock budget (None: none).
 
     Raises:
-        ValueError: a length below 2, or a reference whose vocabulary differs from the model's.
+        ValueError: a length below 2, a start checkpoint that is a G-learning policy (two
+            networks), or a reference whose vocabulary differs from the model's.
     """
     from rlmusic.models import load_generator
 
@@ -129,6 +131,12 @@ def build_setup(
     resolved = resolve_device(str(device))
     torch.manual_seed(int(seed))
     generator, encoding = load_generator(str(checkpoint), device=resolved)
+    if isinstance(generator, PriorProductGenerator):
+        raise ValueError(
+            f"checkpoint={checkpoint} is a G-learning policy, p_prior * exp(G): two networks, "
+            "which no algorithm can tune as one; start from a single generator (it can still "
+            "be sampled, evaluated and used as reward.prior.checkpoint)"
+        )
     reward_cfg = dict(plain(reward_cfg) or {})
     prior_cfg = reward_cfg.pop("prior", None) or {}
     reward = build_reward(reward_cfg, encoding, device=str(resolved))

@@ -86,7 +86,7 @@ class BatchedAlgoSchema:
 
 @dataclass
 class SB3RunSchema:
-    """What both SB3 algorithms share: env-step budgets and intervals."""
+    """What an SB3 algorithm's run reads: env-step budgets and intervals."""
 
     name: str = MISSING
     total_timesteps: int = MISSING
@@ -121,14 +121,21 @@ class PPOAlgoSchema(SB3RunSchema):
 
 
 @dataclass
-class RLTunerAlgoSchema(SB3RunSchema):
+class RLTunerAlgoSchema:
+    """``algo=rl_tuner`` (rlmusic.algos.rl_tuner: values are checked by RLTunerConfig)."""
+
+    name: str = MISSING
     variant: str = MISSING
+    total_timesteps: int = MISSING
+    n_envs: int = MISSING
+    learning_rate: float = MISSING
     buffer_size: int = MISSING
     learning_starts: int = MISSING
-    train_freq: int = MISSING
-    gradient_steps: int = MISSING
-    target_update_interval: int = MISSING
+    batch_size: int = MISSING
+    replay_ratio: float = MISSING
     tau: float = MISSING
+    gamma: float = MISSING
+    max_grad_norm: float = MISSING
     loss: str = MISSING
     double_q: bool = MISSING
     exploration: str = MISSING
@@ -137,6 +144,12 @@ class RLTunerAlgoSchema(SB3RunSchema):
     exploration_fraction: float = MISSING
     boltzmann_temperature: float = MISSING
     psi_temperature: float = MISSING
+    kl_coef: float | None = None
+    precision: str = MISSING
+    checkpoint_every: int = MISSING
+    sample_every: int = MISSING
+    stats_every: int = MISSING
+    stats_samples: int = MISSING
 
 
 ALGO_SCHEMAS: dict[str, type] = {

@@ -87,16 +87,12 @@ def final_eval_wanted(cfg: Mapping[str, Any]) -> bool:
 def playing_policy(result: Any, device: Any = "cpu") -> nn.Module:
     """The policy a fine-tuning result plays: what its ``final/*`` metrics sampled.
 
-    ``result`` is a :class:`rlmusic.algos.setup.FinetuneResult`. RL Tuner's G-learning (and Psi
-    learning with a temperature) plays a policy built around the saved network, which its
-    algorithm object builds (``policy_generator()``); every other run plays the saved
-    ``tuned.safetensors`` itself.
+    ``result`` is a :class:`rlmusic.algos.setup.FinetuneResult`. Its ``tuned.safetensors``
+    records the policy it trained (RL Tuner's G-learning: ``p_prior * exp(G)``; Psi-learning:
+    ``softmax(Psi / c_T)``; see :mod:`rlmusic.models.policy`), which ``load_generator`` builds.
     """
     from rlmusic.models import load_generator
 
-    algorithm = (getattr(result, "extras", None) or {}).get("algorithm")
-    if hasattr(algorithm, "policy_generator"):
-        return algorithm.policy_generator()
     model, _ = load_generator(str(result.tuned), device=device)
     return model
 

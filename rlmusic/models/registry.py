@@ -13,9 +13,9 @@ from torch import nn
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models.checkpoint import CheckpointError, load_checkpoint
+from rlmusic.models.policy import POLICY_KEY, PRETRAINED_PREFIX, build_policy, portable_spec
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-PRETRAINED_PREFIX = "pretrained:"
 
 # name -> (file in PRETRAINED_DIR, architecture, one-line description)
 PRETRAINED: dict[str, tuple[str, str, str]] = {
@@ -69,9 +69,42 @@ def load_pretrained(
 def load_generator(
     spec: str | Path, device: torch.device | str = "cpu"
 ) -> tuple[nn.Module, MelodyEncoding]:
-    """``pretrained:<name>`` or a checkpoint path / run directory -> (model, encoding)."""
-    spec = str(spec)
+    """``pretrained:<name>`` or a checkpoint path / run directory -> (policy, encoding).
+
+    The returned model is the policy the checkpoint records (``info["policy"]``, see
+    :mod:`rlmusic.models.policy`): a G-learning run's ``p_prior * exp(G)``, a Psi-learning run's
+    ``softmax(Psi / c)``; a checkpoint without one is its network's own softmax.
+
+    Raises:
+        CheckpointError: an unreadable checkpoint, an unknown or incomplete policy, or a policy
+            whose prior cannot be loaded (or names the checkpoint itself).
+    """
+    return _load(str(spec), device, ())
+
+
+def _load(
+    spec: str, device: torch.device | str, loading: tuple[str, ...]
+) -> tuple[nn.Module, MelodyEncoding]:
     if spec.startswith(PRETRAINED_PREFIX):
         return load_pretrained(spec[len(PRETRAINED_PREFIX) :], device=device)
-    model, encoding, _ = load_checkpoint(Path(spec).expanduser(), device=device)
-    return model, encoding
+    path = Path(spec).expanduser()
+    model, encoding, info = load_checkpoint(path, device=device)
+    policy = info.get(POLICY_KEY)
+    if not policy:
+        return model, encoding
+    here = portable_spec(path)
+    if here in loading:  # a prior that names a checkpoint being loaded: no end to it
+        raise CheckpointError(f"{path}: its policy's prior leads back to {here}")
+
+    def load_prior(prior_spec: str) -> nn.Module:
+        prior, prior_encoding = _load(prior_spec, device, (*loading, here))
+        if prior_encoding != encoding:
+            raise CheckpointError(
+                f"{path}: its policy's prior {prior_spec} has another token encoding"
+            )
+        return prior
+
+    try:
+        return build_policy(model, policy, str(path), load_prior).to(device), encoding
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None

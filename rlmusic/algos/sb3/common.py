@@ -1,4 +1,4 @@
-"""What the SB3 fine-tuning runs (``algo=ppo``, ``algo=rl_tuner``) share: the run, logs, resume.
+"""What an SB3 fine-tuning run (``algo=ppo``) needs around SB3: the run, logs, resume.
 
 :func:`learn` runs an SB3 algorithm with:
 
@@ -53,7 +53,7 @@ STEP_COLUMN = "time/total_timesteps"  # SB3 writes it in every dump
 
 @dataclass
 class RunSettings:
-    """The run-level settings both SB3 algorithms read from the finetune config."""
+    """The run-level settings an SB3 algorithm reads from the finetune config."""
 
     output_dir: Path
     algo: str

@@ -1,27 +1,21 @@
-"""A generator's outputs at the positions of composition observations: batched and incremental.
+"""A generator's outputs at the positions of composition observations, in batched passes.
 
 An observation of :class:`rlmusic.envs.composition.CompositionEnv` is ``tokens (T,)`` padded with
 ``vocab_size`` (== the generators' BOS token) followed by the position ``t``. The generator's
 output for it is the one at position ``t`` of ``[BOS, tokens[:t]]`` (the distribution of the next
-token). Two ways to get it:
-
-- :func:`position_outputs` (training, targets, PPO minibatches): whole-prefix forward passes, one
-  per longest shared prefix (:func:`covering_rows`), rows grouped by length on CPU so short
-  prefixes are not padded to the longest one (:func:`span_groups`).
-- :class:`IncrementalLogits` (acting): each environment's generator state is kept between the
-  steps of an episode, so a step costs one ``generator.step`` instead of a pass over the prefix.
+token). :func:`position_outputs` (PPO's minibatches) computes it with whole-prefix forward
+passes, one per longest shared prefix (:func:`covering_rows`), rows grouped by length on CPU so
+short prefixes are not padded to the longest one (:func:`span_groups`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import nn
-
-from rlmusic.models.base import prefill
 
 # Rows are grouped by prefix length on CPU when a group saves more padded positions (rows x
 # steps) than this: what one more forward call costs. On CPU the oneDNN LSTM reorders its
@@ -150,94 +144,3 @@ def _inputs(generator: nn.Module, tokens: torch.Tensor, span: int) -> torch.Tens
 def position_logits(generator: nn.Module, obs: torch.Tensor, length: int) -> torch.Tensor:
     """Logits (B, V) of ``generator`` for the next token of each observation (B, length + 1)."""
     return position_outputs(generator, obs, length)[0]
-
-
-# ---- acting: one generator step per env step ------------------------------------------------
-
-
-@dataclass
-class _RowState:
-    """What one environment's row last read: its tokens, the state after them, the logits there."""
-
-    version: tuple[int, int]
-    tokens: torch.Tensor  # (n,) on CPU: the prefix read after BOS
-    state: Any  # the generator's state after [BOS, *tokens] (batch 1)
-    logits: torch.Tensor  # (1, V): the distribution of token n
-
-
-class IncrementalLogits:
-    """Next-token logits at observations, reusing each environment's generator state.
-
-    An SB3 algorithm acts on one observation per environment per step, each the previous one
-    plus a token. Row i of the observation batch (environment i) keeps the generator state after
-    the prefix it last read, the logits there and the weights' version. An observation whose
-    prefix extends the cached one by at most ``max_steps`` tokens is served by stepping those
-    tokens. Anything else -- a new episode, a primer, another batch, a longer gap (epsilon-greedy
-    moves taken without the network), changed weights, a generator in training mode (dropout)
-    -- reads the whole prefix again (one ``prefill`` pass), so the values always equal the full
-    recomputation (up to float rounding); correctness never depends on the cache.
-
-    The weights' version is :meth:`clear`'s count plus the parameters' in-place version counters
-    (optimizer steps, ``load_state_dict``); writes that bypass autograd's counters (fused
-    optimizers, ``.data``) must call :meth:`clear`, as :class:`rlmusic.algos.sb3.rl_tuner.RLTunerDQN`
-    does after its gradient steps.
-
-    Args:
-        generator: any generator (``step``; ``prefill`` if it has one).
-        length: the composition length (observations are ``length + 1`` long).
-        max_steps: the longest gap stepped through; longer ones read the prefix again.
-    """
-
-    def __init__(self, generator: nn.Module, length: int, max_steps: int = 4) -> None:
-        self.generator = generator
-        self.length = int(length)
-        self.max_steps = int(max_steps)
-        self._rows: dict[int, _RowState] = {}
-        self._cleared = 0
-
-    def clear(self) -> None:
-        """Forget every cached state (the weights changed)."""
-        self._rows.clear()
-        self._cleared += 1
-
-    def _version(self) -> tuple[int, int]:
-        # autograd's per-tensor counter: every in-place write through autograd bumps it
-        return self._cleared, sum(p._version for p in self.generator.parameters())
-
-    @torch.no_grad()
-    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        """Logits (B, V) for observations (B, length + 1), without gradient."""
-        if self.generator.training:  # dropout: no two passes agree, nothing to reuse
-            self._rows.clear()
-            return position_logits(self.generator, obs, self.length)
-        obs = obs.long()
-        host = obs.cpu()
-        version = self._version()
-        if len(self._rows) > len(obs):  # another batch than the environments': start over
-            self._rows.clear()
-        out = []
-        for i in range(len(obs)):
-            t = min(int(host[i, self.length]), self.length - 1)  # the terminal: as position_outputs
-            out.append(self._row(i, obs[i], host[i, :t], version))
-        return torch.cat(out).float()
-
-    def _row(
-        self, i: int, row: torch.Tensor, prefix: torch.Tensor, version: tuple[int, int]
-    ) -> torch.Tensor:
-        cached = self._rows.get(i)
-        t = len(prefix)
-        if (
-            cached is not None
-            and cached.version == version
-            and len(cached.tokens) <= t <= len(cached.tokens) + self.max_steps
-            and torch.equal(prefix[: len(cached.tokens)], cached.tokens)
-        ):
-            state, logits = cached.state, cached.logits
-            for j in range(len(cached.tokens), t):  # the tokens written since
-                logits, state = self.generator.step(row[j : j + 1], state)
-        else:
-            bos = torch.full((1, 1), int(self.generator.bos_token), dtype=torch.long)
-            inputs = torch.cat([bos.to(row.device), row[None, :t]], dim=1)  # (1, t + 1)
-            logits, state = prefill(self.generator, inputs)
-        self._rows[i] = _RowState(version, prefix.clone(), state, logits)
-        return logits

@@ -2,12 +2,10 @@
 
 ``resume.pt`` is written with ``torch.save`` and read with ``torch.load(weights_only=True)``
 (tensors and plain values only; SB3's ``model.zip`` is pickled and is never needed to resume).
-It holds the policy's state dict (DQN: online and target networks) and optimizer state, SB3's
-counters (steps, updates, episodes, training progress; DQN: the target-update call count and
-epsilon), the last observation, the episode-statistics window, every random generator a run
-draws from (torch, numpy's global generator that SB3's buffers sample with, Python's, the action
-space's and each environment's), the replay buffer (DQN) and algorithm extras (PPO: the KL
-coefficient).
+It holds the policy's state dict and optimizer state, SB3's counters (steps, updates, episodes,
+training progress), the last observation, the episode-statistics window, every random generator
+a run draws from (torch, numpy's global generator that SB3's buffers sample with, Python's, the
+action space's and each environment's) and algorithm extras (PPO: the KL coefficient).
 
 Resume points are taken only where nothing else is in flight: at the start of a rollout (after
 the previous update) when every environment has just begun a composition, so the environments
@@ -32,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlmusic.models.checkpoint import atomic_torch_save, read_torch_file
@@ -46,14 +43,11 @@ COUNTERS = (
     "_n_updates",
     "_episode_num",
     "_current_progress_remaining",
-    "_n_calls",  # DQN: target updates happen every target_update_interval calls
-    "exploration_rate",  # DQN: epsilon used by the next step, set after the previous one
     "kl_coef",  # GeneratorPPO: adaptive KL coefficient ...
     "kl_pitch_coef",  # ... and its pitch part's
 )
 # the policy's optimizers (GeneratorPolicy: the generator's and the value function's)
 OPTIMIZERS = ("optimizer", "value_optimizer")
-BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
 def _dummy_envs(model: BaseAlgorithm) -> list[Any]:
@@ -101,39 +95,6 @@ def restore_rng(model: BaseAlgorithm, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _compact(array: np.ndarray) -> torch.Tensor:
-    """Token observations and actions fit int16: a 100k-step buffer saves in ~15 MB, not 55."""
-    if array.dtype.kind in "iu" and array.size and array.min() >= 0 and array.max() < 2**15:
-        array = array.astype(np.int16)
-    return torch.from_numpy(np.ascontiguousarray(array))
-
-
-def replay_state(buffer: ReplayBuffer) -> dict[str, Any]:
-    """The filled part of a replay buffer and its write position."""
-    filled = buffer.buffer_size if buffer.full else buffer.pos
-    state: dict[str, Any] = {"pos": int(buffer.pos), "full": bool(buffer.full)}
-    for name in BUFFER_ARRAYS:
-        array = getattr(buffer, name, None)
-        if array is not None:
-            state[name] = _compact(array[:filled])
-    return state
-
-
-def restore_replay(buffer: ReplayBuffer, state: dict[str, Any]) -> None:
-    for name in BUFFER_ARRAYS:
-        if name in state:
-            saved = state[name].numpy()
-            target = getattr(buffer, name)
-            if saved.shape[1:] != target.shape[1:] or len(saved) > len(target):
-                raise ValueError(
-                    f"the saved replay buffer's {name} has shape {saved.shape}, which does not "
-                    f"fit this run's buffer {target.shape}"
-                )
-            target[: len(saved)] = saved
-    buffer.pos = int(state["pos"])
-    buffer.full = bool(state["full"])
-
-
 def save_resume(model: BaseAlgorithm, path: Path, run: dict[str, Any]) -> None:
     """Write the resume point (call only at a clean point: rollout start, episodes just begun).
 
@@ -157,8 +118,6 @@ def save_resume(model: BaseAlgorithm, path: Path, run: dict[str, Any]) -> None:
         "episode_stats": [dict(e) for e in (model.ep_info_buffer or [])],
         "rng": rng_state(model),
     }
-    if getattr(model, "replay_buffer", None) is not None:
-        state["replay_buffer"] = replay_state(model.replay_buffer)
     atomic_torch_save(state, path)
 
 
@@ -202,7 +161,5 @@ def load_resume(model: BaseAlgorithm, path: Path, run: dict[str, Any]) -> int:
         position = int(obs[length])  # a composition just begun: empty, or a primer
         env.reset(options={"primer": obs[:position]} if position else None)
         env.unwrapped.np_random.bit_generator.state = rng
-    if "replay_buffer" in state:
-        restore_replay(model.replay_buffer, state["replay_buffer"])
     restore_rng(model, state["rng"])
     return int(model.num_timesteps)
