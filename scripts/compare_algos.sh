@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The RL Tuner table for the shipped Note LSTM before tuning and after each fine-tuning algorithm,
 # side by side: a thin wrapper around the experiment configs conf/experiment/compare_algos/*.yaml
-# (the default batched run and SB3 PPO on short budgets, RL Tuner's Q-learning at the paper's
-# 1M env steps, then one `rlmusic evaluate` over 1,000 compositions of 32 steps, seed 0). Prints
-# each run's wall time.
+# (the default batched run, SB3 PPO and RL Tuner's G-learning, each with its shipped settings,
+# then one `rlmusic evaluate` over 1,000 compositions of 32 steps, seed 0). Prints each run's
+# wall time.
 #
 #   scripts/compare_algos.sh [OUT_DIR]        (default outputs/compare_algos)
 #   RLMUSIC_SB3_SECONDS   a time budget for the ppo run in seconds (default: its 150,000 steps)
