@@ -32,10 +32,11 @@ import numpy as np
 
 from rlmusic.algos.outputs import finish_run, policy_statistics, write_midi_samples
 from rlmusic.algos.reference import PRIOR_TERM
+from rlmusic.algos.resume_point import read_resume_point
 from rlmusic.algos.rl_tuner.config import RLTunerConfig, rl_tuner_config
 from rlmusic.algos.rl_tuner.trainer import RewardFn, RewardOut, RLTunerTrainer
 from rlmusic.algos.setup import FinetuneResult, FinetuneSetup
-from rlmusic.models.checkpoint import atomic_torch_save, read_torch_file
+from rlmusic.models.checkpoint import atomic_torch_save
 from rlmusic.models.policy import g_policy_info, psi_policy_info
 from rlmusic.runlog import CSVLog
 
@@ -106,22 +107,7 @@ def load_resume(path: Path, run: dict[str, Any]) -> dict[str, Any]:
             another version of this one.
         CheckpointError: a damaged file or one holding pickled objects.
     """
-    state = read_torch_file(path)
-    saved = state.get("run", {}) if isinstance(state, dict) else {}
-    diff = {k: (saved.get(k), v) for k, v in run.items() if k in saved and saved.get(k) != v}
-    if diff:
-        detail = ", ".join(f"{k} {a!r} (this run: {b!r})" for k, (a, b) in diff.items())
-        raise ValueError(
-            f"{path} was written by another kind of run: {detail}; re-run the same command to "
-            "resume it, or use a new output folder (hydra.run.dir)"
-        )
-    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-        raise ValueError(f"{path}: not an RL Tuner resume point (format={RESUME_FORMAT!r})")
-    if state.get("version") != RESUME_VERSION:
-        raise ValueError(
-            f"{path} is a resume point of version {state.get('version')} and this release reads "
-            f"version {RESUME_VERSION}: start the run again in a new output folder (hydra.run.dir)"
-        )
+    state = read_resume_point(path, RESUME_FORMAT, RESUME_VERSION, run, "an RL Tuner resume point")
     return state["trainer"]
 
 

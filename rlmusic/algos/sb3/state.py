@@ -32,7 +32,8 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rlmusic.models.checkpoint import atomic_torch_save, read_torch_file
+from rlmusic.algos.resume_point import read_resume_point
+from rlmusic.models.checkpoint import atomic_torch_save
 
 RESUME_FILE = "resume.pt"
 RESUME_FORMAT = "rlmusic-sb3-resume"
@@ -129,22 +130,9 @@ def load_resume(model: BaseAlgorithm, path: Path, run: dict[str, Any]) -> int:
             vocabulary or number of environments), named with both values.
         CheckpointError: a damaged file or one holding pickled objects.
     """
-    state = read_torch_file(path)
-    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-        raise ValueError(f"{path}: not an rlmusic SB3 resume file (format={RESUME_FORMAT!r})")
-    if state.get("version") != RESUME_VERSION:
-        raise ValueError(
-            f"{path} is a resume point of version {state.get('version')} and this release reads "
-            f"version {RESUME_VERSION}: start the run again in a new output folder (hydra.run.dir)"
-        )
-    saved = state["run"]
-    diff = {k: (saved.get(k), v) for k, v in run.items() if saved.get(k) != v}
-    if diff:
-        detail = ", ".join(f"{k} {a!r} (this run: {b!r})" for k, (a, b) in diff.items())
-        raise ValueError(
-            f"{path} was written by another kind of run: {detail}; re-run the same command to "
-            "resume it, or use a new output folder (hydra.run.dir)"
-        )
+    state = read_resume_point(
+        path, RESUME_FORMAT, RESUME_VERSION, run, "an rlmusic SB3 resume file"
+    )
     model.policy.load_state_dict(state["policy"])
     for name, optimizer_state in state["optimizers"].items():
         getattr(model.policy, name).load_state_dict(optimizer_state)
