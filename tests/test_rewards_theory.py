@@ -160,6 +160,34 @@ def test_preferred_intervals_pay_holds_and_rests_after_a_note() -> None:
     assert sum(row(PreferredIntervalsRule(hold=0, rest=0), D4, H, R)) == 0
 
 
+def test_silent_steps_are_paid_for_a_bounded_time_after_each_onset() -> None:
+    bounded = PreferredIntervalsRule(silent_steps_paid=2)
+    # C held for 4 steps then rested: only the first 2 silent steps pay; E's onset (a third,
+    # 0.75) still pays and restarts the count
+    assert row(bounded, C4, H, H, H, R, E4, H, H, H) == pytest.approx(
+        [0, 1.5, 1.5, 0, 0, 0.75, 0.375, 0.375, 0]
+    )
+    # the original (None) pays every silent step, forever
+    assert row(PreferredIntervalsRule(), C4, *[H] * 20)[1:] == pytest.approx([1.5] * 20)
+    assert sum(row(PreferredIntervalsRule(silent_steps_paid=0), C4, H, R, H)) == 0
+    with pytest.raises(ValueError, match="silent_steps_paid"):
+        PreferredIntervalsRule(silent_steps_paid=-1)
+
+
+def test_the_default_preset_bounds_held_notes() -> None:
+    from hydra import compose, initialize_config_module
+
+    from rlmusic.rewards.build import build_reward
+
+    with initialize_config_module("conf", version_base=None):
+        cfg = compose("finetune")
+    reward = build_reward(cfg.reward, ENC, start_checkpoint="pretrained:note_lstm")
+    intervals = next(t.term for t in reward.terms if t.name == "preferred_intervals")
+    assert intervals.silent_steps_paid == 7
+    held = np.array([[C4] + [H] * 31])
+    assert (intervals(held)[0, 8:] == 0).all() and (intervals(held)[0, 1:8] > 0).all()
+
+
 def test_leap_rule_pays_as_the_detector_decides() -> None:
     rule = LeapResolutionRule()
     assert row(rule, C4, G4, F4, E4, D4, C4) == [0, 0, 0, 0, 0, 5]  # a gradual return

@@ -196,7 +196,9 @@ class PreferredIntervalsRule(Rule):
     sevenths -0.3, more than an octave -1.0; unisons (``unison``), tritones and octaves 0. "In key": both
     notes in the key's scale. A step that strikes nothing, after some note: holding that note
     0.075 (0.3 if it is the tonic or the fifth), resting 0.05 (0.15 after the tonic or fifth),
-    the original's values (it read the two special tokens this way here).
+    the original's values (it read the two special tokens this way here). The original pays them
+    on every silent step, so a held tonic earns 1.5 per step forever; ``silent_steps_paid``
+    (None: the original) pays only the first that many silent steps after each onset.
 
     >>> PreferredIntervalsRule()(np.array([[14, 18, 1, 37, 0, 1]])).tolist()
     [[0.0, 0.75, 0.375, -5.0, 0.25, 0.25]]
@@ -217,6 +219,11 @@ class PreferredIntervalsRule(Rule):
     hold_after_tonic_or_fifth: float = 0.3
     rest: float = 0.05
     rest_after_tonic_or_fifth: float = 0.15
+    silent_steps_paid: int | None = None  # the default preset: 7 (up to a half note)
+
+    def __post_init__(self) -> None:
+        if self.silent_steps_paid is not None and self.silent_steps_paid < 0:
+            raise ValueError(f"silent_steps_paid must be >= 0 or null, got {self.silent_steps_paid}")
 
     def _table(self, in_key: bool) -> np.ndarray:
         """Value by interval size 0..13 (13 stands for anything over an octave)."""
@@ -239,6 +246,8 @@ class PreferredIntervalsRule(Rule):
         after = v.prev_pitch >= 0
         pitch_class = v.prev_pitch % 12
         anchor = (pitch_class == self.tonic) | (pitch_class == (self.tonic + 7) % 12)
+        if self.silent_steps_paid is not None:  # a bounded time after each onset
+            after &= v.onset | (np.arange(v.tokens.shape[1]) - v.prev_index <= self.silent_steps_paid)
         holding = ~v.onset & (v.tokens == NO_EVENT) & ~v.rest_since_prev
         value += np.where(holding, np.where(anchor, self.hold_after_tonic_or_fifth, self.hold), 0.0)
         value += np.where(
