@@ -16,7 +16,7 @@ from rlmusic.config import validate_config
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.evaluation.columns import GENERATOR, HELDOUT, MIDI, spec_kind, split_heldout
 from rlmusic.evaluation.comparison import prior_metrics
-from rlmusic.evaluation.critic_test import CriticTestConfig, critic_accuracy
+from rlmusic.evaluation.critic_test import POWER, SANITY, CriticTest, CriticTestConfig, Side
 from rlmusic.evaluation.model_eval import evaluate_samples
 from rlmusic.models import load_generator
 from rlmusic.models.sampling import sample_seeded
@@ -55,6 +55,8 @@ def compare_overrides(tmp: Path, models: dict[str, str], **extra: object) -> lis
         "data.workers": 1,
         "bootstrap.resamples": 40,
         "critic.steps": 20,
+        "critic.samples": 40,
+        "critic.real_windows": 200,
         "overlap.distances": 200,
         "k": 2,
         "synth": "sine",
@@ -153,18 +155,45 @@ def test_prior_rows_are_evaluate_s_own(tiny_checkpoint: Path) -> None:
     assert "KL(model || prior) per token" not in no_log_pi
 
 
+def random_tunes(n: int, length: int, seed: int) -> list[np.ndarray]:
+    """``n`` tunes of ``length`` steps, a random note on every step."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(14, 26, length) for _ in range(n)]
+
+
+TINY_CRITIC = CriticTestConfig(
+    steps=150, embed_dim=8, channels=8, dilations=[1, 2], samples=60, real_windows=400
+)
+
+
 def test_critic_tells_an_obvious_fake_and_reports_its_held_out_accuracy() -> None:
-    rng = np.random.default_rng(0)
-    real = rng.integers(14, 26, (60, 16))  # a note on every step
+    test = CriticTest(random_tunes(40, 40, 0), ENC.vocab_size, 16, TINY_CRITIC, resamples=50)
     fake = np.tile([0, 1, 1, 1], (60, 4))  # silence
-    cfg = CriticTestConfig(steps=150, embed_dim=8, channels=8, dilations=[1, 2])
-    accuracy, figures = critic_accuracy(fake, real, ENC.vocab_size, cfg, seed=0, resamples=50)
+    accuracy, figures = test.accuracy(fake)
     assert accuracy.value == 1.0 == accuracy.low == accuracy.high
     assert accuracy.value == figures["balanced_accuracy"]
-    again, _ = critic_accuracy(fake, real, ENC.vocab_size, cfg, seed=0, resamples=50)
+    again, _ = test.accuracy(fake)
     assert again == accuracy
-    with pytest.raises(ValueError, match=">= 2 pieces"):
-        critic_accuracy(fake[:1], real, ENC.vocab_size, cfg)
+    with pytest.raises(ValueError, match=">= 4 pieces of 16 steps"):
+        test.accuracy(fake[:3])
+    with pytest.raises(ValueError, match="of 16 steps"):
+        test.accuracy(np.tile([0, 1], (60, 4)))
+
+
+def test_critic_sanity_is_chance_when_both_sides_are_real() -> None:
+    test = CriticTest(random_tunes(40, 40, 1), ENC.vocab_size, 16, TINY_CRITIC, resamples=200)
+    sanity, _ = test.sanity()
+    assert sanity.low <= 0.5 <= sanity.high and abs(sanity.value - 0.5) < 0.1
+
+
+def test_real_windows_are_split_by_tune() -> None:
+    # each tune one constant pitch: a pitch seen in the fit windows never reappears when scored
+    tunes = [np.full(30, 14 + i) for i in range(20)]
+    side = Side.of_tunes(tunes, 8, windows=1000, holdout=0.3, seed=0)
+    fit, held = set(side.fit[:, 0].tolist()), set(side.held[:, 0].tolist())
+    assert fit and held and not fit & held
+    assert len(set(side.groups.tolist())) == len(held) == 6  # one bootstrap group per held tune
+    assert len(side.held) == 6 * (30 - 8 + 1)  # every window of a held tune
 
 
 def test_report_files_exist_and_parse(comparison: tuple[Path, compare.CompareResult]) -> None:
@@ -186,9 +215,14 @@ def test_report_files_exist_and_parse(comparison: tuple[Path, compare.CompareRes
         for rows in sections.values():
             for row in rows.values():
                 assert set(row) == {"value", "low", "high"}
-        assert "critic accuracy" in sections["realism vs held-out"]
+        # the held-out column's openings are tunes the critic learns from: no figure for it
+        assert ("critic accuracy" in sections["realism vs held-out"]) == (name != "real")
         assert "overlap area (mean)" in sections["realism vs held-out"]
         assert "total" in sections["reward (per composition)"]
+    assert set(data["critic_checks"]) == {SANITY, POWER}
+    assert result.metrics[f"critic/{POWER}"] == pytest.approx(
+        metrics["tiny"]["realism vs held-out"]["critic accuracy"]["value"]
+    )  # the prior is a column: its figure
     assert "KL(model || prior) per token" in metrics["run"]["prior"]
     assert "KL(model || prior) per token" not in metrics["midi"]["prior"]
     assert metrics["tiny"]["prior"]["KL(model || prior) per token"]["value"] == pytest.approx(

@@ -319,6 +319,8 @@ class CompareCriticSchema:
     batch_size: int = MISSING
     lr: float = MISSING
     holdout: float = MISSING
+    samples: int = MISSING
+    real_windows: int = MISSING
     embed_dim: int = MISSING
     channels: int = MISSING
     dilations: List[int] = MISSING

@@ -39,7 +39,10 @@ GENERATOR, MIDI, HELDOUT = "generator", "midi", "heldout"
 @dataclass
 class Column:
     """One column's compositions: ``tokens`` (n, length); ``log_probs`` (n, length) are the
-    generator's own ``log pi`` of its samples (None for real or MIDI pieces)."""
+    generator's own ``log pi`` of its samples (None for real or MIDI pieces);
+    ``critic_tokens`` the pieces the two-sample critic test scores: a generator's own larger
+    draw, a MIDI folder's pieces, none for ``heldout`` (its openings are tunes the critic
+    learns real music from; the test's sanity row is real against real instead)."""
 
     name: str
     spec: str
@@ -47,6 +50,7 @@ class Column:
     tokens: np.ndarray
     log_probs: np.ndarray | None = None
     seconds: float = 0.0
+    critic_tokens: np.ndarray | None = None  # what the critic test scores (None: left out)
 
 
 def spec_kind(spec: str) -> tuple[str, str]:
@@ -109,8 +113,10 @@ def load_column(
     encoding: MelodyEncoding,
     heldout_pool: np.ndarray | None = None,
     device: torch.device | str = "cpu",
+    critic_samples: int = 0,
 ) -> Column:
-    """The column a spec names (see the module's docstring).
+    """The column a spec names (see the module's docstring); ``critic_samples`` > 0: a
+    generator also draws that many pieces for the critic test (seed ``seed + 1``).
 
     Raises:
         ValueError: a bad spec, a generator of another encoding, or ``heldout`` with no pool.
@@ -119,14 +125,17 @@ def load_column(
 
     started = time.perf_counter()
     kind, target = spec_kind(spec)
-    log_probs = None
+    log_probs = critic_tokens = None
     if kind == GENERATOR:
         model, model_encoding = load_generator(target, device=device)
         if model_encoding != encoding:
             raise ValueError(f"model {name} ({spec}): its encoding differs from the prior's")
         tokens, log_probs = sample_seeded(model, n, length, seed)
+        if critic_samples > 0:
+            critic_tokens = sample_seeded(model, critic_samples, length, seed + 1)[0]
     elif kind == MIDI:
         tokens = _choose(midi_folder_windows(target, length, encoding), n, seed)
+        critic_tokens = tokens if critic_samples > 0 else None
     else:
         if heldout_pool is None or len(heldout_pool) == 0:
             raise ValueError(f"model {name} ({spec}): no held-out melodies to show")
@@ -134,4 +143,4 @@ def load_column(
     tokens = np.asarray(tokens, dtype=np.int64)
     seconds = time.perf_counter() - started
     log.info("%s (%s, %s): %d compositions in %.1f s", name, spec, kind, len(tokens), seconds)
-    return Column(name, str(spec), kind, tokens, log_probs, seconds)
+    return Column(name, str(spec), kind, tokens, log_probs, seconds, critic_tokens)

@@ -38,7 +38,7 @@ from rlmusic.evaluation.bootstrap import (
     ratio_of_sums,
 )
 from rlmusic.evaluation.columns import Column
-from rlmusic.evaluation.critic_test import CriticTestConfig, critic_accuracy
+from rlmusic.evaluation.critic_test import CriticTest, CriticTestConfig
 from rlmusic.evaluation.diversity import (
     distinct_ngram_terms,
     distinct_share_terms,
@@ -152,7 +152,7 @@ def realism_metrics(
     settings: CompareSettings,
     weights: np.ndarray,
 ) -> dict[str, Interval]:
-    """Histogram L1s, overlap areas (one per feature and their mean) and the critic test."""
+    """Histogram L1s and overlap areas (one per feature and their mean)."""
     c = settings.confidence
     out = {
         f"{name} L1": estimate(
@@ -176,13 +176,6 @@ def realism_metrics(
         c,
         bounds=(0.0, 1.0),
     )
-    if settings.critic is not None and min(len(tokens), len(reference)) < 2:
-        log.warning("critic test left out: it needs >= 2 pieces on each side")
-    elif settings.critic is not None:
-        out["critic accuracy"], _ = critic_accuracy(
-            tokens, reference, encoding.vocab_size, settings.critic, settings.seed,
-            settings.resamples, c,
-        )  # fmt: skip
     return out
 
 
@@ -193,8 +186,10 @@ def measure_column(
     reward=None,
     prior=None,
     reference: np.ndarray | None = None,
+    critic: CriticTest | None = None,
 ) -> ColumnResult:
-    """Every metric of one column (a section is left out when its input is None)."""
+    """Every metric of one column (a section is left out when its input is None; the critic
+    test scores ``column.critic_tokens``, and is left out for a column without them)."""
     tokens = column.tokens
     weights = bootstrap_weights(len(tokens), settings.resamples, settings.seed)
     c = settings.confidence
@@ -216,6 +211,10 @@ def measure_column(
     timed(DIVERSITY, lambda: diversity_metrics(tokens, encoding, settings.ngram, weights, c))
     if reference is not None and len(reference) >= 2:
         timed(REALISM, lambda: realism_metrics(tokens, reference, encoding, settings, weights))
+    if critic is not None and column.critic_tokens is not None:
+        started = time.perf_counter()
+        metrics.setdefault(REALISM, {})["critic accuracy"] = critic.accuracy(column.critic_tokens)[0]
+        seconds["critic"] = time.perf_counter() - started
     histograms = {
         name: normalised(counter(tokens, encoding)) for name, counter in HISTOGRAMS.items()
     }

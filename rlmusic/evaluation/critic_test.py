@@ -1,39 +1,77 @@
-"""A two-sample critic test: can a small discriminator tell a model's pieces from real ones?
+"""A two-sample critic test: can a fresh discriminator tell a model's pieces from real ones?
 
-A fresh, small :class:`rlmusic.critics.CausalCNN` discriminator
-(:func:`rlmusic.critics.train_discriminator`) is trained on a seeded share of the pieces
-against a seeded share of the held-out melodies, and scored on the rest of both (whole pieces:
-the last position's logit). The figure is its **held-out balanced accuracy**: the mean of the
-share of real melodies called real and the share of the model's pieces caught. 0.5 means the
-critic cannot tell them apart (a two-sample test passed); 1.0 means every piece gives itself
-away. Its interval resamples the held-out rows of each side (seeded), so it shows the test set's
+A fresh :class:`rlmusic.critics.CausalCNN` discriminator
+(:func:`rlmusic.critics.train_discriminator`) is trained on a seeded share of a model's pieces
+against real windows, and scored on the rest of both (whole pieces: the last position's logit).
+The figure is its **held-out balanced accuracy**: the mean of the share of real windows called
+real and the share of the model's pieces caught. 0.5: the critic cannot tell them apart (the
+two-sample test passed); 1.0: every piece gives itself away.
+
+The real side is every note-onset window of the held-out tunes (the test split, which no
+shipped model trained on), not only their openings: hundreds of openings gave the test too
+little power to separate a tuned model from the supervised one. The tunes are split **by
+tune** (seeded) into
+
+* a reference half, itself split by tune into windows the critic fits and windows it is scored
+  on, so no tune is both learned and scored;
+* a sanity half, which plays "the model" in the sanity row: real against real, where a critic
+  that finds a difference is fooling itself (expect 0.5 within the interval).
+
+The interval resamples what the critic is scored on: real windows in whole tunes (windows of
+one tune are not independent), the model's pieces one by one. It shows the test set's
 uncertainty, not the spread of retraining.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from rlmusic.critics import CriticConfig, DiscriminatorTrainConfig, train_discriminator
+from rlmusic.critics.data import cut_windows, window_offsets
 from rlmusic.critics.discriminator import score_all
 from rlmusic.critics.stats import seeded_split
 from rlmusic.evaluation.bootstrap import Interval, bootstrap_weights, interval
 
+log = logging.getLogger(__name__)
+
+SANITY = "critic sanity: held-out vs held-out"
+POWER = "critic power: prior vs held-out"
+
 
 @dataclass
 class CriticTestConfig:
-    """The critic's size and budget: small and short, a few seconds per model on a CPU."""
+    """The critic's size and budget (``critic`` in conf/compare.yaml).
 
-    steps: int = 300
-    batch_size: int = 64
-    lr: float = 3e-3
+    ``steps`` x ``batch_size`` rows: 1,000 x 128, about 45 s per model on one busy core; more
+    steps over-fit the few hundred real tunes the critic learns from (docs/finetuning.md,
+    "The critic test"). ``samples``: pieces a generator column
+    draws for the test (its own seeded draw beside the column's ``n``), since the test's power
+    is bounded by its smaller side. ``real_windows``: windows cut from each real share at most.
+    """
+
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 2e-3
     holdout: float = 0.3
-    embed_dim: int = 16
-    channels: int = 32
+    samples: int = 5000
+    real_windows: int = 20000
+    embed_dim: int = 32
+    channels: int = 64
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.holdout < 1.0:
+            raise ValueError(f"critic.holdout must lie in (0, 1), got {self.holdout}")
+        if self.samples < 2 or self.real_windows < 2:
+            raise ValueError(
+                f"critic.samples and critic.real_windows must be >= 2, got {self.samples} "
+                f"and {self.real_windows}"
+            )
 
     def train_config(self, vocab_size: int) -> DiscriminatorTrainConfig:
         model = CriticConfig(
@@ -52,52 +90,146 @@ class CriticTestConfig:
         )
 
 
-def _weighted_share(correct: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    return (weights @ correct) / weights.sum(axis=1)
+@dataclass
+class Side:
+    """One side of a test: rows the critic fits, rows it is scored on, and the group (tune or
+    piece) of each scored row, which the bootstrap resamples whole."""
+
+    fit: np.ndarray  # (F, T) int64
+    held: np.ndarray  # (H, T) int64
+    groups: np.ndarray  # (H,) int: group index per held row, 0..G-1
+
+    @classmethod
+    def of_pieces(cls, pieces: np.ndarray, holdout: float, seed: int) -> Side:
+        """Independent pieces (a model's samples): a seeded share held out, one group each."""
+        pieces = np.asarray(pieces, np.int64)
+        fit, held = seeded_split(len(pieces), holdout, seed)
+        return cls(pieces[fit], pieces[held], np.arange(len(held)))
+
+    @classmethod
+    def of_tunes(
+        cls, tunes: Sequence[np.ndarray], length: int, windows: int, holdout: float, seed: int
+    ) -> Side:
+        """Real tunes: split by tune (seeded), then up to ``windows`` note-onset windows of
+        ``length`` steps cut from each share."""
+        fit_ids, held_ids = seeded_split(len(tunes), holdout, seed)
+        rng = np.random.default_rng(seed)
+        fit = cut_windows([tunes[i] for i in fit_ids], length, windows, rng)
+        held, groups = [], []
+        for g, i in enumerate(held_ids):  # windows per held tune, remembering whose they are
+            tune = np.asarray(tunes[i], np.int64)
+            rows = [tune[o : o + length] for o in window_offsets(tune, length, "onset", 0)]
+            held.extend(rows)
+            groups.extend([g] * len(rows))
+        held_rows, group_ids = np.asarray(held, np.int64), np.asarray(groups)
+        if len(held_rows) > windows:  # a seeded choice, groups kept alongside
+            keep = np.sort(rng.choice(len(held_rows), windows, replace=False))
+            held_rows, group_ids = held_rows[keep], group_ids[keep]
+        _, group_ids = np.unique(group_ids, return_inverse=True)
+        return cls(fit, held_rows, group_ids)
 
 
-def critic_accuracy(
-    pieces: np.ndarray,
-    reference: np.ndarray,
-    vocab_size: int,
-    cfg: CriticTestConfig | None = None,
-    seed: int = 0,
-    resamples: int = 1000,
-    confidence: float = 0.95,
-) -> tuple[Interval, dict]:
-    """The held-out balanced accuracy of a discriminator of ``pieces`` (N, T) against
-    ``reference`` (R, T), with its bootstrap interval, and the training figures.
+def _grouped_share(correct: np.ndarray, groups: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per resample (rows of ``weights`` over groups): the share of rows correct, each row
+    weighted by how often its group was drawn."""
+    per_row = weights[:, groups]  # (B, H)
+    return (per_row @ correct) / np.maximum(per_row.sum(axis=1), 1e-12)
 
-    Raises:
-        ValueError: fewer than two pieces or melodies on a side (nothing to hold out).
-    """
-    cfg = cfg or CriticTestConfig()
-    pieces, reference = np.asarray(pieces, np.int64), np.asarray(reference, np.int64)
-    if len(pieces) < 2 or len(reference) < 2:
+
+def split_real_tunes(
+    tunes: Sequence[np.ndarray], length: int, seed: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``(reference, sanity)``: the tunes at least ``length`` steps long, halved by a seeded
+    permutation."""
+    usable = [np.asarray(t, np.int64) for t in tunes if len(t) >= length]
+    if len(usable) < 4:
         raise ValueError(
-            f"the critic test needs >= 2 pieces and >= 2 real melodies, "
-            f"got {len(pieces)} and {len(reference)}"
+            f"the critic test needs >= 4 held-out tunes of >= {length} steps, got {len(usable)}"
         )
-    fit_real, held_real = seeded_split(len(reference), cfg.holdout, seed)
-    fit_fake, held_fake = seeded_split(len(pieces), cfg.holdout, seed + 1)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny CNN: handing work between threads costs more than it saves
-    try:
-        model, figures = train_discriminator(
-            reference[fit_real],
-            pieces[fit_fake],
-            cfg.train_config(vocab_size),
-            seed=seed,
-            valid=(reference[held_real], pieces[held_fake]),
+    order = np.random.default_rng(seed).permutation(len(usable))
+    half = len(usable) // 2
+    return [usable[i] for i in order[:half]], [usable[i] for i in order[half:]]
+
+
+class CriticTest:
+    """A two-sample critic test against held-out real tunes, built once and applied per model.
+
+    Args:
+        tunes: whole held-out tunes (token arrays), e.g. the corpus test split.
+        vocab_size: the encoding's vocabulary.
+        length: steps per piece (the models' pieces must have this length).
+        cfg: the critic's size and budget.
+        seed: the tune split, the windows, the critic's weights and batches, the bootstrap.
+        resamples: bootstrap resamples behind each interval.
+        confidence: the intervals' level.
+    """
+
+    def __init__(
+        self,
+        tunes: Sequence[np.ndarray],
+        vocab_size: int,
+        length: int,
+        cfg: CriticTestConfig | None = None,
+        seed: int = 0,
+        resamples: int = 1000,
+        confidence: float = 0.95,
+    ) -> None:
+        self.cfg = cfg or CriticTestConfig()
+        self.vocab_size, self.length, self.seed = vocab_size, length, seed
+        self.resamples, self.confidence = resamples, confidence
+        reference, sanity = split_real_tunes(tunes, length, seed)
+        c = self.cfg
+        self.real = Side.of_tunes(reference, length, c.real_windows, c.holdout, seed)
+        self.sanity_side = Side.of_tunes(sanity, length, c.real_windows, c.holdout, seed + 1)
+        log.info(
+            "critic test: %d + %d real windows (fit + scored, %d tunes), sanity %d + %d (%d tunes)",
+            len(self.real.fit), len(self.real.held), len(reference),
+            len(self.sanity_side.fit), len(self.sanity_side.held), len(sanity),
+        )  # fmt: skip
+
+    def accuracy(self, pieces: np.ndarray) -> tuple[Interval, dict]:
+        """The held-out balanced accuracy on a model's ``pieces`` (N, length), its interval
+        and the critic's training figures.
+
+        Raises:
+            ValueError: fewer than 4 pieces, or pieces of another length.
+        """
+        pieces = np.asarray(pieces, np.int64)
+        if pieces.ndim != 2 or len(pieces) < 4 or pieces.shape[1] != self.length:
+            raise ValueError(
+                f"the critic test needs >= 4 pieces of {self.length} steps, got shape "
+                f"{pieces.shape}"
+            )
+        return self._test(Side.of_pieces(pieces, self.cfg.holdout, self.seed + 2))
+
+    def sanity(self) -> tuple[Interval, dict]:
+        """Real against real (the sanity half as "the model"): near 0.5 when the test is sound."""
+        return self._test(self.sanity_side)
+
+    def _test(self, fake: Side) -> tuple[Interval, dict]:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a small CNN: handing work between threads costs more
+        try:
+            model, figures = train_discriminator(
+                self.real.fit,
+                fake.fit,
+                self.cfg.train_config(self.vocab_size),
+                seed=self.seed,
+                valid=(self.real.held, fake.held),
+            )
+        finally:
+            torch.set_num_threads(threads)
+        real_ok = (score_all(model, torch.as_tensor(self.real.held))[:, -1].numpy() > 0).astype(
+            np.float64
+        )  # real windows called real
+        fake_ok = (score_all(model, torch.as_tensor(fake.held))[:, -1].numpy() <= 0).astype(
+            np.float64
+        )  # the model's pieces caught
+        value = 0.5 * (real_ok.mean() + fake_ok.mean())
+        w_real = bootstrap_weights(int(self.real.groups.max()) + 1, self.resamples, self.seed)
+        w_fake = bootstrap_weights(int(fake.groups.max()) + 1, self.resamples, self.seed + 1)
+        resampled = 0.5 * (
+            _grouped_share(real_ok, self.real.groups, w_real)
+            + _grouped_share(fake_ok, fake.groups, w_fake)
         )
-    finally:
-        torch.set_num_threads(threads)
-    real_logits = score_all(model, torch.as_tensor(reference[held_real]))[:, -1].numpy()
-    fake_logits = score_all(model, torch.as_tensor(pieces[held_fake]))[:, -1].numpy()
-    real_ok = (real_logits > 0).astype(np.float64)  # real melodies called real
-    fake_ok = (fake_logits <= 0).astype(np.float64)  # the model's pieces caught
-    value = 0.5 * (real_ok.mean() + fake_ok.mean())
-    w_real = bootstrap_weights(len(real_ok), resamples, seed)
-    w_fake = bootstrap_weights(len(fake_ok), resamples, seed + 1)
-    resampled = 0.5 * (_weighted_share(real_ok, w_real) + _weighted_share(fake_ok, w_fake))
-    return interval(float(value), resampled, confidence, (0.0, 1.0)), figures
+        return interval(float(value), resampled, self.confidence, (0.0, 1.0)), figures

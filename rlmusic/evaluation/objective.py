@@ -53,11 +53,15 @@ SHORT_NAMES: dict[str, str] = {
 }
 
 
+def held_out_tunes(cfg: Any, encoding: MelodyEncoding) -> list[np.ndarray]:
+    """Every whole test-split tune of ``cfg.data``: what no shipped model trained on."""
+    return list(prepare_corpus(cfg["data"], encoding, progress=False).tunes("test"))
+
+
 def held_out_openings(cfg: Any, encoding: MelodyEncoding, length: int) -> list[np.ndarray]:
     """The first ``length`` steps of every test-split tune of ``cfg.data`` at least that long:
     the held-out melodies the interval and duration histograms are compared with."""
-    corpus = prepare_corpus(cfg["data"], encoding, progress=False)
-    return [t[:length] for t in corpus.tunes("test") if len(t) >= length]
+    return [t[:length] for t in held_out_tunes(cfg, encoding) if len(t) >= length]
 
 
 def metric_name(row: str) -> str:

@@ -61,6 +61,7 @@ class Report:
     histogram_charts: dict[str, bytes]  # histogram name -> PNG
     samples: dict[str, list[Sample]]
     seconds: float = 0.0
+    critic_checks: dict[str, Interval] = field(default_factory=dict)  # the critic's sanity, power
 
     @property
     def letters(self) -> dict[str, str]:
@@ -113,6 +114,7 @@ def metrics_json(report: Report) -> dict[str, Any]:
             for r in report.results
         },
         "separated": report.separated,
+        "critic_checks": {name: iv.as_dict() for name, iv in report.critic_checks.items()},
         "histograms": {
             "held-out": {k: v.tolist() for k, v in report.reference_histograms.items()},
             **{r.name: {k: v.tolist() for k, v in r.histograms.items()} for r in report.results},

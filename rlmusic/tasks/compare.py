@@ -28,18 +28,21 @@ from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.data.io import save_midi
 from rlmusic.evaluation import audio, plots
 from rlmusic.evaluation.columns import HELDOUT, Column, load_column, spec_kind, split_heldout
+from rlmusic.evaluation.bootstrap import Interval
 from rlmusic.evaluation.comparison import (
+    REALISM,
     ColumnResult,
     CompareSettings,
     measure_column,
     separated_pairs,
 )
-from rlmusic.evaluation.critic_test import CriticTestConfig
+from rlmusic.evaluation.critic_test import POWER, SANITY, CriticTest, CriticTestConfig
 from rlmusic.evaluation.metrics import KeySpec
-from rlmusic.evaluation.objective import held_out_openings
+from rlmusic.evaluation.objective import held_out_openings, held_out_tunes
 from rlmusic.evaluation.realism import BIN_LABELS, HISTOGRAMS, normalised
 from rlmusic.evaluation.report import Report, Sample, write_report
 from rlmusic.models.registry import load_generator
+from rlmusic.models.sampling import sample_seeded
 from rlmusic.rewards.build import build_reward
 from rlmusic.runtime import resolve_device, run_folder
 
@@ -132,6 +135,33 @@ def charts(
     return bars, hists
 
 
+def critic_checks(
+    critic: CriticTest | None,
+    columns: list[Column],
+    results: list[ColumnResult],
+    prior,
+    prior_spec: str,
+    length: int,
+    seed: int,
+) -> dict[str, Interval]:
+    """The critic test's own rows: its sanity (real against real, ~0.5 when sound) and its
+    power (the prior, the supervised model, against real: what a tuned model is judged
+    beside). A column that is the prior lends its figure (the same pieces, the same critic)."""
+    if critic is None:
+        return {}
+    rows = {SANITY: critic.sanity()[0]}
+    for column, result in zip(columns, results):
+        if column.spec == prior_spec and "critic accuracy" in result.metrics.get(REALISM, {}):
+            rows[POWER] = result.metrics[REALISM]["critic accuracy"]
+            break
+    else:
+        pieces = sample_seeded(prior, critic.cfg.samples, length, seed + 1)[0]
+        rows[POWER] = critic.accuracy(pieces)[0]
+    for name, row in rows.items():
+        log.info("%s: %.3f (%.3f-%.3f)", name, row.value, row.low, row.high)
+    return rows
+
+
 def run(cfg: DictConfig) -> CompareResult:
     """Compare ``cfg.models`` per ``cfg`` (conf/compare.yaml) and write the report."""
     started = time.perf_counter()
@@ -161,16 +191,28 @@ def run(cfg: DictConfig) -> CompareResult:
         else None
     )
     settings = settings_from(cfg)
+    critic_samples = settings.critic.samples if settings.critic else 0
     columns = [
-        load_column(name, spec, n, length, seed, encoding, pool, device)
+        load_column(name, spec, n, length, seed, encoding, pool, device, critic_samples)
         for name, spec in models.items()
     ]
-    results = [measure_column(c, encoding, settings, reward, prior, reference) for c in columns]
+    critic = None
+    if settings.critic is not None:
+        tunes = held_out_tunes(cfg, encoding)
+        critic = CriticTest(
+            tunes, encoding.vocab_size, length, settings.critic, seed, settings.resamples,
+            settings.confidence,
+        )  # fmt: skip
+    results = [
+        measure_column(c, encoding, settings, reward, prior, reference, critic) for c in columns
+    ]
+    critic_rows = critic_checks(critic, columns, results, prior, str(cfg.prior), length, seed)
     np.savez_compressed(out / "tokens.npz", **{c.name: c.tokens for c in columns})
     reference_histograms = {k: normalised(f(reference, encoding)) for k, f in HISTOGRAMS.items()}
     bars, hists = charts(results, reference_histograms)
     report = Report(
         results=results,
+        critic_checks=critic_rows,
         separated=separated_pairs(results),
         settings={
             "n": n,
@@ -200,4 +242,5 @@ def run(cfg: DictConfig) -> CompareResult:
         for rows in r.metrics.values()
         for metric, interval in rows.items()
     }
+    metrics.update({f"critic/{name}": row.value for name, row in critic_rows.items()})
     return CompareResult(metrics, results, paths)
