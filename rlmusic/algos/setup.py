@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rlmusic.algos.constraints import RuleConstraints, build_constraints
 from rlmusic.algos.reference import Reference
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models.base import frozen
@@ -62,6 +63,7 @@ class FinetuneSetup:
     n_samples: int = 8
     time_s: float | None = None
     hooks: list[Any] = field(default_factory=list)
+    constraints: RuleConstraints | None = None  # reward.constraints: multipliers on rule weights
 
     def env_reward(self) -> CompositeReward:
         """The task reward plus ``weight * log p_prior``: RL Tuner's per-step reward."""
@@ -140,6 +142,7 @@ def build_setup(
     reward_cfg = dict(plain(reward_cfg) or {})
     prior_cfg = reward_cfg.pop("prior", None) or {}
     reward = build_reward(reward_cfg, encoding, device=str(resolved))
+    constraints = build_constraints(reward_cfg, reward, encoding)
     reference = _build_reference(prior_cfg, reward_cfg, encoding, resolved, generator, checkpoint)
     return FinetuneSetup(
         generator=generator,
@@ -153,6 +156,7 @@ def build_setup(
         run_dir=run_dir,
         n_samples=int(n_samples),
         time_s=None if time_s is None else float(time_s),
+        constraints=constraints,
     )
 
 

@@ -54,6 +54,9 @@ class RewardSchema:
     rule_params: Dict[str, Any] = field(default_factory=dict)
     prior: PriorSchema | None = None
     extra: Dict[str, Any] = field(default_factory=dict)
+    constraints: Dict[str, Any] = field(default_factory=dict)  # rlmusic.algos.constraints
+    constraint_lr: float = 0.5
+    constraint_max: float = 4.0
 
 
 @dataclass

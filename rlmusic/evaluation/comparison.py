@@ -213,7 +213,9 @@ def measure_column(
         timed(REALISM, lambda: realism_metrics(tokens, reference, encoding, settings, weights))
     if critic is not None and column.critic_tokens is not None:
         started = time.perf_counter()
-        metrics.setdefault(REALISM, {})["critic accuracy"] = critic.accuracy(column.critic_tokens)[0]
+        metrics.setdefault(REALISM, {})["critic accuracy"] = critic.accuracy(column.critic_tokens)[
+            0
+        ]
         seconds["critic"] = time.perf_counter() - started
     histograms = {
         name: normalised(counter(tokens, encoding)) for name, counter in HISTOGRAMS.items()

@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.data.io import save_midi
 from rlmusic.evaluation import audio, plots
-from rlmusic.evaluation.columns import HELDOUT, Column, load_column, spec_kind, split_heldout
 from rlmusic.evaluation.bootstrap import Interval
+from rlmusic.evaluation.columns import HELDOUT, Column, load_column, spec_kind, split_heldout
 from rlmusic.evaluation.comparison import (
     REALISM,
     ColumnResult,

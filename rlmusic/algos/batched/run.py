@@ -52,9 +52,13 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     iterations = int(algo_cfg["iterations"])
     checkpoint_every = int(algo_cfg["checkpoint_every"])
     sample_every = int(algo_cfg["sample_every"] or 0)
+    # reward.constraints: rule weights scaled by multipliers that follow their targets; their
+    # state rides in the resume point with the other hooks'
+    constraints = setup.constraints
+    hooks = [*setup.hooks, constraints] if constraints is not None else list(setup.hooks)
     trainer = BatchedTrainer(
         setup.generator,
-        setup.reward.score,
+        constraints.wrap(setup.reward.score) if constraints is not None else setup.reward.score,
         config,
         seed=setup.seed,
         prior=setup.reference.generator,
@@ -65,13 +69,13 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
 
     def save_state() -> None:
         # hooks that change the reward (a critic's refresh) are part of the resume point
-        hooks = [h.state_dict() if hasattr(h, "state_dict") else {} for h in setup.hooks]
-        atomic_torch_save({**trainer.state_dict(), "hooks": hooks}, state_path)
+        states = [h.state_dict() if hasattr(h, "state_dict") else {} for h in hooks]
+        atomic_torch_save({**trainer.state_dict(), "hooks": states}, state_path)
 
     if state_path.exists():
         state = torch.load(state_path, map_location=setup.device, weights_only=True)
         trainer.load_state_dict(state)
-        _load_hooks(setup.hooks, state.get("hooks", []), state_path)
+        _load_hooks(hooks, state.get("hooks", []), state_path)
         resumed_from = trainer.iteration
         log.info("resumed from %s at iteration %d", state_path, trainer.iteration)
     metrics_log = CSVLog(setup.run_dir, "iteration", resume_step=trainer.iteration)
@@ -84,7 +88,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
             log.info("time budget of %s s reached at iteration %d", setup.time_s, trainer.iteration)
             break
         last = trainer.step()
-        for hook in setup.hooks:  # e.g. a critic's adversarial refresh
+        for hook in hooks:  # e.g. a critic's adversarial refresh, the constraints' metrics
             last.update(hook(trainer.iteration, trainer.policy) or {})
         metrics_log.write(trainer.iteration, last)
         if bar is not None:
@@ -128,9 +132,9 @@ def _load_hooks(hooks: list[Any], states: list[dict[str, Any]], path: Any) -> No
     saved = [s for s in states if s]
     if len(stateful) != len(saved):
         raise ValueError(
-            f"{path} was saved with {len(saved)} stateful hook(s) (a critic refresh) and this run "
-            f"has {len(stateful)}: resume with the same critic_refresh settings, or use a new "
-            "output folder (hydra.run.dir)"
+            f"{path} was saved with {len(saved)} stateful hook(s) (a critic refresh, reward "
+            f"constraints) and this run has {len(stateful)}: resume with the same critic_refresh "
+            "and reward.constraints settings, or use a new output folder (hydra.run.dir)"
         )
     for hook, state in zip(stateful, saved):
         hook.load_state_dict(state)

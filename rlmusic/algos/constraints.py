@@ -1,0 +1,229 @@
+"""Rule targets as constraints: pay a rule only as much as it takes to meet its target.
+
+A rule's reward pays without end, so an optimiser drives its statistic past what real music
+does (tonic starts at 60% where real melodies have 22%), and a critic tells the result from real
+music by that overshoot. ``reward.constraints`` turns a target such as "tonic start >= 30%" into
+a Lagrange multiplier ``lambda`` on that rule's weight, the way adaptive KL control moves its
+beta (and as Moskovitz et al. 2023, "Confronting Reward Model Overoptimization with Constrained
+RLHF", do for composite rewards):
+
+    lambda <- clip(lambda * exp(lr * (target - statistic) / target), 0, max_multiplier)
+
+for an "at least" target (the sign flips for "at most"), once per batch, from the batch's own
+statistic counted exactly as ``rlmusic evaluate`` counts it
+(:func:`rlmusic.evaluation.metrics.composition_stats`). While the target is missed the rule
+pays more; once it is met the rule pays less, down to nothing, so overshoot earns nothing and
+the KL control and the critic pull the statistic back toward real music. The update is
+multiplicative so one ``lr`` suits statistics of any size.
+
+Config (``reward.constraints``), keyed by the rule term whose weight the multiplier scales::
+
+    constraints:
+      tonic: {at_least: 0.30}             # compositions starting with tonic
+      leap_resolution: {at_least: 0.92}   # leaps resolved (the original's detector)
+      motif: {at_least: 0.42}             # notes in motif (per step)
+
+The multipliers are a trainer's state: saved in its resume point, logged per iteration as
+``constraint/<term>/statistic``, ``.../target`` and ``.../multiplier``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.evaluation.metrics import KeySpec, composition_stats
+from rlmusic.rewards.base import RewardError
+from rlmusic.rewards.composite import CompositeReward
+
+log = logging.getLogger(__name__)
+
+# the rule term -> the table row (as `rlmusic evaluate` counts it) that its target bounds
+STATISTIC_OF_TERM = {
+    "tonic": "compositions starting with tonic",
+    "leap_resolution": "leaps resolved",
+    "motif": "notes in motif",
+    "repeated_motif": "notes in repeated motif",
+    "key": "notes not in key",
+    "repetition": "notes excessively repeated",
+    "unique_extremes": "unique max note",
+}
+
+
+@dataclass
+class Constraint:
+    """One target: ``term``'s weight times a multiplier, bounding ``statistic``."""
+
+    term: str
+    statistic: str
+    target: float
+    at_least: bool  # False: at most
+    base_weight: float
+    multiplier: float = 1.0
+
+    def violation(self, value: float) -> float:
+        """Relative shortfall (> 0 while the target is missed, < 0 once it is passed)."""
+        gap = self.target - value if self.at_least else value - self.target
+        return gap / max(abs(self.target), 1e-3)
+
+
+class RuleConstraints:
+    """Multipliers on rule weights that move toward meeting their targets and no more.
+
+    Wraps a :class:`CompositeReward`'s ``score``: each call scores the batch with the current
+    multipliers, then updates them from that batch's statistics (used from the next batch on).
+    Called as an algorithm's hook ``(iteration, policy)`` it returns the latest metrics.
+
+    Args:
+        reward: the composite whose term weights it scales (in place).
+        constraints: ``term -> {at_least | at_most: target}``.
+        encoding: for the statistics.
+        key: the key the statistics count in (the reward's ``tonic`` and ``mode``).
+        lr: step of the multiplicative update per unit of relative shortfall.
+        max_multiplier: upper bound of a multiplier.
+    """
+
+    def __init__(
+        self,
+        reward: CompositeReward,
+        constraints: Mapping[str, Mapping[str, float]],
+        encoding: MelodyEncoding,
+        key: KeySpec,
+        lr: float = 0.5,
+        max_multiplier: float = 4.0,
+    ) -> None:
+        if lr <= 0 or max_multiplier <= 0:
+            raise RewardError(
+                f"reward.constraint_lr and reward.constraint_max must be > 0, got {lr} and "
+                f"{max_multiplier}"
+            )
+        self.reward, self.encoding, self.key = reward, encoding, key
+        self.lr, self.max_multiplier = float(lr), float(max_multiplier)
+        weights = {t.name: t for t in reward.terms}
+        self.constraints: list[Constraint] = []
+        for term, spec in constraints.items():
+            if term not in weights:
+                raise RewardError(
+                    f"reward.constraints.{term}: no such term in the reward; its terms: "
+                    f"{', '.join(weights)}"
+                )
+            if term not in STATISTIC_OF_TERM:
+                raise RewardError(
+                    f"reward.constraints.{term}: no statistic is known for this term; "
+                    f"constrainable: {', '.join(STATISTIC_OF_TERM)}"
+                )
+            spec = dict(spec or {})
+            bounds = [k for k in ("at_least", "at_most") if spec.get(k) is not None]
+            if len(bounds) != 1 or set(spec) - {"at_least", "at_most"}:
+                raise RewardError(
+                    f"reward.constraints.{term}: give exactly one of at_least / at_most, got {spec}"
+                )
+            self.constraints.append(
+                Constraint(
+                    term,
+                    STATISTIC_OF_TERM[term],
+                    float(spec[bounds[0]]),
+                    bounds[0] == "at_least",
+                    weights[term].weight,
+                )
+            )
+        self.latest: dict[str, float] = {}
+        self._apply()
+
+    def _apply(self) -> None:
+        by_name = {t.name: t for t in self.reward.terms}
+        for c in self.constraints:
+            by_name[c.term].weight = c.base_weight * c.multiplier
+
+    def update(self, tokens: np.ndarray) -> dict[str, float]:
+        """Move each multiplier by the batch's statistic; returns the logged metrics."""
+        table = composition_stats(tokens, self.encoding, self.key).table()
+        metrics: dict[str, float] = {}
+        for c in self.constraints:
+            value = table[c.statistic]
+            if math.isfinite(value):  # a batch with no leap says nothing about leaps
+                step = math.exp(self.lr * c.violation(value))
+                c.multiplier = float(np.clip(c.multiplier * step, 0.0, self.max_multiplier))
+            prefix = f"constraint/{c.term}"
+            metrics.update(
+                {
+                    f"{prefix}/statistic": value,
+                    f"{prefix}/target": c.target,
+                    f"{prefix}/multiplier": c.multiplier,
+                }
+            )
+        self._apply()
+        self.latest = metrics
+        return metrics
+
+    def wrap(
+        self, score: Callable[[np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]]
+    ) -> Callable[[np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """``score`` with the current multipliers, then an update from the scored batch."""
+
+        def constrained(tokens: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+            out = score(tokens)
+            self.update(tokens)
+            return out
+
+        return constrained
+
+    def __call__(self, iteration: int, policy: Any) -> dict[str, float]:
+        return dict(self.latest)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"multipliers": {c.term: c.multiplier for c in self.constraints}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        saved = dict(state.get("multipliers", {}))
+        if set(saved) != {c.term for c in self.constraints}:
+            raise RewardError(
+                f"the resume point constrains {sorted(saved)}, this run "
+                f"{sorted(c.term for c in self.constraints)}: resume with the same "
+                "reward.constraints, or use a new output folder"
+            )
+        for c in self.constraints:
+            c.multiplier = float(saved[c.term])
+        self._apply()
+
+
+def build_constraints(
+    reward_cfg: Mapping[str, Any], reward: CompositeReward, encoding: MelodyEncoding
+) -> RuleConstraints | None:
+    """The ``reward.constraints`` of a reward config (None when it has none)."""
+    constraints = reward_cfg.get("constraints") or {}
+    if not constraints:
+        return None
+    controller = RuleConstraints(
+        reward,
+        constraints,
+        encoding,
+        KeySpec(int(reward_cfg.get("tonic", 0)), str(reward_cfg.get("mode", "major"))),
+        float(reward_cfg.get("constraint_lr", 0.5)),
+        float(reward_cfg.get("constraint_max", 4.0)),
+    )
+    log.info(
+        "reward constraints: %s",
+        ", ".join(
+            f"{c.statistic} {'>=' if c.at_least else '<='} {c.target:g} (term {c.term})"
+            for c in controller.constraints
+        ),
+    )
+    return controller
+
+
+def warn_unapplied(constraints: RuleConstraints | None, algo: str) -> None:
+    """Say so when an algorithm pays the rules at their base weights despite constraints."""
+    if constraints is not None:
+        log.warning(
+            "reward.constraints (%s) are applied by algo=batched only: algo=%s pays the rules at "
+            "their base weights (reward.constraints={} silences this)",
+            ", ".join(c.term for c in constraints.constraints),
+            algo,
+        )

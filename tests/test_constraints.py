@@ -1,0 +1,116 @@
+"""Rule targets as constraints: multipliers that pay a rule only while its target is missed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlmusic.algos.constraints import RuleConstraints, build_constraints
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.evaluation.metrics import KeySpec, composition_stats
+from rlmusic.rewards.base import RewardError
+from rlmusic.rewards.build import build_reward
+
+ENC = MelodyEncoding()
+C4, D4, E4 = (ENC.pitch_to_token(p) for p in (60, 62, 64))
+H = 1
+
+
+def reward():
+    return build_reward({"c": 0.5, "rules": ["tonic", "key", "motif"]}, ENC)
+
+
+def batch(tonic_share: float, n: int = 20) -> np.ndarray:
+    """``n`` pieces of 8 steps, the first ``tonic_share`` of them starting on C."""
+    starts = np.where(np.arange(n) < round(tonic_share * n), C4, D4)
+    return np.stack([[s, H, E4, H, D4, H, E4, H] for s in starts])
+
+
+def weight(composite, name: str) -> float:
+    return next(t.weight for t in composite.terms if t.name == name)
+
+
+def test_the_batch_statistic_is_counted_as_evaluate_counts_it() -> None:
+    composite = reward()
+    constraints = RuleConstraints(composite, {"tonic": {"at_least": 0.3}}, ENC, KeySpec())
+    tokens = batch(0.25)
+    metrics = constraints.update(tokens)
+    expected = composition_stats(tokens, ENC).table()["compositions starting with tonic"]
+    assert metrics["constraint/tonic/statistic"] == expected == 0.25
+    assert metrics["constraint/tonic/target"] == 0.3
+
+
+def test_a_missed_target_raises_the_weight_and_a_passed_one_lowers_it_to_nothing() -> None:
+    composite = reward()
+    base = weight(composite, "tonic")
+    constraints = RuleConstraints(
+        composite, {"tonic": {"at_least": 0.3}}, ENC, KeySpec(), lr=0.5, max_multiplier=3.0
+    )
+    constraints.update(batch(0.0))  # missed by all of it: x exp(0.5)
+    assert weight(composite, "tonic") == pytest.approx(base * np.exp(0.5))
+    for _ in range(20):
+        constraints.update(batch(0.0))
+    assert weight(composite, "tonic") == pytest.approx(base * 3.0)  # capped
+    for _ in range(200):  # every piece on the tonic: far past the target, no more pay
+        constraints.update(batch(1.0))
+    assert weight(composite, "tonic") < 1e-6 * base
+    assert weight(composite, "key") == 2.0  # unconstrained terms keep their weight (1 / c)
+    scored = composite.score(batch(1.0))[1]["tonic"]
+    assert np.abs(scored).max() < 1e-5  # what the trainer is paid follows the multiplier
+
+
+def test_an_at_most_target_moves_the_other_way() -> None:
+    composite = build_reward({"c": 1.0, "rules": ["key"]}, ENC)
+    constraints = RuleConstraints(composite, {"key": {"at_most": 0.01}}, ENC, KeySpec())
+    out_of_key = np.full((4, 8), ENC.pitch_to_token(61))  # C#: every onset out of key
+    constraints.update(out_of_key)
+    assert constraints.constraints[0].multiplier > 1.0  # above its ceiling: the penalty grows
+
+
+def test_the_wrapped_score_pays_with_the_current_weights_then_updates() -> None:
+    composite = reward()
+    constraints = RuleConstraints(composite, {"tonic": {"at_least": 0.3}}, ENC, KeySpec())
+    score = constraints.wrap(composite.score)
+    tokens = batch(1.0)
+    before = composite.score(tokens)[0]
+    np.testing.assert_allclose(score(tokens)[0], before)  # this batch: the old multiplier
+    assert constraints.constraints[0].multiplier < 1.0  # the next: lowered
+    assert constraints(3, None)["constraint/tonic/multiplier"] < 1.0  # the hook's metrics
+
+
+def test_state_round_trips_and_a_different_set_is_refused() -> None:
+    composite = reward()
+    constraints = RuleConstraints(composite, {"tonic": {"at_least": 0.3}}, ENC, KeySpec())
+    constraints.update(batch(0.0))
+    state = constraints.state_dict()
+    fresh = RuleConstraints(reward(), {"tonic": {"at_least": 0.3}}, ENC, KeySpec())
+    fresh.load_state_dict(state)
+    assert weight(fresh.reward, "tonic") == weight(composite, "tonic")
+    other = RuleConstraints(reward(), {"motif": {"at_least": 0.4}}, ENC, KeySpec())
+    with pytest.raises(RewardError, match="same reward.constraints"):
+        other.load_state_dict(state)
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ({"nonesuch": {"at_least": 0.3}}, "no such term"),
+        ({"tonic": {"at_least": 0.3, "at_most": 0.5}}, "exactly one"),
+        ({"tonic": {"target": 0.3}}, "exactly one"),
+    ],
+    ids=["unknown-term", "both-bounds", "no-bound"],
+)
+def test_bad_constraints_are_named(spec: dict, match: str) -> None:
+    with pytest.raises(RewardError, match=match):
+        RuleConstraints(reward(), spec, ENC, KeySpec())
+
+
+def test_a_term_without_a_statistic_is_refused() -> None:
+    composite = build_reward({"c": 1.0, "rules": ["preferred_intervals"]}, ENC)
+    with pytest.raises(RewardError, match="no statistic is known"):
+        RuleConstraints(composite, {"preferred_intervals": {"at_least": 1}}, ENC, KeySpec())
+
+
+def test_no_constraints_builds_nothing() -> None:
+    assert build_constraints({"constraints": {}}, reward(), ENC) is None
+    assert build_constraints({}, reward(), ENC) is None
