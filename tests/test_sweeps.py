@@ -21,6 +21,7 @@ from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.data.prepare import prepare_corpus
 from rlmusic.evaluation.metrics import abs_interval_l1
 from rlmusic.evaluation.objective import (
+    critic_wanted,
     final_eval_wanted,
     final_evaluation,
     held_out_openings,
@@ -240,8 +241,33 @@ def test_final_evaluation_is_off_unless_asked_and_reads_nothing_then() -> None:
     assert final_evaluation(off, result=None, setup=None) == {}
     assert final_eval_wanted({**off, "final_eval": {"enabled": True}})
     assert final_eval_wanted({**off, "objective": "eval/interval_l1"})  # the objective asks
+    assert not critic_wanted(off)
+    assert critic_wanted({**off, "final_eval": {"critic": {"enabled": True}}})
+    assert critic_wanted({**off, "objective": "eval/critic_accuracy"})
     assert metric_name("interval L1 to held-out") == "eval/interval_l1"
     assert metric_name("notes in motif") == "eval/notes_in_motif"
+
+
+def test_the_critic_test_as_a_run_objective(sweep_inputs: dict, tmp_path: Path) -> None:
+    """`objective=eval/critic_accuracy` runs compare's two-sample critic test on the tuned
+    model at the end of the run and records it with its interval."""
+    run = tmp_path / "run"
+    cli.run_task(
+        "finetune",
+        [
+            *sweep_inputs["tiny"],
+            f"checkpoint={sweep_inputs['a']}",
+            "objective=eval/critic_accuracy",
+            "objective_direction=minimize",
+            "final_eval.critic.steps=20",
+            "final_eval.critic.samples=40",
+            f"hydra.run.dir={run}",
+        ],
+    )
+    saved = json.loads((run / "final_eval.json").read_text())["critic accuracy"]
+    assert 0.0 <= saved["low"] <= saved["value"] <= saved["high"] <= 1.0
+    rows = read_csv(run / "metrics.csv")
+    assert "eval/critic_accuracy" not in rows[0]  # an end-of-run figure, not a training one
 
 
 def test_a_failed_job_returns_the_worst_value_never_nan() -> None:

@@ -170,6 +170,13 @@ class CriticRefreshSchema:
 
 
 @dataclass
+class FinalEvalCriticSchema:
+    enabled: bool = False
+    steps: int = 1000
+    samples: int = 5000
+
+
+@dataclass
 class FinalEvalSchema:
     """``rlmusic finetune``'s end-of-run evaluation (:mod:`rlmusic.evaluation.objective`)."""
 
@@ -177,6 +184,7 @@ class FinalEvalSchema:
     n: int = 200
     seed: int = 0
     data_seed: int | None = 0
+    critic: FinalEvalCriticSchema = field(default_factory=lambda: FinalEvalCriticSchema())
 
 
 @dataclass

@@ -9,7 +9,10 @@ group's test split). Every row lands in the run's metrics as ``eval/<row>``, so
 
     rlmusic finetune -m objective=eval/interval_l1 objective_direction=minimize ...
 
-optimises how close the tuned model's intervals are to real tunes. The realism rows have short
+optimises how close the tuned model's intervals are to real tunes. ``final_eval.critic.enabled=true``
+(or ``objective=eval/critic_accuracy``) adds the two-sample critic test of ``rlmusic compare``
+(:mod:`rlmusic.evaluation.critic_test`, its default size) as ``eval/critic_accuracy``. The
+realism rows have short
 names (:data:`SHORT_NAMES`: ``eval/interval_l1``, ``eval/duration_l1``, ``eval/kl_per_token``,
 ...); the table's rows are their names in snake case (``eval/notes_in_motif``).
 """
@@ -30,6 +33,7 @@ from torch import nn
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.data.prepare import prepare_corpus
+from rlmusic.evaluation.critic_test import CriticTest, CriticTestConfig
 from rlmusic.evaluation.metrics import KeySpec
 from rlmusic.evaluation.model_eval import Evaluation, evaluate_samples
 from rlmusic.models.sampling import sample_seeded
@@ -37,6 +41,7 @@ from rlmusic.models.sampling import sample_seeded
 log = logging.getLogger(__name__)
 
 EVAL_PREFIX = "eval/"
+CRITIC_METRIC = EVAL_PREFIX + "critic_accuracy"  # the two-sample critic test's accuracy
 FINAL_EVAL_FILE = "final_eval.json"
 
 # The realism rows of :class:`Evaluation` under short metric names; any other row is its name
@@ -86,6 +91,12 @@ def final_eval_wanted(cfg: Mapping[str, Any]) -> bool:
     node = cfg.get("final_eval") or {}
     objective = str(cfg.get("objective") or "")
     return bool(node.get("enabled", False)) or objective.startswith(EVAL_PREFIX)
+
+
+def critic_wanted(cfg: Mapping[str, Any]) -> bool:
+    """True when ``final_eval.critic`` is set or the run's ``objective`` is the critic's."""
+    node = (cfg.get("final_eval") or {}).get("critic") or {}
+    return bool(node.get("enabled", False)) or str(cfg.get("objective") or "") == CRITIC_METRIC
 
 
 def playing_policy(result: Any, device: Any = "cpu") -> nn.Module:
@@ -154,8 +165,19 @@ def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[st
         "tuned", tokens, setup.encoding, logp, _on_cpu(setup.reference.generator), reference, key
     )
     metrics = evaluation_metrics(evaluation)
-    run_dir = Path(getattr(result, "run_dir", None) or setup.run_dir)
     record = {**evaluation.as_dict(), "held_out": len(reference), "seed": seed}
+    if critic_wanted(cfg):
+        tunes = held_out_tunes({"data": data}, setup.encoding)
+        size = node.get("critic") or {}
+        critic_cfg = CriticTestConfig(
+            steps=int(size.get("steps", 1000)), samples=int(size.get("samples", 5000))
+        )
+        critic = CriticTest(tunes, setup.encoding.vocab_size, setup.length, critic_cfg, seed)
+        pieces = sample_seeded(policy, critic.cfg.samples, setup.length, seed + 1)[0]
+        accuracy, _ = critic.accuracy(pieces)
+        metrics[CRITIC_METRIC] = accuracy.value
+        record["critic accuracy"] = accuracy.as_dict()
+    run_dir = Path(getattr(result, "run_dir", None) or setup.run_dir)
     (run_dir / FINAL_EVAL_FILE).write_text(json.dumps(record, indent=2, default=float))
     log.info(
         "final eval: %d compositions vs %d held-out openings: interval L1 %.3f",
