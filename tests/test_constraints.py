@@ -46,25 +46,30 @@ def test_a_missed_target_raises_the_weight_and_a_passed_one_lowers_it_to_nothing
     constraints = RuleConstraints(
         composite, {"tonic": {"at_least": 0.3}}, ENC, KeySpec(), lr=0.5, max_multiplier=3.0
     )
-    constraints.update(batch(0.0))  # missed by all of it: x exp(0.5)
-    assert weight(composite, "tonic") == pytest.approx(base * np.exp(0.5))
+    constraints.update(batch(0.0))  # missed by all of its room (0.3): + 0.5
+    assert weight(composite, "tonic") == pytest.approx(base * 1.5)
+    constraints.update(batch(0.15))  # missed by half of it: + 0.25
+    assert weight(composite, "tonic") == pytest.approx(base * 1.75)
     for _ in range(20):
         constraints.update(batch(0.0))
     assert weight(composite, "tonic") == pytest.approx(base * 3.0)  # capped
-    for _ in range(200):  # every piece on the tonic: far past the target, no more pay
+    for _ in range(3):  # every piece on the tonic: 0.7 past the target, - 1.17 a batch
         constraints.update(batch(1.0))
-    assert weight(composite, "tonic") < 1e-6 * base
+    assert weight(composite, "tonic") == 0.0  # no more pay, exactly
+    constraints.update(batch(0.0))
+    assert weight(composite, "tonic") == pytest.approx(base * 0.5)  # back at once when missed
     assert weight(composite, "key") == 2.0  # unconstrained terms keep their weight (1 / c)
-    scored = composite.score(batch(1.0))[1]["tonic"]
-    assert np.abs(scored).max() < 1e-5  # what the trainer is paid follows the multiplier
+    constraints.update(batch(1.0))
+    assert not composite.score(batch(1.0))[1]["tonic"].any()  # what the trainer is paid
 
 
-def test_an_at_most_target_moves_the_other_way() -> None:
-    composite = build_reward({"c": 1.0, "rules": ["key"]}, ENC)
-    constraints = RuleConstraints(composite, {"key": {"at_most": 0.01}}, ENC, KeySpec())
-    out_of_key = np.full((4, 8), ENC.pitch_to_token(61))  # C#: every onset out of key
+def test_an_at_most_target_moves_the_other_way_in_units_of_its_room() -> None:
+    composite = build_reward({"c": 1.0, "rules": ["key", "leap_resolution"]}, ENC)
+    constraints = RuleConstraints(composite, {"key": {"at_most": 0.01}}, ENC, KeySpec(), lr=0.01)
+    out_of_key = np.full((4, 8), ENC.pitch_to_token(61))  # C# struck on every step
     constraints.update(out_of_key)
-    assert constraints.constraints[0].multiplier > 1.0  # above its ceiling: the penalty grows
+    # 1.0 - 0.01 above a ceiling whose room is 0.01: the penalty's weight grows by 0.99
+    assert constraints.constraints[0].multiplier == pytest.approx(1.99)
 
 
 def test_the_wrapped_score_pays_with_the_current_weights_then_updates() -> None:

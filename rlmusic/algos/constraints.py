@@ -7,14 +7,18 @@ a Lagrange multiplier ``lambda`` on that rule's weight, the way adaptive KL cont
 beta (and as Moskovitz et al. 2023, "Confronting Reward Model Overoptimization with Constrained
 RLHF", do for composite rewards):
 
-    lambda <- clip(lambda * exp(lr * (target - statistic) / target), 0, max_multiplier)
+    lambda <- clip(lambda + lr * (target - statistic) / room, 0, max_multiplier)
 
 for an "at least" target (the sign flips for "at most"), once per batch, from the batch's own
 statistic counted exactly as ``rlmusic evaluate`` counts it
-(:func:`rlmusic.evaluation.metrics.composition_stats`). While the target is missed the rule
-pays more; once it is met the rule pays less, down to nothing, so overshoot earns nothing and
-the KL control and the critic pull the statistic back toward real music. The update is
-multiplicative so one ``lr`` suits statistics of any size.
+(:func:`rlmusic.evaluation.metrics.composition_stats`): projected gradient ascent on the
+Lagrangian. While the target is missed the rule pays more; once it is passed the rule pays
+less, down to nothing, so overshoot earns nothing and the KL control and the critic pull the
+statistic back toward real music. Every statistic is a share, and ``room`` is the target's
+distance to the nearer end of [0, 1] (0.3 for a 30% target, 0.08 for 92%, 0.01 for 1%), so one
+``lr`` suits them all. The update is additive: a multiplicative one (tried first) took ~60
+iterations to climb back from the near-zero it reached while the statistic overshot, and the
+tuned model ended below its target (docs/finetuning.md).
 
 Config (``reward.constraints``), keyed by the rule term whose weight the multiplier scales::
 
@@ -68,9 +72,10 @@ class Constraint:
     multiplier: float = 1.0
 
     def violation(self, value: float) -> float:
-        """Relative shortfall (> 0 while the target is missed, < 0 once it is passed)."""
+        """Shortfall in units of the target's room (> 0 while the target is missed, < 0 once
+        it is passed)."""
         gap = self.target - value if self.at_least else value - self.target
-        return gap / max(abs(self.target), 1e-3)
+        return gap / max(min(self.target, 1.0 - self.target), 1e-3)
 
 
 class RuleConstraints:
@@ -85,7 +90,7 @@ class RuleConstraints:
         constraints: ``term -> {at_least | at_most: target}``.
         encoding: for the statistics.
         key: the key the statistics count in (the reward's ``tonic`` and ``mode``).
-        lr: step of the multiplicative update per unit of relative shortfall.
+        lr: step of a multiplier per unit of shortfall (in units of the target's room).
         max_multiplier: upper bound of a multiplier.
     """
 
@@ -148,8 +153,8 @@ class RuleConstraints:
         for c in self.constraints:
             value = table[c.statistic]
             if math.isfinite(value):  # a batch with no leap says nothing about leaps
-                step = math.exp(self.lr * c.violation(value))
-                c.multiplier = float(np.clip(c.multiplier * step, 0.0, self.max_multiplier))
+                moved = c.multiplier + self.lr * c.violation(value)
+                c.multiplier = float(np.clip(moved, 0.0, self.max_multiplier))
             prefix = f"constraint/{c.term}"
             metrics.update(
                 {
