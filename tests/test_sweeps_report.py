@@ -154,3 +154,42 @@ def test_the_sweep_folder_is_the_first_bare_argument() -> None:
     assert cli._positional("sweep-report", ["--cfg", "job", "d"]) == ["--cfg", "job", "dir='d'"]
     assert cli._positional("finetune", ["x"]) == ["x"]
     assert cli._positional("sweep-report", ["it's"]) == ["dir='it\\'s'"]
+
+
+MEETS_EVERY_CHECK = {
+    "eval/notes_excessively_repeated": 0.0,
+    "eval/notes_not_in_key": 0.005,
+    "eval/compositions_starting_with_tonic": 0.30,
+    "eval/leaps_resolved": 0.92,
+    "eval/notes_in_motif": 0.42,
+    "eval/distinct_share": 0.99,
+    "eval/interval_l1": 0.15,
+    "eval/onsets_per_piece": 13.0,
+    "eval/prior_logp_per_onset": -2.3,
+    "eval/reference_logp_per_onset": -2.0,
+}
+
+
+def test_the_best_run_meeting_every_music_check_is_named(tmp_path: Path) -> None:
+    """Ranked by the critic's accuracy (lower: more like real music) subject to the checks:
+    the most realistic run misses the tonic check, so the second is the one to take."""
+    sweep = tmp_path / "frontier"
+    runs = {
+        "0": (0.62, {**MEETS_EVERY_CHECK, "eval/compositions_starting_with_tonic": 0.20}),
+        "1": (0.66, MEETS_EVERY_CHECK),
+        "2": (0.70, {**MEETS_EVERY_CHECK, "eval/prior_logp_per_onset": -2.6}),
+    }
+    for name, (value, metrics) in runs.items():
+        result = {**ok(value, 1.0), "objective": "eval/critic_accuracy", "value": value}
+        result["metrics"] = {**metrics, "eval/critic_accuracy": value}
+        job(sweep, name, [f"reward.extra.realism.weight={name}"], result, "eval/critic_accuracy")
+    report = build_report(read_sweep(sweep), sweep)
+    assert [r.job for r in report.ranked] == ["0", "1", "2"] and report.best.job == "0"
+    assert report.best_meeting_checks.job == "1"
+    assert cli.main(["sweep-report", str(sweep)]) == 0
+    markdown = (sweep / "sweep_report.md").read_text()
+    assert "job 1, `eval/critic_accuracy` = 0.66" in markdown
+    assert "fails tonic start >= 28.8%" in markdown
+    assert "fails log p per onset within 0.5 nats" in markdown
+    rows = {r["job"]: r for r in csv.DictReader((sweep / "sweep_report.csv").open())}
+    assert rows["1"]["checks_failed"] == "" and "tonic" in rows["0"]["checks_failed"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,8 +32,9 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encoding import FIRST_PITCH_TOKEN, MelodyEncoding
 from rlmusic.data.prepare import prepare_corpus
+from rlmusic.evaluation.checks import REFERENCE_LOGP_METRIC
 from rlmusic.evaluation.critic_test import CriticTest, CriticTestConfig
 from rlmusic.evaluation.metrics import KeySpec
 from rlmusic.evaluation.model_eval import Evaluation, evaluate_samples
@@ -165,7 +167,14 @@ def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[st
         "tuned", tokens, setup.encoding, logp, _on_cpu(setup.reference.generator), reference, key
     )
     metrics = evaluation_metrics(evaluation)
+    # the start model's own pieces under itself: what the tuned pieces' log p is judged beside
+    start_tokens, start_logp = sample_seeded(
+        _on_cpu(setup.reference.generator), n, setup.length, seed
+    )
+    onsets = start_tokens >= FIRST_PITCH_TOKEN
+    metrics[REFERENCE_LOGP_METRIC] = float(start_logp[onsets].mean()) if onsets.any() else math.nan
     record = {**evaluation.as_dict(), "held_out": len(reference), "seed": seed}
+    record["reference log p per onset"] = metrics[REFERENCE_LOGP_METRIC]
     if critic_wanted(cfg):
         tunes = held_out_tunes({"data": data}, setup.encoding)
         size = node.get("critic") or {}

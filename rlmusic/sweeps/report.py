@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from rlmusic.evaluation.checks import check_results, failed_checks
 from rlmusic.sweeps.records import DIRECTIONS, JobRecord
 
 REPORT_NAME = "sweep_report"
@@ -61,6 +62,22 @@ class SweepReport:
         """The best run with a value, if any."""
         first = self.ranked[0] if self.ranked else None
         return first if first is not None and first.metric(self.objective) is not None else None
+
+    @property
+    def checked(self) -> bool:
+        """Whether any run carries the metrics the music checks read (a ``final_eval``)."""
+        return any(
+            any(v is not None for v in check_results(r.metrics).values()) for r in self.ranked
+        )
+
+    @property
+    def best_meeting_checks(self) -> JobRecord | None:
+        """The best run with a value that meets every music check
+        (:mod:`rlmusic.evaluation.checks`): the objective subject to the checks."""
+        for r in self.ranked:
+            if r.metric(self.objective) is not None and not failed_checks(r.metrics):
+                return r
+        return None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -131,6 +148,11 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def _checks_cell(record: JobRecord) -> str:
+    failed = failed_checks(record.metrics)
+    return "all met" if not failed else "fails " + ", ".join(failed)
+
+
 def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -140,6 +162,7 @@ def write_csv(report: SweepReport, path: Path) -> Path:
     keys = list(dict.fromkeys(k for r in report.ranked for k in r.overrides))
     metrics = sorted({k for r in report.ranked for k in r.metrics})
     header = ["rank", "job", "status", f"objective:{report.objective}", *keys, *metrics]
+    header += ["checks_failed"] if report.checked else []
     header += ["seconds", "error"]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -154,6 +177,7 @@ def write_csv(report: SweepReport, path: Path) -> Path:
                     "" if value is None else repr(value),
                     *(r.overrides.get(k, "") for k in keys),
                     *("" if r.metrics.get(k) is None else repr(r.metrics[k]) for k in metrics),
+                    *(["; ".join(failed_checks(r.metrics))] if report.checked else []),
                     "" if r.seconds is None else r.seconds,
                     r.error or "",
                 ]
@@ -181,7 +205,8 @@ def format_markdown(
     if report.fixed:
         fixed = " ".join(f"`{k}={v}`" if v else f"`{k}`" for k, v in report.fixed.items())
         lines += [f"Every run: {_md_cell(fixed)}", ""]
-    header = ["rank", "job", *report.swept, f"**{report.objective}**", *shown, "status"]
+    checks = ["music checks"] if report.checked else []
+    header = ["rank", "job", *report.swept, f"**{report.objective}**", *shown, *checks, "status"]
     lines += ["| " + " | ".join(_md_cell(h) for h in header) + " |"]
     lines += ["|" + "---|" * len(header)]
     for rank, r in enumerate(report.ranked, 1):
@@ -192,9 +217,21 @@ def format_markdown(
             *(r.overrides.get(k, "") for k in report.swept),
             _fmt(value),
             *(_fmt(r.metrics.get(m)) for m in shown),
+            *([_checks_cell(r)] if report.checked else []),
             r.status,
         ]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    if report.checked:
+        best = report.best_meeting_checks
+        lines += [
+            "",
+            "Best run meeting every music check (rlmusic.evaluation.checks): "
+            + (
+                f"job {best.job}, `{report.objective}` = {_fmt(best.metric(report.objective))}"
+                if best is not None
+                else "none"
+            ),
+        ]
     if report.failed:
         lines += ["", f"## Failed runs ({len(report.failed)})", ""]
         for r in report.failed:
