@@ -242,6 +242,7 @@ def test_report_files_exist_and_parse(comparison: tuple[Path, compare.CompareRes
     markdown = (out / "report.md").read_text()
     assert "| metric | A: tiny | B: run | C: midi | D: real |" in markdown
     assert "| notes in motif |" in markdown and "| critic accuracy |" in markdown
+    assert f"| {SANITY} | " in markdown and f"| {POWER} | " in markdown
     for image in (out / "img").glob("*.png"):
         assert f"img/{image.name}" in markdown and image.read_bytes()[:4] == b"\x89PNG"
 
@@ -264,6 +265,7 @@ def test_report_html_is_self_contained(comparison: tuple[Path, compare.CompareRe
     assert not page.of("script") and not page.of("link")  # nothing fetched, nothing run
     assert "http://" not in text and "https://" not in text
     assert "sine-wave synthesis" in text  # the page says which synthesiser made the audio
+    assert 'id="critic-checks"' in text and SANITY in text
 
 
 def test_no_audio_means_no_players(tmp_path: Path) -> None:

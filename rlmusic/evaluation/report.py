@@ -152,6 +152,10 @@ def markdown(report: Report) -> str:
                     + (f" ≠{','.join(mark)}" if mark else "")
                 )
             lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    if report.critic_checks:
+        lines += ["", "## The critic test's own checks", "", CRITIC_NOTE, ""]
+        lines += ["| check | accuracy |", "|---|---|"]
+        lines += [f"| {name} | {_cell(iv)} |" for name, iv in report.critic_checks.items()]
     lines += ["", "## Pictures", ""]
     lines += [f"![{s}](img/{_slug('bars ' + s)}.png)" for s in report.bar_charts]
     lines += [f"![{h}](img/{_slug('hist ' + h)}.png)" for h in report.histogram_charts]
@@ -162,6 +166,17 @@ def markdown(report: Report) -> str:
         ]
         lines.append(f"- {model}: " + ", ".join(links))
     return "\n".join(lines) + "\n"
+
+
+CRITIC_NOTE = (
+    "Sanity: the critic against real melodies of other held-out tunes (about 0.5 when the test "
+    "is sound). Power: the prior (the supervised model) against real melodies; a tuned model's "
+    "critic accuracy is judged beside it."
+)
+
+
+def _cell(iv: Interval) -> str:
+    return f"{fmt(iv.value)} ({fmt(iv.low)}–{fmt(iv.high)})"
 
 
 def _summary(report: Report) -> str:
@@ -231,6 +246,17 @@ def html_page(report: Report) -> str:
         if report.synth
         else "Audio: off (audio=false)."
     )
+    critic_checks = ""
+    if report.critic_checks:
+        critic_rows = "".join(
+            f"<tr><td>{e(name)}</td><td>{e(_cell(iv))}</td></tr>"
+            for name, iv in report.critic_checks.items()
+        )
+        critic_checks = (
+            f'<h2>The critic test\'s own checks</h2><p class="note">{e(CRITIC_NOTE)}</p>'
+            f'<table id="critic-checks"><thead><tr><th>check</th><th>accuracy</th></tr>'
+            f"</thead><tbody>{critic_rows}</tbody></table>"
+        )
     samples = []
     for model, shown in report.samples.items():
         cards = []
@@ -253,6 +279,7 @@ def html_page(report: Report) -> str:
 <h2>Metrics</h2>
 <table id="metrics"><thead><tr><th>metric</th>{head}</tr></thead>
 <tbody>{"".join(body)}</tbody></table>
+{critic_checks}
 <h2>Charts (bars: value; whiskers: interval)</h2>{charts}
 <h2>Histograms against the held-out melodies (grey)</h2>{hists}
 <h2>Samples</h2><p class="note">{sound}</p>{"".join(samples)}
