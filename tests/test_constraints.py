@@ -44,7 +44,7 @@ def test_a_missed_target_raises_the_weight_and_a_passed_one_lowers_it_to_nothing
     composite = reward()
     base = weight(composite, "tonic")
     constraints = RuleConstraints(
-        composite, {"tonic": {"at_least": 0.3}}, ENC, KeySpec(), lr=0.5, max_multiplier=3.0
+        composite, {"tonic": {"at_least": 0.3}}, ENC, KeySpec(), lr=0.5, kp=0.0, max_multiplier=3.0
     )
     constraints.update(batch(0.0))  # missed by all of its room (0.3): + 0.5
     assert weight(composite, "tonic") == pytest.approx(base * 1.5)
@@ -65,11 +65,27 @@ def test_a_missed_target_raises_the_weight_and_a_passed_one_lowers_it_to_nothing
 
 def test_an_at_most_target_moves_the_other_way_in_units_of_its_room() -> None:
     composite = build_reward({"c": 1.0, "rules": ["key", "leap_resolution"]}, ENC)
-    constraints = RuleConstraints(composite, {"key": {"at_most": 0.01}}, ENC, KeySpec(), lr=0.01)
+    constraints = RuleConstraints(
+        composite, {"key": {"at_most": 0.01}}, ENC, KeySpec(), lr=0.01, kp=0.0
+    )
     out_of_key = np.full((4, 8), ENC.pitch_to_token(61))  # C# struck on every step
     constraints.update(out_of_key)
     # 1.0 - 0.01 above a ceiling whose room is 0.01: the penalty's weight grows by 0.99
     assert constraints.constraints[0].multiplier == pytest.approx(1.99)
+
+
+def test_the_proportional_term_answers_at_once_and_the_integral_settles() -> None:
+    composite = reward()
+    constraints = RuleConstraints(
+        composite, {"tonic": {"at_least": 0.3}}, ENC, KeySpec(), lr=0.1, kp=0.5
+    )
+    c = constraints.constraints[0]
+    constraints.update(batch(0.0))  # v = +1: integral 1.1, multiplier 1.1 + 0.5
+    assert (c.integral, c.multiplier) == pytest.approx((1.1, 1.6))
+    constraints.update(batch(0.3))  # on target: the proportional part vanishes at once
+    assert (c.integral, c.multiplier) == pytest.approx((1.1, 1.1))
+    constraints.update(batch(0.6))  # v = -1: 1.0 and 0.5
+    assert (c.integral, c.multiplier) == pytest.approx((1.0, 0.5))
 
 
 def test_the_wrapped_score_pays_with_the_current_weights_then_updates() -> None:

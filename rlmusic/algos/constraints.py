@@ -7,18 +7,26 @@ a Lagrange multiplier ``lambda`` on that rule's weight, the way adaptive KL cont
 beta (and as Moskovitz et al. 2023, "Confronting Reward Model Overoptimization with Constrained
 RLHF", do for composite rewards):
 
-    lambda <- clip(lambda + lr * (target - statistic) / room, 0, max_multiplier)
+    v        = (target - statistic) / room                  # > 0 while the target is missed
+    integral <- clip(integral + lr * v, 0, max_multiplier)   # starts at 1: the base weight
+    lambda    = clip(integral + kp * v, 0, max_multiplier)
 
 for an "at least" target (the sign flips for "at most"), once per batch, from the batch's own
 statistic counted exactly as ``rlmusic evaluate`` counts it
 (:func:`rlmusic.evaluation.metrics.composition_stats`): projected gradient ascent on the
-Lagrangian. While the target is missed the rule pays more; once it is passed the rule pays
+Lagrangian (the integral) with a proportional term, the PID Lagrangian of Stooke et al. 2020
+("Responsive Safety in Reinforcement Learning by PID Lagrangian Methods") without its
+derivative. While the target is missed the rule pays more; once it is passed the rule pays
 less, down to nothing, so overshoot earns nothing and the KL control and the critic pull the
 statistic back toward real music. Every statistic is a share, and ``room`` is the target's
 distance to the nearer end of [0, 1] (0.3 for a 30% target, 0.08 for 92%, 0.01 for 1%), so one
-``lr`` suits them all. The update is additive: a multiplicative one (tried first) took ~60
-iterations to climb back from the near-zero it reached while the statistic overshot, and the
-tuned model ended below its target (docs/finetuning.md).
+gain suits them all.
+
+Measured (docs/finetuning.md): a multiplicative update collapsed to ~0 while tonic starts
+overshot and took ~60 iterations to climb back; a pure integral at lr 0.5 swung tonic starts
+between 23% and 55% with a period of ~80 iterations (the policy answers a new weight ~10-20
+iterations late), so where a run stopped decided its numbers. The proportional term answers
+at once and the small integral only settles the weight.
 
 Config (``reward.constraints``), keyed by the rule term whose weight the multiplier scales::
 
@@ -28,7 +36,8 @@ Config (``reward.constraints``), keyed by the rule term whose weight the multipl
       motif: {at_least: 0.42}             # notes in motif (per step)
 
 The multipliers are a trainer's state: saved in its resume point, logged per iteration as
-``constraint/<term>/statistic``, ``.../target`` and ``.../multiplier``.
+``constraint/<term>/statistic``, ``.../target`` and ``.../multiplier``. ``reward.constraint_lr``,
+``reward.constraint_kp`` and ``reward.constraint_max`` set the gains and the cap.
 """
 
 from __future__ import annotations
@@ -69,6 +78,7 @@ class Constraint:
     target: float
     at_least: bool  # False: at most
     base_weight: float
+    integral: float = 1.0  # the Lagrangian's accumulated part (1: the base weight)
     multiplier: float = 1.0
 
     def violation(self, value: float) -> float:
@@ -90,7 +100,8 @@ class RuleConstraints:
         constraints: ``term -> {at_least | at_most: target}``.
         encoding: for the statistics.
         key: the key the statistics count in (the reward's ``tonic`` and ``mode``).
-        lr: step of a multiplier per unit of shortfall (in units of the target's room).
+        lr: the integral's step per unit of shortfall (in units of the target's room).
+        kp: the proportional gain: the multiplier's immediate answer to a shortfall.
         max_multiplier: upper bound of a multiplier.
     """
 
@@ -100,16 +111,17 @@ class RuleConstraints:
         constraints: Mapping[str, Mapping[str, float]],
         encoding: MelodyEncoding,
         key: KeySpec,
-        lr: float = 0.5,
+        lr: float = 0.05,
+        kp: float = 0.5,
         max_multiplier: float = 4.0,
     ) -> None:
-        if lr <= 0 or max_multiplier <= 0:
+        if lr <= 0 or kp < 0 or max_multiplier <= 0:
             raise RewardError(
-                f"reward.constraint_lr and reward.constraint_max must be > 0, got {lr} and "
-                f"{max_multiplier}"
+                f"need reward.constraint_lr > 0, reward.constraint_kp >= 0 and "
+                f"reward.constraint_max > 0, got {lr}, {kp} and {max_multiplier}"
             )
         self.reward, self.encoding, self.key = reward, encoding, key
-        self.lr, self.max_multiplier = float(lr), float(max_multiplier)
+        self.lr, self.kp, self.max_multiplier = float(lr), float(kp), float(max_multiplier)
         weights = {t.name: t for t in reward.terms}
         self.constraints: list[Constraint] = []
         for term, spec in constraints.items():
@@ -153,8 +165,9 @@ class RuleConstraints:
         for c in self.constraints:
             value = table[c.statistic]
             if math.isfinite(value):  # a batch with no leap says nothing about leaps
-                moved = c.multiplier + self.lr * c.violation(value)
-                c.multiplier = float(np.clip(moved, 0.0, self.max_multiplier))
+                v = c.violation(value)
+                c.integral = float(np.clip(c.integral + self.lr * v, 0.0, self.max_multiplier))
+                c.multiplier = float(np.clip(c.integral + self.kp * v, 0.0, self.max_multiplier))
             prefix = f"constraint/{c.term}"
             metrics.update(
                 {
@@ -183,7 +196,10 @@ class RuleConstraints:
         return dict(self.latest)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"multipliers": {c.term: c.multiplier for c in self.constraints}}
+        return {
+            "multipliers": {c.term: c.multiplier for c in self.constraints},
+            "integrals": {c.term: c.integral for c in self.constraints},
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         saved = dict(state.get("multipliers", {}))
@@ -195,6 +211,7 @@ class RuleConstraints:
             )
         for c in self.constraints:
             c.multiplier = float(saved[c.term])
+            c.integral = float(state["integrals"][c.term])
         self._apply()
 
 
@@ -210,7 +227,8 @@ def build_constraints(
         constraints,
         encoding,
         KeySpec(int(reward_cfg.get("tonic", 0)), str(reward_cfg.get("mode", "major"))),
-        float(reward_cfg.get("constraint_lr", 0.5)),
+        float(reward_cfg.get("constraint_lr", 0.05)),
+        float(reward_cfg.get("constraint_kp", 0.5)),
         float(reward_cfg.get("constraint_max", 4.0)),
     )
     log.info(

@@ -55,7 +55,8 @@ class RewardSchema:
     prior: PriorSchema | None = None
     extra: Dict[str, Any] = field(default_factory=dict)
     constraints: Dict[str, Any] = field(default_factory=dict)  # rlmusic.algos.constraints
-    constraint_lr: float = 0.5
+    constraint_lr: float = 0.05
+    constraint_kp: float = 0.5
     constraint_max: float = 4.0
 
 
