@@ -1,6 +1,7 @@
 """Forgiving MIDI: harmless defects are repaired with a warning, broken notes still reject.
 
-pretty_midi cannot write these defects, so the files are written byte by byte here.
+pretty_midi cannot write these defects, so the files are written byte by byte here; long files
+and long rests are written the way real tools write them (music21 at 10,080 ticks per quarter).
 """
 
 from __future__ import annotations
@@ -207,3 +208,135 @@ def test_preparation_keeps_a_repaired_file_and_logs_the_fix(
         corpus = prepare_corpus({**config, "workers": 1}, MelodyEncoding(), progress=False)
     assert corpus.metadata["tune_id"].tolist() == ["bad_key.mid"] and corpus.rejected == []
     assert "bad_key.mid: dropped an unusable key signature event" in caplog.text
+
+
+# ---- long files: pretty_midi's 10^7-tick limit is a memory bound, not a property of music ----
+M21_TPQ = 10_080  # music21.defaults.ticksPerQuarter: what music21 writes
+
+
+def music21_midi(path: Path, events: list[tuple[int | None, float]]) -> Path:
+    """A melody written by music21 itself: (pitch or None for a rest, quarter notes)."""
+    from music21 import note, stream
+
+    part = stream.Part()
+    for pitch, quarters in events:
+        part.append(
+            note.Rest(quarterLength=quarters)
+            if pitch is None
+            else note.Note(pitch, quarterLength=quarters)
+        )
+    part.write("midi", fp=str(path))
+    return path
+
+
+def last_tick(path: Path) -> tuple[int, int]:
+    import mido
+
+    midi = mido.MidiFile(str(path))
+    return max(sum(m.time for m in t) for t in midi.tracks), midi.ticks_per_beat
+
+
+def test_a_long_music21_file_is_read_exactly(tmp_path: Path) -> None:
+    # 264 bars of 4/4 at 10,080 ticks per quarter: past pretty_midi's limit of 10^7 ticks
+    pitches = [SCALE[i % len(SCALE)] for i in range(264 * 4)]
+    path = music21_midi(tmp_path / "long.mid", [(p, 1.0) for p in pitches])
+    tick, resolution = last_tick(path)
+    assert resolution == M21_TPQ and tick > 10**7
+    with pytest.raises(ValueError, match="likely corrupt"):
+        pretty_midi.PrettyMIDI(str(path))  # what refused these files before
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MelodyWarning)  # an exact re-timing: nothing to say
+        notes = parse_midi(path)
+    assert [tuple(n) for n in notes] == [(p, float(i), float(i + 1)) for i, p in enumerate(pitches)]
+    tokens = load_melody(path)
+    assert len(tokens) == len(pitches) * MelodyEncoding().steps_per_quarter
+
+
+def test_a_long_file_of_odd_ticks_is_rounded_with_a_warning(tmp_path: Path) -> None:
+    import mido
+
+    # a performance at 10,080 ticks per quarter whose delta times share no divisor
+    midi = mido.MidiFile(ticks_per_beat=M21_TPQ)
+    events = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0)])
+    played = []
+    for i in range(1100):
+        pitch, start = SCALE[i % len(SCALE)], i * M21_TPQ + (7 if i % 2 else 0)
+        played.append((pitch, start / M21_TPQ, (start + M21_TPQ - 13) / M21_TPQ))
+    tick = 0
+    for pitch, start, end in played:
+        on, off = round(start * M21_TPQ), round(end * M21_TPQ)
+        events.append(mido.Message("note_on", note=pitch, velocity=90, time=on - tick))
+        events.append(mido.Message("note_off", note=pitch, velocity=0, time=off - on))
+        tick = off
+    midi.tracks.append(events)
+    midi.save(str(tmp_path / "performance.mid"))
+    assert last_tick(tmp_path / "performance.mid")[0] > 10**7
+    with pytest.warns(MelodyWarning, match=r"performance\.mid: read at \d+ ticks per quarter"):
+        notes = parse_midi(tmp_path / "performance.mid")
+    assert len(notes) == len(played)
+    error = max(
+        abs(a - b) for n, p in zip(notes, played, strict=True) for a, b in zip(n[1:], p[1:])
+    )
+    assert [n.pitch for n in notes] == [p[0] for p in played] and error < 1 / 96
+
+
+def test_a_delta_time_of_millions_of_quarters_is_still_corrupt(tmp_path: Path) -> None:
+    # the largest delta a MIDI file holds (2^28 - 1 ticks) before the last note: 2.8M quarters
+    events = [
+        TEMPO,
+        *scale_events()[:-2],
+        vlq(0x0FFFFFFF) + bytes([72, 100]),
+        vlq(TPQ) + bytes([72, 0]),
+    ]
+    path = write(tmp_path / "huge_delta.mid", smf(track(*events), file_format=0))
+    with pytest.raises(RejectedInput, match=r"corrupt MIDI: its last event is at quarter note"):
+        parse_midi(path)
+    with pytest.raises(MelodyLoadError, match=r"huge_delta\.mid: corrupt MIDI"):
+        load_melody(path)
+
+
+# ---- long rests: a voice waiting for the others is music; a note of 9 bars is not ----------
+def test_a_ten_bar_rest_is_shortened_to_the_limit_with_a_warning(tmp_path: Path) -> None:
+    phrase = [(p, 1.0) for p in SCALE]
+    path = music21_midi(tmp_path / "tacet.mid", [*phrase, (None, 40.0), *phrase])
+    with pytest.warns(MelodyWarning, match=r"tacet\.mid: shortened 1 rest.*8 bars.*lasted 10 bars"):
+        tokens = load_melody(path)
+    encoding = MelodyEncoding()
+    notes = encoding.decode(tokens)
+    assert [n.pitch for n in notes] == SCALE + SCALE
+    assert notes[8].start - notes[7].end == 8 * encoding.steps_per_bar
+
+
+def test_a_nine_bar_note_is_still_refused(tmp_path: Path) -> None:
+    path = music21_midi(tmp_path / "held.mid", [(60, 1.0), (62, 36.0), (64, 1.0)])
+    tunes, rejected = load_melodies(path)
+    assert tunes == [] and rejected[0].reason == "absurd duration"
+    assert "a note of 144 steps" in str(rejected[0])
+
+
+def test_a_long_rest_in_abc_is_shortened_too() -> None:
+    from rlmusic.data.prepare import process_item
+    from rlmusic.data.sources import WorkItem
+
+    item = WorkItem("test", "rest", "", abc_text="X:1\nT:rest\nM:4/4\nL:1/4\nK:C\nCDEF|z40|GABc|\n")
+    result = process_item(item, MelodyEncoding(), min_notes=1, timeout_s=20)
+    assert result.reason == "" and len(result.tokens) == (8 + 8 * 4) * 4
+    assert "shortened 1 rest(s) longer than 8 bars" in result.warnings[0]
+
+
+def test_preparation_keeps_long_files_and_long_rests(tmp_path: Path) -> None:
+    from rlmusic.data import prepare_corpus
+
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    music21_midi(folder / "long.mid", [(SCALE[i % 8], 1.0) for i in range(1040)])
+    music21_midi(folder / "tacet.mid", [(60, 4.0), (None, 44.0), (67, 4.0)] * 3)
+    music21_midi(folder / "held.mid", [(60, 1.0), (62, 40.0), (64, 1.0)] * 3)
+    config = {"source": "midi_dir", "path": str(folder), "cache_dir": str(tmp_path / "cache")}
+    corpus = prepare_corpus(
+        {**config, "workers": 1, "min_notes": 3}, MelodyEncoding(), progress=False
+    )
+    assert sorted(corpus.metadata["tune_id"].tolist()) == ["long.mid", "tacet.mid"]
+    assert [(name, reason.split(":")[0]) for name, reason in corpus.rejected] == [
+        ("held.mid", "absurd duration")
+    ]

@@ -13,6 +13,7 @@ from rlmusic.data.melody import (
     estimate_key,
     fit_range,
     semitones_to_c,
+    shorten_long_rests,
     to_grid,
     top_line,
 )
@@ -89,3 +90,11 @@ def test_encode_melody_transposes_d_major_to_c(encoding: MelodyEncoding) -> None
     assert set(pitches[pitches >= 0] % 12) <= {0, 2, 4, 5, 7, 9, 11}
     assert melody.folded_notes == 0 and melody.notes == 10
     assert melody.tokens.dtype == np.uint8
+
+
+def test_long_rests_shorten_to_the_limit_and_later_notes_move_up() -> None:
+    line = [Note(60, 0, 4), Note(62, 4 + 8, 16), Note(64, 16 + 20, 40), Note(65, 40 + 30, 72)]
+    shortened, lengths = shorten_long_rests(line, max_steps=8)
+    assert lengths == [20, 30]  # the 8-step rest is at the limit: kept as it is
+    assert shortened == [Note(60, 0, 4), Note(62, 12, 16), Note(64, 24, 28), Note(65, 36, 38)]
+    assert shorten_long_rests(shortened, max_steps=8) == (shortened, [])

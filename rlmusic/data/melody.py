@@ -148,20 +148,39 @@ def melody_line(notes: list[TimedNote], encoding: MelodyEncoding) -> list[Note]:
     return to_grid(top_line(notes), encoding.steps_per_quarter)
 
 
-def longest_event(line: list[Note]) -> int:
-    """The longest note or rest of a grid line in steps: what its tokens would hold longest.
+def longest_note(line: list[Note]) -> int:
+    """The longest note of a grid line in steps: what its tokens would hold longest.
 
     Measured before any token exists, so an absurd length is refused without allocating it.
 
-    >>> longest_event([Note(60, 0, 4), Note(62, 10, 12)])
-    6
+    >>> longest_note([Note(60, 0, 4), Note(62, 10, 12)])
+    4
     """
-    longest = 0
+    return max((note.end - note.start for note in line), default=0)
+
+
+def shorten_long_rests(line: list[Note], max_steps: int) -> tuple[list[Note], list[int]]:
+    """Shorten every rest longer than ``max_steps`` to ``max_steps``; returns (line, old lengths).
+
+    A voice resting for ten bars is ordinary in polyphony (its top part waits for the others);
+    its rest becomes the longest rest a tune may hold, and the notes after it move earlier.
+
+    >>> line, shortened = shorten_long_rests([Note(60, 0, 4), Note(62, 50, 52)], max_steps=8)
+    >>> line, shortened
+    ([Note(pitch=60, start=0, end=4), Note(pitch=62, start=12, end=14)], [46])
+    """
+    out: list[Note] = []
+    shortened: list[int] = []
+    shift = 0  # steps removed so far
     previous_end = 0
     for note in line:
-        longest = max(longest, note.end - note.start, note.start - previous_end)
+        rest = note.start - previous_end
         previous_end = note.end
-    return longest
+        if rest > max_steps:
+            shortened.append(rest)
+            shift += rest - max_steps
+        out.append(Note(note.pitch, note.start - shift, note.end - shift) if shift else note)
+    return out, shortened
 
 
 def cap_long_notes(

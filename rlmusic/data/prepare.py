@@ -26,7 +26,13 @@ import numpy as np
 
 from rlmusic.data.corpus import Corpus, CorpusError, split_of
 from rlmusic.data.encoding import MelodyEncoding, Note
-from rlmusic.data.melody import cap_long_notes, encode_line, longest_event, melody_line
+from rlmusic.data.melody import (
+    cap_long_notes,
+    encode_line,
+    longest_note,
+    melody_line,
+    shorten_long_rests,
+)
 from rlmusic.data.readers import (
     MIDI_SUFFIXES,
     MelodyWarning,
@@ -46,7 +52,7 @@ from rlmusic.data.sources import (
 log = logging.getLogger(__name__)
 
 # Bump when parsing or encoding logic changes: every cache is then re-prepared.
-READER_VERSION = 7
+READER_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -104,15 +110,16 @@ def time_bounded(timeout_s: float) -> Iterator[None]:
 
 
 def check_durations(line: list[Note], encoding: MelodyEncoding, max_note_bars: float) -> None:
-    """Reject absurd lengths (``C99999`` is legal ABC) before they reach training windows.
+    """Reject absurd note lengths (``C99999`` is legal ABC) before they reach training windows.
 
     Runs on the grid line, before any token exists: ``C9999999999`` would otherwise allocate
-    (and fill, uninterruptibly) gigabytes of tokens.
+    (and fill, uninterruptibly) gigabytes of tokens. Long rests are shortened before this
+    (:func:`rlmusic.data.melody.shorten_long_rests`): a voice resting for bars is music.
     """
-    longest = longest_event(line)
+    longest = longest_note(line)
     if longest > max_note_bars * encoding.steps_per_bar:
         raise RejectedInput(
-            "absurd duration", f"a note or rest of {longest} steps (> {max_note_bars:g} bars)"
+            "absurd duration", f"a note of {longest} steps (> {max_note_bars:g} bars)"
         )
 
 
@@ -126,7 +133,8 @@ def _import_readers(item: WorkItem) -> None:
 
 
 def _parse_notes(item: WorkItem, encoding: MelodyEncoding, max_note_bars: float) -> list[Note]:
-    """One item's notes as its grid line, checked for absurd durations (inside the time bound)."""
+    """One item's notes as its grid line: absurd notes refused, long rests shortened (inside
+    the time bound)."""
     if item.abc_text is not None:
         notes = parse_abc(item.abc_text, where=item.describe())
     else:
@@ -149,6 +157,17 @@ def _parse_notes(item: WorkItem, encoding: MelodyEncoding, max_note_bars: float)
             )
     line = melody_line(notes, encoding)
     check_durations(line, encoding, max_note_bars)
+    max_steps = int(max_note_bars * encoding.steps_per_bar)
+    line, shortened = shorten_long_rests(line, max_steps)
+    if shortened:
+        bars = ", ".join(f"{steps / encoding.steps_per_bar:g}" for steps in shortened)
+        warnings.warn(
+            MelodyWarning(
+                f"{item.describe()}: shortened {len(shortened)} rest(s) longer than "
+                f"{max_note_bars:g} bars to {max_note_bars:g} bars (they lasted {bars} bars)"
+            ),
+            stacklevel=2,
+        )
     return line
 
 
