@@ -1,12 +1,17 @@
-"""Byte-level repair of Standard MIDI Files whose notes are intact: empty track chunks and
-unusable meta events (a key signature outside +-7, a zero tempo or meter) are dropped, each
-dropped event's delta time passed on to the next event so timing is kept. Files whose structure
-is broken (truncated chunks, missing tracks, undefined status bytes) raise ValueError: they are
-corrupt, not repairable.
+"""Repair of Standard MIDI Files whose notes are intact, so pretty_midi reads them.
+
+Byte level: empty track chunks and unusable meta events (a key signature outside +-7, a zero
+tempo or meter) are dropped, each dropped event's delta time passed on to the next event so
+timing is kept. Files whose structure is broken (truncated chunks, missing tracks, undefined
+status bytes) raise ValueError: they are corrupt, not repairable.
+
+Parsed (mido) level: a long file at a fine resolution is re-timed under pretty_midi's tick
+limit (:func:`fit_tick_limit`).
 """
 
 from __future__ import annotations
 
+import math
 import struct
 
 
@@ -142,3 +147,54 @@ def repair_midi(data: bytes) -> tuple[bytes, list[str]]:
     file_format = 1 if file_format == 0 and len(tracks) > 1 else file_format
     header = b"MThd" + struct.pack(">IHHH", 6, file_format, len(tracks), division)
     return header + b"".join(tracks), fixes
+
+
+# pretty_midi refuses a file whose last tick passes this (pretty_midi.pretty_midi.MAX_TICK):
+# it maps every tick to seconds in one float64 array, 80 MB at the limit
+MAX_TICK = 10_000_000
+# the coarsest resolution a long file is re-timed to: onsets move by at most 1/192 quarter
+MIN_TICKS_PER_QUARTER = 96
+
+
+def fit_tick_limit(midi) -> str | None:
+    """Re-time a parsed ``mido.MidiFile`` in place so that its last tick is under :data:`MAX_TICK`.
+
+    pretty_midi's limit bounds the memory of its tick-to-seconds array; it is no property of the
+    music: music21 writes 10,080 ticks per quarter, so any piece over ~250 bars passes it. Such
+    a file is divided by the greatest common divisor of its delta times and resolution (exact:
+    nothing moves; returns None), else rounded to the finest resolution that fits (returns what
+    was done, for a warning: onsets move by at most half a tick).
+
+    Raises:
+        ValueError: a file too long to fit even at :data:`MIN_TICKS_PER_QUARTER` (over 100,000
+            quarter notes): a corrupt delta time, not music.
+    """
+    last = max((sum(message.time for message in track) for track in midi.tracks), default=0)
+    if last < MAX_TICK:
+        return None
+    resolution = midi.ticks_per_beat
+    divisor = math.gcd(resolution, *(m.time for track in midi.tracks for m in track))
+    if last // divisor < MAX_TICK:
+        for track in midi.tracks:
+            for message in track:
+                message.time //= divisor
+        midi.ticks_per_beat = resolution // divisor
+        return None
+    coarser = (MAX_TICK - 1) * resolution // last  # the finest resolution that fits
+    if coarser < MIN_TICKS_PER_QUARTER:
+        raise ValueError(
+            f"its last event is at quarter note {last / resolution:,.0f} (tick {last:,} at "
+            f"{resolution} per quarter): a corrupt delta time, not music"
+        )
+    for track in midi.tracks:
+        tick = previous = 0
+        for message in track:
+            tick += message.time
+            moved = round(tick * coarser / resolution)  # monotone: deltas stay >= 0
+            message.time, previous = moved - previous, moved
+    midi.ticks_per_beat = coarser
+    return (
+        f"read at {coarser} ticks per quarter (written at {resolution}; its "
+        f"{last / resolution:,.0f} quarter notes pass pretty_midi's {MAX_TICK:,}-tick limit): "
+        f"onsets move by at most 1/{2 * coarser} quarter"
+    )

@@ -9,14 +9,13 @@ intact (an empty MIDI track chunk, an unusable meta event) are repaired instead,
 from __future__ import annotations
 
 import io
-import math
 import re
 import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 from rlmusic.data.melody import TimedNote
-from rlmusic.data.midi_repair import repair_midi
+from rlmusic.data.midi_repair import fit_tick_limit, repair_midi
 
 ABC_HEADER = "%abc-2.1\n%%propagate-accidentals octave\n"
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -267,7 +266,8 @@ def parse_midi(path: Path) -> list[TimedNote]:
     unknown mode, a time signature of 0 beats, a tempo of 0). Anything else is corrupt.
 
     A long file at a fine resolution (music21 writes 10,080 ticks per quarter: 250 bars pass
-    pretty_midi's limit of 10^7 ticks) is read at a coarser one (:func:`fit_tick_limit`).
+    pretty_midi's limit of 10^7 ticks) is read at a coarser one
+    (:func:`rlmusic.data.midi_repair.fit_tick_limit`).
     """
     path = Path(path)
     try:
@@ -303,65 +303,17 @@ def parse_midi(path: Path) -> list[TimedNote]:
     ]
 
 
-# pretty_midi refuses a file whose last tick passes this (pretty_midi.pretty_midi.MAX_TICK):
-# it maps every tick to seconds in one float64 array, 80 MB at the limit
-MAX_TICK = 10_000_000
-# the coarsest resolution a long file is re-timed to: onsets move by at most 1/192 quarter
-MIN_TICKS_PER_QUARTER = 96
-
-
-def fit_tick_limit(midi, where: str = "") -> None:
-    """Re-time a parsed ``mido.MidiFile`` in place so its last tick is under :data:`MAX_TICK`.
-
-    pretty_midi's limit is a memory bound on its tick-to-seconds array, not a property of the
-    music: a long piece at a fine resolution passes it. Such a file is divided by the greatest
-    common divisor of its delta times and resolution (exact: nothing moves), else rounded to
-    the finest resolution that fits (with a :class:`MelodyWarning`: onsets move by at most half
-    a tick). A file too long to fit at :data:`MIN_TICKS_PER_QUARTER` lasts over 100,000
-    quarter notes -- a corrupt delta time, not music -- and is refused.
-    """
-    ends = [sum(message.time for message in track) for track in midi.tracks]
-    last = max(ends, default=0)
-    if last < MAX_TICK:
-        return
-    resolution = midi.ticks_per_beat
-    divisor = math.gcd(resolution, *(m.time for track in midi.tracks for m in track))
-    if last // divisor < MAX_TICK:
-        for track in midi.tracks:
-            for message in track:
-                message.time //= divisor
-        midi.ticks_per_beat = resolution // divisor
-        return
-    coarser = (MAX_TICK - 1) * resolution // last  # the finest resolution that fits
-    if coarser < MIN_TICKS_PER_QUARTER:
-        raise RejectedInput(
-            "corrupt MIDI",
-            f"its last event is at quarter note {last / resolution:,.0f} (tick {last:,} at "
-            f"{resolution} per quarter): a corrupt delta time, not music",
-        )
-    for track in midi.tracks:
-        tick = previous = 0
-        for message in track:
-            tick += message.time
-            moved = round(tick * coarser / resolution)  # monotone: deltas stay >= 0
-            message.time, previous = moved - previous, moved
-    midi.ticks_per_beat = coarser
-    warnings.warn(
-        MelodyWarning(
-            f"{where or 'MIDI file'}: read at {coarser} ticks per quarter (written at "
-            f"{resolution}; {last / resolution:,.0f} quarter notes pass pretty_midi's "
-            f"{MAX_TICK:,}-tick limit): onsets move by at most 1/{2 * coarser} quarter"
-        ),
-        stacklevel=3,
-    )
-
-
 def _read_pretty_midi(data: bytes, path: Path | None = None):
     import mido
     import pretty_midi
 
     midi = mido.MidiFile(file=io.BytesIO(data), charset="latin1")  # pretty_midi's charset
-    fit_tick_limit(midi, str(path) if path else "")
+    try:
+        retimed = fit_tick_limit(midi)
+    except ValueError as exc:
+        raise RejectedInput("corrupt MIDI", str(exc)) from None
+    if retimed is not None:
+        warnings.warn(MelodyWarning(f"{path or 'MIDI file'}: {retimed}"), stacklevel=3)
     with warnings.catch_warnings():
         # "tempo/key/time signature on a non-zero track": pretty_midi's own notice, not ours
         warnings.simplefilter("ignore", RuntimeWarning)
