@@ -37,7 +37,7 @@ def test_the_batch_statistic_is_counted_as_evaluate_counts_it() -> None:
     metrics = constraints.update(tokens)
     expected = composition_stats(tokens, ENC).table()["compositions starting with tonic"]
     assert metrics["constraint/tonic/statistic"] == expected == 0.25
-    assert metrics["constraint/tonic/target"] == 0.3
+    assert metrics["constraint/tonic/at_least"] == 0.3
 
 
 def test_a_missed_target_raises_the_weight_and_a_passed_one_lowers_it_to_nothing() -> None:
@@ -79,13 +79,27 @@ def test_the_proportional_term_answers_at_once_and_the_integral_settles() -> Non
     constraints = RuleConstraints(
         composite, {"tonic": {"at_least": 0.3}}, ENC, KeySpec(), lr=0.1, kp=0.5
     )
-    c = constraints.constraints[0]
+    b = constraints.constraints[0].bounds[0]
     constraints.update(batch(0.0))  # v = +1: integral 1.1, multiplier 1.1 + 0.5
-    assert (c.integral, c.multiplier) == pytest.approx((1.1, 1.6))
+    assert (b.integral, b.multiplier) == pytest.approx((1.1, 1.6))
     constraints.update(batch(0.3))  # on target: the proportional part vanishes at once
-    assert (c.integral, c.multiplier) == pytest.approx((1.1, 1.1))
+    assert (b.integral, b.multiplier) == pytest.approx((1.1, 1.1))
     constraints.update(batch(0.6))  # v = -1: 1.0 and 0.5
-    assert (c.integral, c.multiplier) == pytest.approx((1.0, 0.5))
+    assert (b.integral, b.multiplier) == pytest.approx((1.0, 0.5))
+
+
+def test_a_ceiling_pays_a_statistic_back_down_when_it_overshoots() -> None:
+    composite = reward()
+    base = weight(composite, "tonic")
+    band = {"tonic": {"at_least": 0.3, "at_most": 0.4}}
+    constraints = RuleConstraints(composite, band, ENC, KeySpec(), lr=0.5, kp=0.0)
+    constraints.update(batch(0.35))  # inside the band: floor - 0.05/0.3, ceiling - 0.05/0.4
+    assert weight(composite, "tonic") == pytest.approx(base * (1 - 0.5 * 0.05 / 0.3))
+    for _ in range(5):  # every piece on the tonic: the floor lets go, the ceiling pushes back
+        constraints.update(batch(1.0))
+    assert weight(composite, "tonic") < 0  # tonic starts now cost
+    metrics = constraints(0, None)
+    assert metrics["constraint/tonic/at_most"] == 0.4 and metrics["constraint/tonic/statistic"] == 1
 
 
 def test_the_wrapped_score_pays_with_the_current_weights_then_updates() -> None:
@@ -110,16 +124,19 @@ def test_state_round_trips_and_a_different_set_is_refused() -> None:
     other = RuleConstraints(reward(), {"motif": {"at_least": 0.4}}, ENC, KeySpec())
     with pytest.raises(RewardError, match="same reward.constraints"):
         other.load_state_dict(state)
+    banded = RuleConstraints(reward(), {"tonic": {"at_least": 0.3, "at_most": 0.5}}, ENC, KeySpec())
+    with pytest.raises(RewardError, match="same reward.constraints"):
+        banded.load_state_dict(state)
 
 
 @pytest.mark.parametrize(
     ("spec", "match"),
     [
         ({"nonesuch": {"at_least": 0.3}}, "no such term"),
-        ({"tonic": {"at_least": 0.3, "at_most": 0.5}}, "exactly one"),
-        ({"tonic": {"target": 0.3}}, "exactly one"),
+        ({"tonic": {"at_least": 0.5, "at_most": 0.3}}, "must lie below"),
+        ({"tonic": {"target": 0.3}}, "at_least and / or at_most"),
     ],
-    ids=["unknown-term", "both-bounds", "no-bound"],
+    ids=["unknown-term", "empty-band", "no-bound"],
 )
 def test_bad_constraints_are_named(spec: dict, match: str) -> None:
     with pytest.raises(RewardError, match=match):

@@ -28,15 +28,21 @@ between 23% and 55% with a period of ~80 iterations (the policy answers a new we
 iterations late), so where a run stopped decided its numbers. The proportional term answers
 at once and the small integral only settles the weight.
 
-Config (``reward.constraints``), keyed by the rule term whose weight the multiplier scales::
+A target may be a band: ``at_least`` and ``at_most``. The bound the rule serves (``at_least``
+for a rule that pays for its statistic, ``at_most`` for a penalty) scales the rule's weight;
+the other bound has a multiplier of its own that starts at 0 and is subtracted, so a statistic
+pushed past its ceiling by *other* terms (tonic starts rise with the preferred-intervals rule's
+pay for holding the tonic, not only with the tonic rule) is paid back down.
+
+Config (``reward.constraints``), keyed by the rule term whose weight the multipliers scale::
 
     constraints:
-      tonic: {at_least: 0.30}             # compositions starting with tonic
-      leap_resolution: {at_least: 0.92}   # leaps resolved (the original's detector)
-      motif: {at_least: 0.42}             # notes in motif (per step)
+      tonic: {at_least: 0.30, at_most: 0.34}   # compositions starting with tonic
+      leap_resolution: {at_least: 0.92}        # leaps resolved (the original's detector)
+      motif: {at_least: 0.42}                  # notes in motif (per step)
 
 The multipliers are a trainer's state: saved in its resume point, logged per iteration as
-``constraint/<term>/statistic``, ``.../target`` and ``.../multiplier``. ``reward.constraint_lr``,
+``constraint/<term>/statistic``, ``.../at_least``, ``.../at_most`` and ``.../multiplier``. ``reward.constraint_lr``,
 ``reward.constraint_kp`` and ``reward.constraint_max`` set the gains and the cap.
 """
 
@@ -57,35 +63,61 @@ from rlmusic.rewards.composite import CompositeReward
 
 log = logging.getLogger(__name__)
 
-# the rule term -> the table row (as `rlmusic evaluate` counts it) that its target bounds
+# the rule term -> the table row (as `rlmusic evaluate` counts it) that its targets bound, and
+# whether the term's reward rises with that row (True: it pays for it) or falls (a penalty)
 STATISTIC_OF_TERM = {
-    "tonic": "compositions starting with tonic",
-    "leap_resolution": "leaps resolved",
-    "motif": "notes in motif",
-    "repeated_motif": "notes in repeated motif",
-    "key": "notes not in key",
-    "repetition": "notes excessively repeated",
-    "unique_extremes": "unique max note",
+    "tonic": ("compositions starting with tonic", True),
+    "leap_resolution": ("leaps resolved", True),
+    "motif": ("notes in motif", True),
+    "repeated_motif": ("notes in repeated motif", True),
+    "unique_extremes": ("unique max note", True),
+    "key": ("notes not in key", False),
+    "repetition": ("notes excessively repeated", False),
 }
+BOUNDS = ("at_least", "at_most")
+
+
+def _room(target: float) -> float:
+    return max(min(target, 1.0 - target), 1e-3)
+
+
+@dataclass
+class Bound:
+    """One target of a statistic with its PI multiplier. The bound the term's reward serves
+    (``at_least`` for a term that pays for the statistic, ``at_most`` for a penalty) starts at
+    the base weight (integral 1); the other bound starts at 0 and pushes the other way."""
+
+    kind: str  # at_least | at_most
+    target: float
+    serves: bool  # the term's own direction: its multiplier scales the base weight up
+    integral: float = 0.0
+    multiplier: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.serves and self.integral == 0.0:
+            self.integral = self.multiplier = 1.0
+
+    def violation(self, value: float) -> float:
+        """Shortfall in units of the target's room (> 0 while it is missed, < 0 once passed)."""
+        gap = self.target - value if self.kind == "at_least" else value - self.target
+        return gap / _room(self.target)
 
 
 @dataclass
 class Constraint:
-    """One target: ``term``'s weight times a multiplier, bounding ``statistic``."""
+    """``term``'s weight = base weight x (served multiplier - opposing multiplier): a band
+    ``[at_least, at_most]`` on ``statistic`` (either end may be left open)."""
 
     term: str
     statistic: str
-    target: float
-    at_least: bool  # False: at most
     base_weight: float
-    integral: float = 1.0  # the Lagrangian's accumulated part (1: the base weight)
-    multiplier: float = 1.0
+    bounds: list[Bound]
 
-    def violation(self, value: float) -> float:
-        """Shortfall in units of the target's room (> 0 while the target is missed, < 0 once
-        it is passed)."""
-        gap = self.target - value if self.at_least else value - self.target
-        return gap / max(min(self.target, 1.0 - self.target), 1e-3)
+    @property
+    def multiplier(self) -> float:
+        served = [b.multiplier for b in self.bounds if b.serves]
+        opposing = sum(b.multiplier for b in self.bounds if not b.serves)
+        return (served[0] if served else 1.0) - opposing
 
 
 class RuleConstraints:
@@ -97,7 +129,7 @@ class RuleConstraints:
 
     Args:
         reward: the composite whose term weights it scales (in place).
-        constraints: ``term -> {at_least | at_most: target}``.
+        constraints: ``term -> {at_least: share, at_most: share}`` (one or both).
         encoding: for the statistics.
         key: the key the statistics count in (the reward's ``tonic`` and ``mode``).
         lr: the integral's step per unit of shortfall (in units of the target's room).
@@ -123,35 +155,37 @@ class RuleConstraints:
         self.reward, self.encoding, self.key = reward, encoding, key
         self.lr, self.kp, self.max_multiplier = float(lr), float(kp), float(max_multiplier)
         weights = {t.name: t for t in reward.terms}
-        self.constraints: list[Constraint] = []
-        for term, spec in constraints.items():
-            if term not in weights:
-                raise RewardError(
-                    f"reward.constraints.{term}: no such term in the reward; its terms: "
-                    f"{', '.join(weights)}"
-                )
-            if term not in STATISTIC_OF_TERM:
-                raise RewardError(
-                    f"reward.constraints.{term}: no statistic is known for this term; "
-                    f"constrainable: {', '.join(STATISTIC_OF_TERM)}"
-                )
-            spec = dict(spec or {})
-            bounds = [k for k in ("at_least", "at_most") if spec.get(k) is not None]
-            if len(bounds) != 1 or set(spec) - {"at_least", "at_most"}:
-                raise RewardError(
-                    f"reward.constraints.{term}: give exactly one of at_least / at_most, got {spec}"
-                )
-            self.constraints.append(
-                Constraint(
-                    term,
-                    STATISTIC_OF_TERM[term],
-                    float(spec[bounds[0]]),
-                    bounds[0] == "at_least",
-                    weights[term].weight,
-                )
-            )
+        self.constraints = [self._parse(term, spec, weights) for term, spec in constraints.items()]
         self.latest: dict[str, float] = {}
         self._apply()
+
+    @staticmethod
+    def _parse(term: str, spec: Any, weights: Mapping[str, Any]) -> Constraint:
+        if term not in weights:
+            raise RewardError(
+                f"reward.constraints.{term}: no such term in the reward; its terms: "
+                f"{', '.join(weights)}"
+            )
+        if term not in STATISTIC_OF_TERM:
+            raise RewardError(
+                f"reward.constraints.{term}: no statistic is known for this term; "
+                f"constrainable: {', '.join(STATISTIC_OF_TERM)}"
+            )
+        spec = dict(spec or {})
+        given = {k: float(v) for k, v in spec.items() if k in BOUNDS and v is not None}
+        if not given or set(spec) - set(BOUNDS):
+            raise RewardError(
+                f"reward.constraints.{term}: give at_least and / or at_most (shares), got {spec}"
+            )
+        if len(given) == 2 and given["at_least"] >= given["at_most"]:
+            raise RewardError(
+                f"reward.constraints.{term}: at_least {given['at_least']} must lie below "
+                f"at_most {given['at_most']}"
+            )
+        statistic, pays = STATISTIC_OF_TERM[term]
+        served = "at_least" if pays else "at_most"
+        bounds = [Bound(kind, target, kind == served) for kind, target in given.items()]
+        return Constraint(term, statistic, weights[term].weight, bounds)
 
     def _apply(self) -> None:
         by_name = {t.name: t for t in self.reward.terms}
@@ -162,20 +196,18 @@ class RuleConstraints:
         """Move each multiplier by the batch's statistic; returns the logged metrics."""
         table = composition_stats(tokens, self.encoding, self.key).table()
         metrics: dict[str, float] = {}
+        cap = self.max_multiplier
         for c in self.constraints:
             value = table[c.statistic]
-            if math.isfinite(value):  # a batch with no leap says nothing about leaps
-                v = c.violation(value)
-                c.integral = float(np.clip(c.integral + self.lr * v, 0.0, self.max_multiplier))
-                c.multiplier = float(np.clip(c.integral + self.kp * v, 0.0, self.max_multiplier))
             prefix = f"constraint/{c.term}"
-            metrics.update(
-                {
-                    f"{prefix}/statistic": value,
-                    f"{prefix}/target": c.target,
-                    f"{prefix}/multiplier": c.multiplier,
-                }
-            )
+            for b in c.bounds:
+                if math.isfinite(value):  # a batch with no leap says nothing about leaps
+                    v = b.violation(value)
+                    b.integral = float(np.clip(b.integral + self.lr * v, 0.0, cap))
+                    b.multiplier = float(np.clip(b.integral + self.kp * v, 0.0, cap))
+                metrics[f"{prefix}/{b.kind}"] = b.target
+            metrics[f"{prefix}/statistic"] = value
+            metrics[f"{prefix}/multiplier"] = c.multiplier
         self._apply()
         self.latest = metrics
         return metrics
@@ -197,21 +229,23 @@ class RuleConstraints:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "multipliers": {c.term: c.multiplier for c in self.constraints},
-            "integrals": {c.term: c.integral for c in self.constraints},
+            "bounds": {
+                f"{c.term}.{b.kind}": [b.integral, b.multiplier]
+                for c in self.constraints
+                for b in c.bounds
+            }
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        saved = dict(state.get("multipliers", {}))
-        if set(saved) != {c.term for c in self.constraints}:
+        saved = dict(state.get("bounds", {}))
+        mine = {f"{c.term}.{b.kind}": b for c in self.constraints for b in c.bounds}
+        if set(saved) != set(mine):
             raise RewardError(
-                f"the resume point constrains {sorted(saved)}, this run "
-                f"{sorted(c.term for c in self.constraints)}: resume with the same "
-                "reward.constraints, or use a new output folder"
+                f"the resume point constrains {sorted(saved)}, this run {sorted(mine)}: resume "
+                "with the same reward.constraints, or use a new output folder"
             )
-        for c in self.constraints:
-            c.multiplier = float(saved[c.term])
-            c.integral = float(state["integrals"][c.term])
+        for name, bound in mine.items():
+            bound.integral, bound.multiplier = (float(x) for x in saved[name])
         self._apply()
 
 
@@ -234,7 +268,11 @@ def build_constraints(
     log.info(
         "reward constraints: %s",
         ", ".join(
-            f"{c.statistic} {'>=' if c.at_least else '<='} {c.target:g} (term {c.term})"
+            f"{c.statistic} "
+            + " and ".join(
+                f"{'>=' if b.kind == 'at_least' else '<='} {b.target:g}" for b in c.bounds
+            )
+            + f" (term {c.term})"
             for c in controller.constraints
         ),
     )
