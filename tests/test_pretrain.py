@@ -1,4 +1,5 @@
-"""`rlmusic pretrain`: windows, schedule, a tiny run end to end, exact resume, DDP (gloo)."""
+"""`rlmusic pretrain`: windows, schedule, a tiny run end to end, exact resume, DDP (gloo), and
+fine-tuning from a checkpoint (``init=``)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from rlmusic.config import ConfigError
 from rlmusic.data.corpus import Corpus
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import CheckpointError, load_checkpoint, load_generator
@@ -332,3 +334,142 @@ def test_the_command_through_hydra_on_a_midi_folder(tmp_path: Path) -> None:
     assert "resumed" not in result.stdout + result.stderr
     again = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert again.returncode == 0 and "resumed from" in again.stdout + again.stderr
+
+
+# ---- init=: supervised fine-tuning from a checkpoint -------------------------------------------
+def init_cfg(out_dir: Path, *overrides: str) -> DictConfig:
+    """A tiny budget on the shipped model's own sizes (no model overrides)."""
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        return compose(
+            "pretrain",
+            overrides=[
+                f"out_dir={out_dir}",
+                "progress=false",
+                "train.epochs=1",
+                "train.batch_size=8",
+                "train.window=24",
+                *overrides,
+            ],
+        )
+
+
+def logits_of(model: torch.nn.Module, corpus: Corpus) -> torch.Tensor:
+    tokens = torch.from_numpy(
+        np.stack([t[:24] for t in corpus.tunes("valid")[:4]]).astype(np.int64)
+    )
+    with torch.no_grad():
+        return model.eval()(tokens)
+
+
+def test_init_starts_from_the_checkpoint_and_records_it(tmp_path: Path) -> None:
+    corpus = synthetic_corpus()
+    # lr 0: AdamW leaves every weight as it is, so the run's model is the checkpoint's
+    cfg = init_cfg(tmp_path, "init=pretrained:note_lstm", "train.init_lr=0")
+    result = pretrain.run(cfg, corpus=corpus)
+    shipped, _ = load_generator("pretrained:note_lstm")
+    saved, _, info = load_checkpoint(tmp_path / "model.safetensors")
+    assert torch.equal(logits_of(saved, corpus), logits_of(shipped, corpus))
+    assert info["init"] == "pretrained:note_lstm" and result["step"] > 0
+    assert load_checkpoint(tmp_path / "last.pt")[2]["init"] == "pretrained:note_lstm"
+    # config.yaml records the model the run trained: the checkpoint's
+    assert OmegaConf.load(tmp_path / "config.yaml").model.hidden_size == 256
+
+
+def test_init_model_defaults_to_the_checkpoints_architecture_and_sizes() -> None:
+    corpus = synthetic_corpus()
+    cfg = init_cfg(Path("unused"), "init=pretrained:music_transformer")  # model: lstm (default)
+    model, node = pretrain.model_from_init(cfg.init, cfg.model, MelodyEncoding())
+    shipped, _ = load_generator("pretrained:music_transformer")
+    assert node["arch"] == "transformer" and node["name"] == "music_transformer"
+    assert node["max_relative_position"] == 64  # the checkpoint's, not conf/model's 128
+    assert torch.equal(logits_of(model, corpus), logits_of(shipped, corpus))
+    # dropout holds no weight: a fine-tuning run may change it
+    cfg = init_cfg(Path("unused"), "init=pretrained:note_lstm", "model.dropout=0.3")
+    model, node = pretrain.model_from_init(cfg.init, cfg.model, MelodyEncoding())
+    assert model.config.dropout == node["dropout"] == 0.3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["model.hidden_size=512"],
+            "holds model=lstm with hidden_size=256, the config asks for model.hidden_size=512",
+        ),
+        (["model=transformer"], "holds model=lstm, the config asks for model=transformer"),
+        (
+            ["encoding.min_pitch=36"],
+            "was trained on another encoding: min_pitch=48 \\(the config: 36\\)",
+        ),
+    ],
+    ids=["size", "architecture", "encoding"],
+)
+def test_init_mismatch_is_one_line_naming_both_values(
+    tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    cfg = init_cfg(tmp_path, "init=pretrained:note_lstm", *overrides)
+    with pytest.raises(ConfigError, match=f"^init=pretrained:note_lstm {message}") as error:
+        pretrain.run(cfg, corpus=synthetic_corpus())
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_init_takes_the_fine_tuning_warmup_then_the_decay(tmp_path: Path) -> None:
+    from rlmusic.training.distributed import setup
+    from rlmusic.training.loop import Pretrainer
+
+    corpus = synthetic_corpus()
+    scratch = pretrain.train_config(init_cfg(tmp_path))
+    assert (scratch.lr, scratch.warmup_steps) == (2e-3, 200)  # conf/pretrain.yaml's train.*
+    cfg = init_cfg(
+        tmp_path, "init=pretrained:note_lstm", "train.init_warmup_steps=4", "train.epochs=3"
+    )
+    train = pretrain.train_config(cfg)
+    assert (train.lr, train.warmup_steps) == (cfg.train.init_lr, 4) == (5e-4, 4)
+    model, _ = pretrain.model_from_init(cfg.init, cfg.model, MelodyEncoding())
+    trainer = Pretrainer(
+        model,
+        MelodyEncoding(),
+        corpus.tunes("train"),
+        corpus.tunes("valid"),
+        train,
+        tmp_path,
+        0,
+        setup("cpu"),
+        progress=False,
+        resume=False,
+    )
+    lrs = [train.lr * trainer.scheduler.lr_lambdas[0](s) for s in range(trainer.total_steps + 1)]
+    trainer.close()
+    assert lrs[:4] == pytest.approx([1.25e-4, 2.5e-4, 3.75e-4, 5e-4])  # linear warmup from 0
+    assert all(a >= b for a, b in zip(lrs[3:], lrs[4:]))
+    assert lrs[-1] == pytest.approx(5e-4 * train.min_lr_ratio)  # then the cosine to its floor
+
+
+def test_a_run_directory_resumes_only_from_the_same_init(tmp_path: Path) -> None:
+    corpus = synthetic_corpus()
+    pretrain.run(init_cfg(tmp_path, "train.max_steps=1"), corpus=corpus)  # from scratch
+    with pytest.raises(
+        CheckpointError,
+        match=r"started from init=None, this command from init=pretrained:note_lstm",
+    ):
+        pretrain.run(init_cfg(tmp_path, "init=pretrained:note_lstm"), corpus=corpus)
+
+
+def test_a_model_group_named_on_the_command_line_must_match_init(tmp_path: Path) -> None:
+    # model=lstm is the default group: only the command line tells that the user chose it
+    command = [
+        sys.executable,
+        "-m",
+        "rlmusic.cli",
+        "pretrain",
+        "init=pretrained:music_transformer",
+        "model=lstm",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode != 0
+    assert (
+        "init=pretrained:music_transformer holds model=transformer, the config asks for model=lstm"
+        in result.stderr
+    )

@@ -277,6 +277,8 @@ class TrainSchema:
     keep_epoch_checkpoints: bool = MISSING
     log_every_steps: int = MISSING
     valid_batch_size: int = MISSING
+    init_lr: float = MISSING
+    init_warmup_steps: int = MISSING
 
 
 @dataclass
@@ -285,6 +287,7 @@ class PretrainSchema:
     data: DataSchema = MISSING
     model: Dict[str, Any] = MISSING  # checked by the architecture's own config class
     seed: int = MISSING
+    init: str | None = None  # a checkpoint spec to start from
     out_dir: str | None = None
     device: str = MISSING
     compile: bool = MISSING

@@ -6,7 +6,7 @@ import it without importing each other. :mod:`rlmusic.training.loop` re-exports 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass
@@ -28,6 +28,9 @@ class TrainConfig:
         keep_epoch_checkpoints: also keep ``epoch_NNN.pt`` per epoch.
         log_every_steps: TensorBoard train-loss interval.
         valid_batch_size: windows per validation batch.
+        init_lr, init_warmup_steps: what replaces ``lr`` and ``warmup_steps`` when training
+            starts from a checkpoint's weights (``init=``, :meth:`for_init`): fine-tuning takes
+            a lower peak and a short warmup, then the same cosine decay.
     """
 
     epochs: int = 8
@@ -45,3 +48,14 @@ class TrainConfig:
     keep_epoch_checkpoints: bool = False
     log_every_steps: int = 50
     valid_batch_size: int = 128
+    init_lr: float = 5e-4
+    init_warmup_steps: int = 20
+
+    def for_init(self) -> TrainConfig:
+        """This config as fine-tuning from a checkpoint runs it: ``init_lr`` and
+        ``init_warmup_steps`` in place of ``lr`` and ``warmup_steps``.
+
+        >>> TrainConfig(lr=2e-3, warmup_steps=200, init_lr=5e-4, init_warmup_steps=20).for_init().lr
+        0.0005
+        """
+        return replace(self, lr=self.init_lr, warmup_steps=self.init_warmup_steps)

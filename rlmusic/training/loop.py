@@ -66,6 +66,9 @@ class Pretrainer:
         resume: continue from ``out_dir/last.pt`` when it exists.
         on_checkpoint: called with the step after every ``last.pt`` write (tests simulate
             crashes with it).
+        init: the checkpoint ``model``'s weights came from (``pretrained:<name>`` or a path),
+            recorded in every checkpoint's ``info["init"]``; None: trained from scratch. A run
+            directory resumes only a run that started from the same ``init``.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class Pretrainer:
         progress: bool = True,
         resume: bool = True,
         on_checkpoint: Callable[[int], None] | None = None,
+        init: str | None = None,
     ) -> None:
         if cfg.batch_size % info.world_size:
             raise ValueError(
@@ -95,6 +99,7 @@ class Pretrainer:
         self.run_config = run_config or {}
         self.progress = progress and info.is_main
         self.on_checkpoint = on_checkpoint
+        self.init = init
         self.model = model.to(info.device)  # the plain module: checkpoints, evaluation
         self.vocab_size = model.vocab_size
         self.train_seqs = with_bos_np(train_tunes, model.bos_token)
@@ -166,6 +171,12 @@ class Pretrainer:
                     f"{path}: cannot resume: the run there has {key} {saved.get(key)}, this "
                     f"command asks for {mine[key]}; use another out_dir or resume=never"
                 )
+        started_from = (saved.get("info") or {}).get("init")
+        if started_from != self.init:
+            raise CheckpointError(
+                f"{path}: cannot resume: the run there started from init={started_from}, this "
+                f"command from init={self.init}; use another out_dir or resume=never"
+            )
         self.model.load_state_dict(saved["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -188,6 +199,7 @@ class Pretrainer:
             "train_tokens": self.train_tokens,
             "train_seconds": round(self.train_seconds, 1),
             "window": self.cfg.window,
+            **({"init": self.init} if self.init else {}),
             **{k: v for k, v in self.last_metrics.items() if isinstance(v, float | int)},
         }
 
