@@ -3,14 +3,30 @@
 Every task is a module with ``run(cfg) -> object`` (testable without Hydra) and a config
 ``conf/<task>.yaml``. Hydra's own flags (``-m`` for sweeps, ``--cfg job``, ``--help``) pass
 straight through, so ``rlmusic pretrain -m model=lstm,transformer`` is a sweep.
+
+A user's mistake (:class:`rlmusic.errors.UserError`: a bad config value, a missing or damaged
+checkpoint, an unreadable input, a missing optional dependency) is one line on stderr,
+``error: <message>``, and exit status 2; ``HYDRA_FULL_ERROR=1`` shows its traceback instead.
+Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import re
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from rlmusic.errors import (
+    EXIT_USER_ERROR,
+    MissingDependencyError,
+    UserError,
+    full_traceback_wanted,
+    one_line,
+)
 
 # task name -> (module with run(cfg), config name in conf/, one-line description)
 TASKS: dict[str, tuple[str, str, str]] = {
@@ -76,6 +92,43 @@ OPEN_DICTS: dict[str, str] = {"compare": "models", "listen": "models"}
 CONFIG_MODULE = "rlmusic.conf"
 
 
+@dataclass(frozen=True)
+class Plugin:
+    """A Hydra plug-in of an optional extra: what it is, the modules it needs, and the extra."""
+
+    what: str
+    modules: tuple[str, ...]
+    extra: str = "sweeps"
+
+
+_JOBLIB = Plugin("the joblib launcher", ("hydra_plugins.hydra_joblib_launcher", "joblib"))
+_SUBMITIT = Plugin("the SLURM launcher", ("hydra_plugins.hydra_submitit_launcher", "submitit"))
+_RAY = Plugin("the Ray launcher", ("hydra_plugins.hydra_ray_launcher", "ray"))
+_OPTUNA = Plugin("the Optuna sweeper", ("hydra_plugins.hydra_optuna_sweeper", "optuna"))
+
+# Hydra group -> option (conf/hydra/launcher/*.yaml and the plug-ins' own configs they extend)
+# -> the plug-in it needs. Without it Hydra fails while composing, before any task runs.
+OPTIONAL_PLUGINS: dict[str, dict[str, Plugin]] = {
+    "hydra/launcher": {
+        "local": _JOBLIB,
+        "joblib": _JOBLIB,
+        "slurm": _SUBMITIT,
+        "submitit_slurm": _SUBMITIT,
+        "submitit_local": _SUBMITIT,
+        "ray_cluster": _RAY,
+        "ray": _RAY,
+        "ray_aws": _RAY,
+    },
+    "hydra/sweeper": {"optuna": _OPTUNA},
+}
+
+# overrides that may choose a launcher or sweeper: the groups themselves, or a config that
+# overrides them (hparams_search=*, experiment=*)
+_CHOOSES_PLUGIN = re.compile(
+    r"^(?:override\s+|\+{1,2})?/?(?:hydra/launcher|hydra/sweeper|hparams_search|experiment)="
+)
+
+
 def usage() -> str:
     width = max(len(name) for name in TASKS)
     lines = [
@@ -111,11 +164,27 @@ def objective_value(result: Any, name: str | None) -> float | None:
     raise KeyError(f"objective={name!r} is not a metric of this task's result; known: {known}")
 
 
+def report_user_error(exc: BaseException) -> None:
+    """Print a user's mistake as the one line ``error: <message>`` on stderr."""
+    print(f"error: {one_line(exc)}", file=sys.stderr)
+
+
+def _exit_on_user_error(exc: UserError) -> NoReturn:
+    """One line and exit status 2 for a user's mistake; its traceback when the user asked
+    for tracebacks (``HYDRA_FULL_ERROR=1``: Hydra, around the task, then prints it)."""
+    if full_traceback_wanted():
+        raise exc
+    report_user_error(exc)
+    # SystemExit passes through Hydra's error report (it catches Exception) untouched
+    raise SystemExit(EXIT_USER_ERROR) from None
+
+
 def task_main(task: str, cfg: Any) -> float | None:
-    """What Hydra's main runs: check ``cfg`` against the task's schema (a bad value exits with
-    status 2 and one line naming it, before any work), run the task, and return its
-    ``objective`` metric (a sweeper optimises what this returns)."""
-    from rlmusic.config import ConfigError, validate_config
+    """What Hydra's main runs: check ``cfg`` against the task's schema (before any work), run
+    the task, and return its ``objective`` metric (a sweeper optimises what this returns).
+    A user's mistake (a bad value, a missing checkpoint or input, ...) exits with status 2 and
+    one line naming it."""
+    from rlmusic.config import validate_config
     from rlmusic.sweeps.records import sweep_job_folder
 
     module_name, config_name, _ = TASKS[task]
@@ -125,10 +194,9 @@ def task_main(task: str, cfg: Any) -> float | None:
         return _sweep_job(task, module, config_name, cfg, job_dir)
     try:
         cfg = validate_config(config_name, cfg)
-    except ConfigError as exc:  # a user's typo: one clear line, no traceback
-        print(str(exc), file=sys.stderr)
-        raise SystemExit(2) from None
-    result = module.run(cfg)
+        result = module.run(cfg)
+    except UserError as exc:
+        _exit_on_user_error(exc)
     return objective_value(result, cfg.get("objective"))
 
 
@@ -196,8 +264,90 @@ _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--info", "-i"}
 _FLAGS_WITH_VALUE |= {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd"}
 
 
+def _config_overrides(args: Sequence[str]) -> list[str]:
+    """The ``key=value`` overrides of a command line, without Hydra's flags and their values."""
+    out, flag_value = [], False
+    for arg in args:
+        if not flag_value and not arg.startswith("-") and "=" in arg:
+            out.append(arg)
+        flag_value = arg in _FLAGS_WITH_VALUE
+    return out
+
+
+def _chosen(overrides: Sequence[str], group: str) -> str | None:
+    """The override that names ``group`` itself (``hydra/launcher=ray_cluster``), if any."""
+    for arg in overrides:
+        key = re.sub(r"^(?:override\s+|\+{1,2})?/?", "", arg).split("=", 1)[0]
+        if key == group:
+            return arg
+    return None
+
+
+def check_plugins(task: str, args: Sequence[str]) -> None:
+    """Refuse a launcher or sweeper whose optional plug-in is not installed, by name, before
+    Hydra fails on it with a traceback (``hydra/launcher=ray_cluster`` without Ray). Composes
+    the config only when an override may choose one; anything else wrong with the command line
+    is left to Hydra to report.
+
+    Raises:
+        MissingDependencyError: naming the option, what it needs and the extra to install.
+    """
+    overrides = _config_overrides(args)
+    if not any(_CHOOSES_PLUGIN.match(arg) for arg in overrides):
+        return
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import MissingConfigException
+    from hydra.types import RunMode
+
+    needed: list[tuple[str, str, Plugin]] = []  # (group, option, plug-in)
+    with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):
+        loader = GlobalHydra.instance().config_loader()
+        try:  # as Hydra composes to find the run mode: sweep values (a,b) are not expanded
+            cfg = loader.load_configuration(
+                TASKS[task][1], list(overrides), RunMode.MULTIRUN, validate_sweep_overrides=False
+            )
+        except MissingConfigException as exc:  # a plug-in's own config is missing
+            group, _, option = str(exc.missing_cfg_file or "").rpartition("/")
+            plugin = OPTIONAL_PLUGINS.get(group, {}).get(option)
+            if plugin is None:
+                return
+            needed.append((group, option, plugin))
+        except Exception:  # Hydra reports it, as it would without this check
+            return
+        else:
+            choices = cfg.hydra.runtime.choices
+            for group, options in OPTIONAL_PLUGINS.items():
+                option = choices.get(group)
+                if option in options:
+                    needed.append((group, str(option), options[option]))
+    for group, option, plugin in needed:
+        missing = [m for m in plugin.modules if not _importable(m)]
+        if not missing:
+            continue
+        setters = ", ".join(arg for arg in overrides if _CHOOSES_PLUGIN.match(arg))
+        given = _chosen(overrides, group) or f"{group}={option} (set by {setters})"
+        raise MissingDependencyError(
+            f"{given} needs {plugin.what}, which is not installed (no module "
+            f"{', '.join(missing)}): pip install 'rlmusic[{plugin.extra}]'"
+        )
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package that is missing or half-installed
+        return False
+
+
 def run_task(task: str, overrides: Sequence[str]) -> None:
-    """Run ``task`` under Hydra's main with ``overrides`` as its command line."""
+    """Run ``task`` under Hydra's main with ``overrides`` as its command line.
+
+    Raises:
+        MissingDependencyError: the command line asks for a launcher or sweeper that is not
+            installed (raised before Hydra starts).
+        SystemExit: status 2 after one line for a user's mistake found in the task.
+    """
     import hydra
     from omegaconf import DictConfig
 
@@ -211,7 +361,9 @@ def run_task(task: str, overrides: Sequence[str]) -> None:
     if open_dict:  # see OPEN_DICTS
         prefix = f"{open_dict}."
         overrides = [f"++{a}" if a.startswith(prefix) and "=" in a else a for a in overrides]
-    sys.argv = [f"rlmusic {task}", *_positional(task, overrides)]
+    args = _positional(task, overrides)
+    check_plugins(task, args)
+    sys.argv = [f"rlmusic {task}", *args]
     _main()
 
 
@@ -224,8 +376,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if task not in TASKS:
         print(f"rlmusic: unknown task {task!r}; known tasks: {', '.join(TASKS)}\n", file=sys.stderr)
         print(usage(), file=sys.stderr)
-        return 2
-    run_task(task, overrides)
+        return EXIT_USER_ERROR
+    try:
+        run_task(task, overrides)
+    except UserError as exc:  # found before Hydra started (inside it, task_main exits itself)
+        _exit_on_user_error(exc)
     return 0
 
 

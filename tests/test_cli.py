@@ -76,5 +76,7 @@ def test_data_task_fails_clearly_when_nothing_is_usable(tmp_path: Path) -> None:
         f"hydra.run.dir={tmp_path / 'run'}",
         cwd=tmp_path,
     )
-    assert result.returncode != 0
-    assert "no usable tune in" in result.stderr and "empty file" in result.stderr
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: no usable tune in "), result.stderr
+    assert "empty file" in lines[0] and "Traceback" not in result.stderr

@@ -8,10 +8,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from rlmusic.config.schemas import TASK_SCHEMAS
+from rlmusic.errors import UserError
 
 
-class ConfigError(ValueError):
-    """A task config that does not fit its schema; the message names the key and the value."""
+class ConfigError(UserError, ValueError):
+    """A config value that cannot be used: one that does not fit its task's schema, or names
+    nothing usable; the message names the key or the value (a user error: one line)."""
 
 
 def _describe(exc: OmegaConfBaseException, cfg: DictConfig) -> str:

@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlmusic.errors import UserError
+
 FIELDS = ("pair_id", "sample_a", "sample_b", "preferred")
 VERDICTS = ("a", "b", "tie")
 MIDI_SUFFIXES = (".mid", ".midi")
 
 
-class PreferenceFileError(ValueError):
+class PreferenceFileError(UserError, ValueError):
     """A preference file was rejected; the message names the file and every bad record.
 
     Attributes:

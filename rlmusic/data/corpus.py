@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 METADATA_COLUMNS = ("source", "tune_id", "title", "key", "transposition", "notes", "folded_notes")
 
 
-class CorpusError(RuntimeError):
-    """A corpus could not be prepared or loaded (names the source or file and the reason)."""
+class CorpusError(UserError, RuntimeError):
+    """A corpus could not be prepared or loaded (names the source or file and the reason; a
+    user error: the CLI prints it as one line)."""
 
 
 def split_of(tune_id: str, seed: int, valid_fraction: float, test_fraction: float) -> str:
@@ -94,7 +96,6 @@ class Corpus:
     # ---- persistence (npz, no pickles) ------------------------------------------------------
     def save(self, path: Path) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         lengths = np.array([len(t) for t in self.tokens], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         arrays = {
@@ -111,10 +112,18 @@ class Corpus:
         # default ~/.cache/rlmusic) never move each other's half-written file
         tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npz")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(tmp, **arrays)
             tmp.replace(path)
+        except OSError as exc:  # a read-only, full or mistyped cache folder: the user's to fix
+            why = "it is a file" if path.parent.is_file() else exc.strerror or str(exc)
+            raise CorpusError(
+                f"{path.parent}: cannot write the corpus cache there ({why}); give a writable "
+                "folder: data.cache_dir=<folder> (or RLMUSIC_CACHE_DIR)"
+            ) from None
         finally:
-            tmp.unlink(missing_ok=True)
+            if tmp.exists():  # (False, not an error, when the folder is not one)
+                tmp.unlink()
 
     @classmethod
     def load(cls, path: Path) -> Corpus:

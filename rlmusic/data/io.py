@@ -19,6 +19,7 @@ from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.data.prepare import ItemResult, parse_items, process_item
 from rlmusic.data.readers import MelodyWarning
 from rlmusic.data.sources import WorkItem, tune_items
+from rlmusic.errors import UserError
 
 _SHARP_NAMES = ("C", "^C", "D", "^D", "E", "F", "^F", "G", "^G", "A", "^A", "B")
 
@@ -27,7 +28,7 @@ _SHARP_NAMES = ("C", "^C", "D", "^D", "E", "F", "^F", "G", "^G", "A", "^A", "B")
 LOAD_TIMEOUT_S = 5.0
 
 
-class MelodyLoadError(ValueError):
+class MelodyLoadError(UserError, ValueError):
     """A file (or one tune in it) could not be loaded as a melody.
 
     The message names the file, for an ABC tune its ``X:`` number and title, and the reason.

@@ -107,15 +107,27 @@ def midi_dir_items(folder: str | Path) -> list[WorkItem]:
     Unknown formats stay items and are rejected by name; ABC files give one item per tune.
     """
     root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise CorpusError(f"data.path={str(folder)!r} is not a folder")
     known = MIDI_SUFFIXES + SCORE_SUFFIXES + ABC_SUFFIXES
-    items = [
-        item
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and not any(p.startswith(".") for p in path.relative_to(root).parts)
-        for item in tune_items(path, "midi_dir", str(path.relative_to(root)))
-    ]
+    if not root.is_dir():
+        what = "it is a file" if root.exists() else "no such folder"
+        raise CorpusError(
+            f"data.path={str(folder)!r} is not a folder ({what}); data=midi_dir reads every "
+            f"{'/'.join(known)} file under the folder it is given"
+        )
+    try:
+        items = [
+            item
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and not any(p.startswith(".") for p in path.relative_to(root).parts)
+            for item in tune_items(path, "midi_dir", str(path.relative_to(root)))
+        ]
+    except OSError as exc:  # a folder that cannot be listed (a file that cannot be read is
+        # an item, rejected by name when it is parsed)
+        raise CorpusError(
+            f"data.path={str(folder)!r}: cannot read {exc.filename or root} ({exc.strerror})"
+        ) from None
     if not items:
-        raise CorpusError(f"no files under {root} (looked for {', '.join(known)})")
+        raise CorpusError(
+            f"data.path={str(folder)!r}: no files under {root} (looked for {', '.join(known)})"
+        )
     return items

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rlmusic.config import ConfigError
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models.checkpoint import CheckpointError, find_in_directory
 from rlmusic.models.registry import PRETRAINED_PREFIX, load_generator
@@ -58,7 +59,8 @@ def spec_kind(spec: str) -> tuple[str, str]:
     folder, or the held-out melodies.
 
     Raises:
-        ValueError: no such file or folder, or a folder with neither a checkpoint nor MIDI.
+        ConfigError: (a ValueError) no such file or folder, or a folder with neither a
+            checkpoint nor MIDI.
     """
     spec = str(spec)
     if spec in HELDOUT_SPECS:
@@ -69,7 +71,7 @@ def spec_kind(spec: str) -> tuple[str, str]:
     if path.is_file():
         return GENERATOR, str(path)
     if not path.is_dir():
-        raise ValueError(
+        raise ConfigError(
             f"model spec {spec!r}: no such file or folder (a spec is pretrained:<name>, a "
             f"checkpoint, a run folder, a folder of MIDI files or {' / '.join(HELDOUT_SPECS)})"
         )
@@ -81,7 +83,7 @@ def spec_kind(spec: str) -> tuple[str, str]:
         pass
     if any(p.suffix.lower() in MIDI_SUFFIXES for p in path.rglob("*")):
         return MIDI, str(path)
-    raise ValueError(f"model spec {spec!r}: a folder with no checkpoint and no MIDI file")
+    raise ConfigError(f"model spec {spec!r}: a folder with no checkpoint and no MIDI file")
 
 
 def split_heldout(
@@ -92,7 +94,10 @@ def split_heldout(
     the column is never compared with itself (0 is no column: all of them are the reference)."""
     rows = np.stack([np.asarray(o, np.int64) for o in openings]) if len(openings) else None
     if rows is None:
-        raise ValueError("no held-out melody of the requested length")
+        raise ConfigError(
+            "no held-out melody of the requested length: no tune of the data's test split is "
+            "that long (give data= more tunes, a larger data.test_fraction or a smaller length=)"
+        )
     rows = rows[np.random.default_rng(seed).permutation(len(rows))]
     take = min(column, len(rows) // 2)
     return rows[take:], rows[:take]

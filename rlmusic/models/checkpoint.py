@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.errors import UserError
 from rlmusic.models.lstm import LSTMConfig, NoteLSTM
 from rlmusic.models.transformer import MusicTransformer, TransformerConfig
 
@@ -40,8 +41,9 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
 }
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be used; the message names the file and what is wrong."""
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint could not be used; the message names the file and what is wrong (a user
+    error: the CLI prints it as one line)."""
 
 
 def build_model(arch: str, config: dict[str, Any], where: str = "model config") -> nn.Module:
@@ -152,6 +154,10 @@ def check_not_lfs_pointer(path: Path) -> None:
     )
 
 
+# the fix for a damaged file, in every message about one
+_REFETCH = "copy or download it again, or give another checkpoint"
+
+
 def _is_safetensors(path: Path) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(9)
@@ -161,6 +167,18 @@ def _is_safetensors(path: Path) -> bool:
 def read_torch_file(path: Path) -> Any:
     """``torch.load(weights_only=True)`` with its failures turned into CheckpointError."""
     check_not_lfs_pointer(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the file ({exc.strerror})") from None
+    # torch.save writes a zip archive, or (legacy) a pickle; anything else would reach the
+    # unpickler as garbage and fail as if it held Python objects
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+        raise CheckpointError(
+            f"{path}: truncated or not a torch checkpoint (neither a safetensors nor a torch "
+            f"file); {_REFETCH}"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -173,7 +191,7 @@ def read_torch_file(path: Path) -> Any:
     except Exception as exc:  # garbage bytes make the unpickler fail in any number of ways
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path}: truncated or not a torch checkpoint ({first[:200]})"
+            f"{path}: truncated or not a torch checkpoint ({first[:200]}); {_REFETCH}"
         ) from None
 
 
@@ -186,7 +204,9 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
             metadata = handle.metadata() or {}
             state_dict = {k: handle.get_tensor(k) for k in handle.keys()}
     except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise CheckpointError(f"{path}: truncated or not a safetensors file ({exc})") from None
+        raise CheckpointError(
+            f"{path}: truncated or not a safetensors file ({exc}); {_REFETCH}"
+        ) from None
     try:
         record = {k: json.loads(v) for k, v in metadata.items()}
     except json.JSONDecodeError as exc:
@@ -202,7 +222,11 @@ def read_record(path: str | Path) -> dict[str, Any]:
         path = find_in_directory(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    record = _read_safetensors(path) if _is_safetensors(path) else read_torch_file(path)
+    try:
+        safetensors = _is_safetensors(path)
+    except OSError as exc:  # no permission, an I/O error
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror})") from None
+    record = _read_safetensors(path) if safetensors else read_torch_file(path)
     if isinstance(record, dict) and record.get("format") == TRAIN_FORMAT:
         record = record.get("generator")
     if not isinstance(record, dict) or record.get("format") != GENERATOR_FORMAT:

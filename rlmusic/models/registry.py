@@ -32,6 +32,11 @@ PRETRAINED: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _pretrained_specs() -> str:
+    """The pretrained specs, for messages: ``pretrained:music_transformer, pretrained:note_lstm``."""
+    return ", ".join(f"{PRETRAINED_PREFIX}{name}" for name in sorted(PRETRAINED))
+
+
 def list_pretrained() -> dict[str, str]:
     """Shipped checkpoint names and their descriptions."""
     return {name: description for name, (_, _, description) in PRETRAINED.items()}
@@ -45,7 +50,7 @@ def pretrained_path(name: str) -> Path:
     """
     if name not in PRETRAINED:
         raise CheckpointError(
-            f"unknown pretrained model {name!r}; known: {', '.join(sorted(PRETRAINED))}"
+            f"{PRETRAINED_PREFIX}{name}: unknown pretrained model; known: {_pretrained_specs()}"
         )
     path = PRETRAINED_DIR / PRETRAINED[name][0]
     if not path.is_file():
@@ -88,6 +93,11 @@ def _load(
     if spec.startswith(PRETRAINED_PREFIX):
         return load_pretrained(spec[len(PRETRAINED_PREFIX) :], device=device)
     path = Path(spec).expanduser()
+    if not path.exists():
+        raise CheckpointError(
+            f"{spec}: no such checkpoint file or run folder (give a checkpoint file, a run "
+            f"folder, or one of {_pretrained_specs()})"
+        )
     model, encoding, info = load_checkpoint(path, device=device)
     policy = info.get(POLICY_KEY)
     if not policy:

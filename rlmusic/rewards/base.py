@@ -14,9 +14,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from rlmusic.data.encoding import NO_EVENT, MelodyEncoding
+from rlmusic.errors import UserError
 
 
-class RewardError(ValueError):
+class RewardError(UserError, ValueError):
     """A reward term is misconfigured or returned something unusable (names the term)."""
 
 
