@@ -336,6 +336,7 @@ class CompareCriticSchema:
     holdout: float = MISSING
     samples: int = MISSING
     real_windows: int = MISSING
+    window_start: str = "onset"
     embed_dim: int = MISSING
     channels: int = MISSING
     dilations: List[int] = MISSING

@@ -60,6 +60,7 @@ class CriticTestConfig:
     holdout: float = 0.3
     samples: int = 5000
     real_windows: int = 20000
+    window_start: str = "onset"
     embed_dim: int = 32
     channels: int = 64
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
@@ -108,17 +109,25 @@ class Side:
 
     @classmethod
     def of_tunes(
-        cls, tunes: Sequence[np.ndarray], length: int, windows: int, holdout: float, seed: int
+        cls,
+        tunes: Sequence[np.ndarray],
+        length: int,
+        windows: int,
+        holdout: float,
+        seed: int,
+        start: str = "onset",
+        steps_per_bar: int = 16,
     ) -> Side:
         """Real tunes: split by tune (seeded), then up to ``windows`` note-onset windows of
         ``length`` steps cut from each share."""
         fit_ids, held_ids = seeded_split(len(tunes), holdout, seed)
         rng = np.random.default_rng(seed)
-        fit = cut_windows([tunes[i] for i in fit_ids], length, windows, rng)
+        fit = cut_windows([tunes[i] for i in fit_ids], length, windows, rng, start, steps_per_bar)
         held, groups = [], []
         for g, i in enumerate(held_ids):  # windows per held tune, remembering whose they are
             tune = np.asarray(tunes[i], np.int64)
-            rows = [tune[o : o + length] for o in window_offsets(tune, length, "onset", 0)]
+            offsets = window_offsets(tune, length, start, steps_per_bar)
+            rows = [tune[o : o + length] for o in offsets]
             held.extend(rows)
             groups.extend([g] * len(rows))
         held_rows, group_ids = np.asarray(held, np.int64), np.asarray(groups)
@@ -173,14 +182,19 @@ class CriticTest:
         seed: int = 0,
         resamples: int = 1000,
         confidence: float = 0.95,
+        steps_per_bar: int = 16,
     ) -> None:
         self.cfg = cfg or CriticTestConfig()
         self.vocab_size, self.length, self.seed = vocab_size, length, seed
         self.resamples, self.confidence = resamples, confidence
         reference, sanity = split_real_tunes(tunes, length, seed)
         c = self.cfg
-        self.real = Side.of_tunes(reference, length, c.real_windows, c.holdout, seed)
-        self.sanity_side = Side.of_tunes(sanity, length, c.real_windows, c.holdout, seed + 1)
+        self.real = Side.of_tunes(
+            reference, length, c.real_windows, c.holdout, seed, c.window_start, steps_per_bar
+        )
+        self.sanity_side = Side.of_tunes(
+            sanity, length, c.real_windows, c.holdout, seed + 1, c.window_start, steps_per_bar
+        )
         log.info(
             "critic test: %d + %d real windows (fit + scored, %d tunes), sanity %d + %d (%d tunes)",
             len(self.real.fit), len(self.real.held), len(reference),
