@@ -32,3 +32,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! python -c "import 
   python -m pip install -q -e "$RLMUSIC_ROOT[dev]"
   echo "$want" > "$stamp"
 fi
+# the audio's SoundFont synthesiser: a wheel with no system library. --no-deps: it asks for
+# PyAudio (live playback, unused here), which builds only with PortAudio's headers
+if ! python -c "import tinysoundfont" >/dev/null 2>&1; then
+  echo "[setup] installing tinysoundfont (--no-deps)"
+  python -m pip install -q --no-deps "tinysoundfont>=0.3.7,<0.4"
+fi

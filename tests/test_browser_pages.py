@@ -76,7 +76,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_corpus(tmp / "corpus")
     models = {"tiny": str(make_tiny_checkpoint(tmp)), "real": "heldout"}
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose("compare", overrides=compare_overrides(tmp, models, n=16))
+        # the audio as a user gets it: synth=auto (TinySoundFont's piano), 44.1 kHz
+        overrides = compare_overrides(tmp, models, n=16, synth="auto", sample_rate=44100)
+        cfg = compose("compare", overrides=overrides)
     return compare.run(validate_config("compare", cfg)).paths["html"]
 
 
@@ -106,6 +108,9 @@ def test_report_renders_with_players(page, report: Path) -> None:
     assert rows.count() > 30
     assert page.locator("#metrics thead th").all_inner_texts() == ["metric", "A: tiny", "B: real"]
     assert page.locator("#metrics").bounding_box()["height"] > 500  # laid out, not hidden
+    motif = page.locator("#metrics tbody tr", has_text="notes in motif (% of notes)").first
+    value, ci = motif.locator("td").nth(1).inner_text().split(" ", 1)
+    assert value.endswith("%") and ci.startswith("(") and ci.split(")")[0].endswith("%")
     _check_images_and_audio(page)
     assert page.locator("audio").count() == 4 and page.locator("img.roll").count() == 4
     assert errors == []
@@ -114,7 +119,7 @@ def test_report_renders_with_players(page, report: Path) -> None:
 def test_listening_page_round_trip(page, tmp_path: Path) -> None:
     page, errors = page
     out = tmp_path / "listen"
-    html = write_listening_page(two_columns(4), MelodyEncoding(), out, pairs=4, sample_rate=8000)
+    html = write_listening_page(two_columns(4), MelodyEncoding(), out, pairs=4)
     page.goto(html.as_uri())
     page.wait_for_load_state("load")
     _check_images_and_audio(page)

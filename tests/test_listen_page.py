@@ -4,6 +4,7 @@ through the page in tests/test_browser_pages.py."""
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 from rlmusic.critics import load_preferences
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.evaluation import audio
 from rlmusic.evaluation.columns import MIDI, Column
 from rlmusic.evaluation.listening import blind_pairs, write_listening_page
 from tests.conftest import C_MAJOR_TUNE, make_tiny_checkpoint, write_midi
@@ -65,8 +67,10 @@ def test_page_files_and_a_preference_round_trip(tmp_path: Path) -> None:
     for sample_id, where in key["samples"].items():
         assert (tmp_path / "samples" / f"{sample_id}.mid").is_file()
         assert (tmp_path / "audio" / f"{sample_id}.wav").read_bytes()[:4] == b"RIFF"
+        assert audio.read_wav(tmp_path / "audio" / f"{sample_id}.wav")[1] == 44100
         assert where["model"] in ("tuned", "supervised")
     text = page.read_text()
+    assert f"Audio: {html.escape(audio.renderer().describe())}." in text  # auto: the piano
     assert "tuned" not in text and "supervised" not in text  # the page never names a model
     assert text.count("data:image/png;base64,") == 12 and "localStorage" in text
 
@@ -101,14 +105,20 @@ def test_listen_cli_takes_models_without_a_plus(tmp_path: Path) -> None:
     done = subprocess.run(
         [
             sys.executable, "-m", "rlmusic.cli", "listen", f"models.model={checkpoint}",
-            f"models.real={tmp_path / 'midi'}", "pairs=2", "length=16", "synth=sine",
-            "sample_rate=8000", "device=cpu", f"out={out}", f"hydra.run.dir={tmp_path / 'hydra'}",
+            f"models.real={tmp_path / 'midi'}", "pairs=2", "length=16", "program=40",
+            "device=cpu", f"out={out}", f"hydra.run.dir={tmp_path / 'hydra'}",
         ],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"listening page: {out / 'listen.html'}" in done.stdout
     assert len(json.loads((out / "key.json").read_text())["samples"]) == 4
+    assert all(audio.read_wav(w)[1] == 44100 for w in (out / "audio").glob("*.wav"))
+    if audio.available("tinysoundfont"):  # synth=auto, program=40: the page names the violin
+        assert (
+            "Audio: TinySoundFont, TimGM6mb.sf2, program 40 (Violin), 44.1 kHz."
+            in (out / "listen.html").read_text()
+        )
 
 
 def test_listen_needs_exactly_two_models(tmp_path: Path) -> None:

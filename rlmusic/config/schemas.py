@@ -359,6 +359,7 @@ class CompareSchema:
     audio: bool = MISSING
     synth: str = MISSING
     sample_rate: int = MISSING
+    program: int = MISSING
     qpm: float = MISSING
     bootstrap: CompareBootstrapSchema = MISSING
     diversity: CompareDiversitySchema = MISSING
@@ -380,6 +381,7 @@ class ListenSchema:
     out: str | None = None
     synth: str = MISSING
     sample_rate: int = MISSING
+    program: int = MISSING
     qpm: float = MISSING
     objective: str | None = None
     objective_direction: str = "maximize"  # or minimize

@@ -111,11 +111,11 @@ def write_listening_page(
     out: Path,
     pairs: int,
     seed: int = 0,
-    synth: str = "sine",
-    sample_rate: int = 16000,
+    renderer: audio.Renderer | None = None,
     qpm: float = 80.0,
 ) -> Path:
     """Write the page, its samples, audio and key into ``out``; returns the page's path.
+    ``renderer``: how the pieces sound (None: ``synth=auto`` at 44.1 kHz, a piano).
 
     Raises:
         ValueError: fewer than one piece in a column.
@@ -126,14 +126,14 @@ def write_listening_page(
     out = Path(out)
     (out / "samples").mkdir(parents=True, exist_ok=True)
     chosen = blind_pairs(pairs, seed)
+    renderer = renderer or audio.renderer()
     rolls: dict[str, bytes] = {}
     key: dict[str, dict] = {"samples": {}, "pairs": {}}
     for pair in chosen:
         for sample_id, column, index in (pair.a, pair.b):
             tokens = columns[column].tokens[index]
             save_midi(tokens, out / "samples" / f"{sample_id}.mid", encoding, qpm=qpm)
-            audio.render_wav(tokens, out / "audio" / f"{sample_id}.wav", encoding, synth,
-                             sample_rate, qpm)  # fmt: skip
+            renderer.render_wav(tokens, out / "audio" / f"{sample_id}.wav", encoding, qpm)
             rolls[sample_id] = plots.piano_roll(tokens, encoding, plots.colour(0))
             key["samples"][sample_id] = {
                 "model": columns[column].name, "spec": columns[column].spec, "index": index,
@@ -144,5 +144,5 @@ def write_listening_page(
     study = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     (out / "key.json").write_text(json.dumps({"study": study, **key}, indent=2))
     path = out / "listen.html"
-    path.write_text(page(chosen, rolls, study, audio.DESCRIPTIONS[synth]), encoding="utf-8")
+    path.write_text(page(chosen, rolls, study, renderer.describe()), encoding="utf-8")
     return path

@@ -90,9 +90,14 @@ def settings_from(cfg: DictConfig) -> CompareSettings:
 
 
 def shown_samples(
-    columns: list[Column], encoding: MelodyEncoding, out: Path, k: int, synth: str | None, cfg
+    columns: list[Column],
+    encoding: MelodyEncoding,
+    out: Path,
+    k: int,
+    renderer: audio.Renderer | None,
+    cfg,
 ) -> dict[str, list[Sample]]:
-    """The first ``k`` pieces of each column: MIDI, WAV (unless ``synth`` is None), roll."""
+    """The first ``k`` pieces of each column: MIDI, WAV (unless ``renderer`` is None), roll."""
     (out / "samples").mkdir(parents=True, exist_ok=True)
     shown: dict[str, list[Sample]] = {}
     for index, column in enumerate(columns):
@@ -101,11 +106,9 @@ def shown_samples(
             sample_id = f"{slug(column.name)}_{i:03d}"
             save_midi(tokens, out / "samples" / f"{sample_id}.mid", encoding, qpm=float(cfg.qpm))
             wav = None
-            if synth is not None:
+            if renderer is not None:
                 wav = f"audio/{sample_id}.wav"
-                audio.render_wav(
-                    tokens, out / wav, encoding, synth, int(cfg.sample_rate), float(cfg.qpm)
-                )
+                renderer.render_wav(tokens, out / wav, encoding, float(cfg.qpm))
             roll = plots.piano_roll(tokens, encoding, plots.colour(index))
             shown[column.name].append(Sample(sample_id, f"samples/{sample_id}.mid", wav, roll))
     return shown
@@ -171,7 +174,7 @@ def run(cfg: DictConfig) -> CompareResult:
     n, length, seed = int(cfg.n), int(cfg.length), int(cfg.seed)
     if n < 2 or length < 2:
         raise ValueError(f"need n >= 2 and length >= 2, got n={n}, length={length}")
-    synth = audio.resolve_synth(str(cfg.synth)) if cfg.audio else None
+    renderer = audio.from_cfg(cfg) if cfg.audio else None
     out = run_folder(cfg.get("out"), fallback="outputs/compare")
     out.mkdir(parents=True, exist_ok=True)
     if cfg.get("threads"):
@@ -228,10 +231,10 @@ def run(cfg: DictConfig) -> CompareResult:
         },  # fmt: skip
         reference_n=len(reference),
         reference_histograms=reference_histograms,
-        synth=audio.DESCRIPTIONS[synth] if synth else None,
+        synth=renderer.describe() if renderer else None,
         bar_charts=bars,
         histogram_charts=hists,
-        samples=shown_samples(columns, encoding, out, int(cfg.k), synth, cfg),
+        samples=shown_samples(columns, encoding, out, int(cfg.k), renderer, cfg),
     )
     report.seconds = time.perf_counter() - started
     paths = write_report(report, out)

@@ -35,7 +35,7 @@ def run(cfg: DictConfig) -> Path:
     pairs, length, seed = int(cfg.pairs), int(cfg.length), int(cfg.seed)
     if pairs < 1 or length < 1:
         raise ValueError(f"need pairs >= 1 and length >= 1, got pairs={pairs}, length={length}")
-    synth = audio.resolve_synth(str(cfg.synth))
+    renderer = audio.from_cfg(cfg)
     encoding = encoding_from_cfg(cfg.encoding)
     pool = None
     if any(spec_kind(spec)[0] == HELDOUT for spec in models.values()):
@@ -48,11 +48,9 @@ def run(cfg: DictConfig) -> Path:
         for name, spec in models.items()
     )
     out = run_folder(cfg.get("out"), fallback="outputs/listen")
-    path = write_listening_page(
-        (a, b), encoding, out, pairs, seed, synth, int(cfg.sample_rate), float(cfg.qpm)
-    )
+    path = write_listening_page((a, b), encoding, out, pairs, seed, renderer, float(cfg.qpm))
     shown = min(pairs, len(a.tokens), len(b.tokens))
-    log.info("%d pairs of %s and %s (%s)", shown, a.name, b.name, audio.DESCRIPTIONS[synth])
+    log.info("%d pairs of %s and %s (%s)", shown, a.name, b.name, renderer.describe())
     print(f"listening page: {path}")
     print(f"preferences load with samples_dir={Path(out) / 'samples'}")
     return path

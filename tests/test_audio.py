@@ -1,0 +1,147 @@
+"""The audio itself: a SoundFont piano at 44.1 kHz has harmonics a sine has not, every file
+plays at one loudness without clipping, and without TinySoundFont ``auto`` falls back to sine
+waves and the page says so."""
+
+from __future__ import annotations
+
+import html
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlmusic.config import ConfigError
+from rlmusic.data.encoding import NO_EVENT, NOTE_OFF, MelodyEncoding
+from rlmusic.errors import MissingDependencyError
+from rlmusic.evaluation import audio
+from rlmusic.evaluation.listening import write_listening_page
+from tests.test_listen_page import two_columns
+
+ENC = MelodyEncoding()
+RATE = 44100
+# A4 (440 Hz) for 1 s at 60 qpm (four 16th-note steps of 0.25 s), then a 1 s rest
+A4 = np.array([ENC.pitch_to_token(69), NO_EVENT, NO_EVENT, NO_EVENT, NOTE_OFF, *[NO_EVENT] * 3])
+
+needs_tinysoundfont = pytest.mark.skipif(
+    not audio.available("tinysoundfont"),
+    reason="tinysoundfont is not installed (scripts/setup_env.sh installs it)",
+)
+
+
+def harmonic_ratio(samples: np.ndarray, rate: int, f0: float = 440.0) -> float:
+    """Energy at the 2nd to 8th harmonics over the fundamental's (±15 Hz bands, Hann window)."""
+    power = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+
+    def band(h: int) -> float:
+        return float(power[np.abs(freqs - h * f0) < 15].sum())
+
+    return sum(band(h) for h in range(2, 9)) / band(1)
+
+
+def strongest(samples: np.ndarray, rate: int) -> float:
+    power = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[np.argmax(power)])
+
+
+@needs_tinysoundfont
+def test_piano_note_has_harmonics_a_sine_has_not(tmp_path: Path) -> None:
+    piano = audio.renderer("tinysoundfont", RATE)
+    path = piano.render_wav(A4, tmp_path / "a4.wav", ENC, qpm=60)
+    samples, rate = audio.read_wav(path)
+    assert rate == RATE and len(samples) == int((2.0 + audio.TAIL) * RATE)
+    note = samples[:RATE]  # the second the key is held
+    assert strongest(note, rate) == pytest.approx(440.0, abs=2.0)
+    sine = audio.renderer("sine", RATE).synthesize(A4, ENC, qpm=60)[:RATE]
+    assert strongest(sine, RATE) == pytest.approx(440.0, abs=2.0)
+    # measured: piano 0.23, sine 4e-13
+    assert harmonic_ratio(note, rate) > 0.05
+    assert harmonic_ratio(sine, RATE) < 1e-6
+    assert np.abs(samples[int(1.6 * RATE) :]).max() < 0.01  # released: silence after the note
+
+
+@needs_tinysoundfont
+def test_program_changes_the_instrument() -> None:
+    piano = audio.renderer("tinysoundfont", RATE, program=0)
+    violin = audio.renderer("tinysoundfont", RATE, program=40)
+    a, b = (r.synthesize(A4, ENC, qpm=60)[:RATE] for r in (piano, violin))
+    assert strongest(b, RATE) == pytest.approx(440.0, abs=2.0)
+    assert abs(harmonic_ratio(a, RATE) - harmonic_ratio(b, RATE)) > 0.05
+    assert violin.describe() == "TinySoundFont, TimGM6mb.sf2, program 40 (Violin), 44.1 kHz"
+
+
+@pytest.mark.parametrize("synth", ["tinysoundfont", "sine"])
+def test_every_file_at_one_loudness_without_clipping(synth: str) -> None:
+    if not audio.available(synth):
+        pytest.skip(f"{synth} is not installed")
+    render = audio.renderer(synth, RATE)
+    rng = np.random.default_rng(0)
+    pieces = [A4, rng.integers(0, ENC.vocab_size, 32), np.tile([ENC.pitch_to_token(50), 0], 16)]
+    for tokens in pieces:
+        samples = render.synthesize(tokens, ENC)
+        assert audio.loudness_db(samples, RATE) == pytest.approx(audio.LOUDNESS_DB, abs=0.1)
+        assert np.abs(samples).max() <= audio.PEAK + 1e-9
+    silence = render.synthesize(np.full(16, NO_EVENT), ENC)
+    assert not silence.any() and len(silence) == int((3.0 + audio.TAIL) * RATE)
+
+
+def test_normalise_turns_a_loud_peak_down_rather_than_clip() -> None:
+    t = np.arange(RATE) / RATE
+    spiky = 0.001 * np.sin(2 * np.pi * 440 * t)
+    spiky[100] = 0.5  # one click: the gated RMS would lift it far past full scale
+    out = audio.normalise(spiky, RATE)
+    assert np.abs(out).max() == pytest.approx(audio.PEAK)
+    assert audio.loudness_db(out, RATE) < audio.LOUDNESS_DB
+
+
+def test_auto_falls_back_to_sine_and_the_page_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "tinysoundfont", None)  # import tinysoundfont fails
+    monkeypatch.setitem(sys.modules, "fluidsynth", None)
+    render = audio.renderer("auto")
+    assert (render.synth, render.sample_rate, render.fallback) == ("sine", RATE, True)
+    for synth in ("tinysoundfont", "fluidsynth"):
+        with pytest.raises(
+            MissingDependencyError, match=f"synth={synth}: .* is not installed"
+        ) as raised:
+            audio.renderer(synth)
+        assert "\n" not in str(raised.value)
+    page = write_listening_page(two_columns(2), ENC, tmp_path, pairs=2)
+    text = html.unescape(page.read_text())
+    assert (
+        "Audio: sine waves (pretty_midi's PrettyMIDI.synthesize), 44.1 kHz; no SoundFont " in text
+    )
+    assert "pip install --no-deps tinysoundfont" in text
+    assert audio.read_wav(next((tmp_path / "audio").glob("*.wav")))[1] == RATE
+
+
+@needs_tinysoundfont
+def test_auto_prefers_tinysoundfont() -> None:
+    render = audio.renderer("auto")
+    assert (render.synth, render.fallback) == ("tinysoundfont", False)
+    assert render.describe() == (
+        "TinySoundFont, TimGM6mb.sf2, program 0 (Acoustic Grand Piano), 44.1 kHz"
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("organ",), "unknown synth 'organ'; known: auto, tinysoundfont, fluidsynth, sine"),
+        (("sine", 44100, 128), "program=128: a General MIDI program is 0-127"),
+        (("sine", 4000), "sample_rate=4000: at least 8000 Hz"),
+    ],
+    ids=["synth", "program", "rate"],
+)
+def test_bad_settings_are_named(args: tuple, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        audio.renderer(*args)
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    result = doctest.testmod(audio)
+    assert result.attempted > 0 and result.failed == 0
