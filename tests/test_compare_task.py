@@ -4,6 +4,7 @@ names, the report's files (they exist and parse), the critic test, the CLI's ope
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,6 +15,7 @@ from hydra import compose, initialize_config_module
 
 from rlmusic.config import validate_config
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.evaluation import report
 from rlmusic.evaluation.columns import GENERATOR, HELDOUT, MIDI, spec_kind, split_heldout
 from rlmusic.evaluation.comparison import prior_metrics
 from rlmusic.evaluation.critic_test import POWER, SANITY, CriticTest, CriticTestConfig, Side
@@ -236,13 +238,16 @@ def test_report_files_exist_and_parse(comparison: tuple[Path, compare.CompareRes
         a = metrics[pair["a"]][pair["section"]][pair["metric"]]
         b = metrics[pair["b"]][pair["section"]][pair["metric"]]
         assert a["high"] < b["low"] or b["high"] < a["low"]
-    assert data["synth"].startswith("pretty_midi's sine")
+    assert data["synth"] == "sine waves (pretty_midi's PrettyMIDI.synthesize), 8 kHz"
     assert np.load(out / "tokens.npz")["tiny"].shape == (24, 16)
 
     markdown = (out / "report.md").read_text()
     assert "| metric | A: tiny | B: run | C: midi | D: real |" in markdown
-    assert "| notes in motif |" in markdown and "| critic accuracy |" in markdown
-    assert f"| {SANITY} | " in markdown and f"| {POWER} | " in markdown
+    assert "| notes in motif (% of notes) |" in markdown
+    assert "| critic accuracy (0.5 = chance) |" in markdown
+    assert (
+        f"| {SANITY} (0.5 = chance) | " in markdown and f"| {POWER} (0.5 = chance) | " in markdown
+    )
     for image in (out / "img").glob("*.png"):
         assert f"img/{image.name}" in markdown and image.read_bytes()[:4] == b"\x89PNG"
 
@@ -264,8 +269,76 @@ def test_report_html_is_self_contained(comparison: tuple[Path, compare.CompareRe
     assert len(midi) == 8 and all((out / str(m)).is_file() for m in midi)
     assert not page.of("script") and not page.of("link")  # nothing fetched, nothing run
     assert "http://" not in text and "https://" not in text
-    assert "sine-wave synthesis" in text  # the page says which synthesiser made the audio
+    assert "Audio: sine waves (pretty_midi&#x27;s PrettyMIDI.synthesize), 8 kHz" in text
     assert 'id="critic-checks"' in text and SANITY in text
+
+
+class _Cells(HTMLParser):
+    """The metric table's rows as text: [row name, cell, cell, ..]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._table = self._cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self._table = dict(attrs).get("id") == "metrics"
+        elif self._table and tag == "tr":
+            self.rows.append([])
+        elif self._table and tag in ("td", "th") and self.rows:
+            self.rows[-1].append("")
+            self._cell = True
+
+    def handle_endtag(self, tag: str) -> None:
+        self._cell = self._cell and tag not in ("td", "th")
+        self._table = self._table and tag != "table"
+
+    def handle_data(self, data: str) -> None:
+        if self._cell and self.rows and self.rows[-1]:
+            self.rows[-1][-1] += data
+
+
+def test_report_prints_units_and_percent_and_markdown_matches_html(
+    comparison: tuple[Path, compare.CompareResult],
+) -> None:
+    out, result = comparison
+    data = json.loads((out / "metrics.json").read_text())
+    raw = data["metrics"]["tiny"]["RL Tuner statistics"]["notes in motif"]
+    assert 0 <= raw["value"] <= 1  # metrics.json keeps the fraction
+    assert result.metrics["tiny/notes in motif"] == raw["value"]
+    markdown = (out / "report.md").read_text()
+    md_rows = {}
+    for line in markdown.splitlines():
+        if line.startswith("| ") and not line.startswith("| **"):  # split at unescaped pipes
+            cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            md_rows[cells[0]] = cells[1:]
+    page = _Cells()
+    page.feed((out / "report.html").read_text())
+    html_rows = {r[0]: [" ".join(c.split()) for c in r[1:]] for r in page.rows if len(r) > 2}
+    assert html_rows and md_rows
+    for name, cells in html_rows.items():
+        assert md_rows[name] == cells, name  # report.md prints what report.html shows
+    tiny = md_rows["notes in motif (% of notes)"][0]
+    assert tiny.startswith(report.fmt(100 * raw["value"]) + "% (")
+    assert re.fullmatch(r"-?[\d.]+% \(-?[\d.]+–-?[\d.]+%\)( ≠[A-D,]+)?", tiny)
+    for name in (
+        "notes excessively repeated (% of notes)", "notes not in key (% of notes)",
+        "compositions starting with tonic (% of compositions)", "leaps resolved (% of leaps)",
+        "distinct share (% of compositions)", "distinct 4-grams (% of 4-grams)",
+        "onsets (per composition)", "log p per onset (nats)", "pitch-class entropy (bits)",
+        "mean autocorrelation lag 1 (r)", "interval L1 (distance, 0–2)",
+        "KL(model || prior) per token (nats)",
+    ):  # fmt: skip
+        assert name in md_rows, name
+    numbers = [
+        n
+        for cells in md_rows.values()
+        for c in cells
+        for n in re.findall(r"-?\d[\d.]*", c.split(" ≠")[0])
+    ]
+    significant = [len(n.lstrip("-").replace(".", "").lstrip("0")) for n in numbers]
+    assert numbers and all(d <= 3 or float(n) >= 1000 for n, d in zip(numbers, significant))
 
 
 def test_no_audio_means_no_players(tmp_path: Path) -> None:

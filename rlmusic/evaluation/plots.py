@@ -15,6 +15,7 @@ from matplotlib.patches import Rectangle
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.evaluation.bootstrap import Interval
+from rlmusic.evaluation.table_rows import title, unit_of
 
 REFERENCE_COLOUR = "#9a9a9a"
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
@@ -36,8 +37,9 @@ def png(fig: Figure, dpi: int = 90) -> bytes:
 def interval_bars(
     rows: Mapping[str, Mapping[str, Interval]], models: Sequence[str], columns: int = 4
 ) -> bytes:
-    """One small bar chart per metric: a bar per model at its value, the whiskers its
-    interval; a model without the metric (e.g. KL for real melodies) has no bar.
+    """One small bar chart per metric, titled with its unit as the table names it (a share in
+    percent): a bar per model at its value, the whiskers its interval; a model without the
+    metric (e.g. KL for real melodies) has no bar.
 
     Args:
         rows: metric -> model -> interval.
@@ -49,14 +51,16 @@ def interval_bars(
     fig = Figure(figsize=(3.0 * columns, 2.3 * lines))
     axes = np.atleast_1d(fig.subplots(lines, columns)).ravel()
     for ax, metric in zip(axes, names):
+        unit = unit_of(metric)
         for i, model in enumerate(models):
             interval = rows[metric].get(model)
             if interval is None or not np.isfinite(interval.value):
                 continue
+            interval = Interval(*(unit.scaled(x) for x in vars(interval).values()))
             low = max(interval.value - interval.low, 0.0) if np.isfinite(interval.low) else 0.0
             high = max(interval.high - interval.value, 0.0) if np.isfinite(interval.high) else 0.0
             ax.bar(i, interval.value, color=colour(i), yerr=[[low], [high]], capsize=4, width=0.7)
-        ax.set_title(metric, fontsize=8)
+        ax.set_title(title(metric, unit), fontsize=8)
         ax.set_xticks(range(len(models)), models, fontsize=7, rotation=20)
         ax.tick_params(axis="y", labelsize=7)
         ax.axhline(0.0, color="black", linewidth=0.5)

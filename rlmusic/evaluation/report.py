@@ -4,8 +4,10 @@ The HTML page needs no server and no network: its pictures are embedded (``data:
 URIs; the same PNGs are written to ``img/`` for the Markdown), its style is inline and it has no
 script. Audio players and MIDI links point at the ``audio/`` and ``samples/`` files beside it.
 
-In the table each cell is ``value (low-high)``, the column's bootstrap interval; ``≠B,C`` marks
-the columns (lettered A, B, ..) whose intervals for that row do not overlap this one's.
+In the table each row's name says its unit (:func:`rlmusic.evaluation.table_rows.title`) and
+each cell is ``value (low–high)``, the column's bootstrap interval, to three significant digits:
+a share in percent, ``0.203% (0.0625–0.391%)``. ``≠B,C`` marks the columns (lettered A, B, ..)
+whose intervals for that row do not overlap this one's. ``report.md`` prints the same cells.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,10 +25,12 @@ from typing import Any
 import numpy as np
 
 from rlmusic.evaluation.bootstrap import Interval
-from rlmusic.evaluation.comparison import ColumnResult
+from rlmusic.evaluation.comparison import REWARD, ColumnResult
+from rlmusic.evaluation.table_rows import PER_COMPOSITION, Unit, title, unit_of
 
 SECTION_NOTES = {
-    "RL Tuner statistics": "RL Tuner's table, counted as the original evaluation counted them.",
+    "RL Tuner statistics": "RL Tuner's table, counted as the original evaluation counted them; "
+    "shares in percent, as the paper prints them.",
     "reward (per composition)": "Mean per composition of each weighted reward term and the total.",
     "prior": "log p under the prior; KL(model || prior) = mean(log pi - log p_prior) per token over "
     "the model's own samples (generators only).",
@@ -68,9 +74,44 @@ class Report:
         return {r.name: chr(ord("A") + i) for i, r in enumerate(self.results)}
 
 
-def fmt(value: float) -> str:
-    """Four significant digits; ``n/a`` for NaN."""
-    return "n/a" if value is None or not np.isfinite(value) else f"{value:.4g}"
+def fmt(value: float | None, digits: int = 3) -> str:
+    """``digits`` significant digits; an exponent only under 0.001 (float noise such as a
+    model's KL from itself); ``n/a`` for NaN.
+
+    >>> [fmt(x) for x in (0.2031, 0.0625, 0.39, 12.0, 1234.0, -0.5, 0.0, float("nan"))]
+    ['0.203', '0.0625', '0.390', '12.0', '1230', '-0.500', '0', 'n/a']
+    >>> fmt(0.00123), fmt(-1.4703e-9)
+    ('0.00123', '-1.47e-9')
+    """
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    rounded = float(f"{value:.{digits}g}")
+    if rounded == 0:
+        return "0"
+    if abs(rounded) < 1e-3:
+        mantissa, exponent = f"{rounded:.{digits - 1}e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    decimals = max(digits - 1 - math.floor(math.log10(abs(rounded))), 0)
+    return f"{rounded:.{decimals}f}"
+
+
+def row_unit(section: str, metric: str) -> Unit:
+    """A row's unit: every reward term's is per composition, the others' by name."""
+    return PER_COMPOSITION if section == REWARD else unit_of(metric)
+
+
+def cell(iv: Interval, unit: Unit) -> tuple[str, str]:
+    """``(value, "(low–high)")`` in the row's unit, three significant digits each.
+
+    >>> cell(Interval(0.002031, 0.000625, 0.00391), Unit("% of notes", percent=True))
+    ('0.203%', '(0.0625–0.391%)')
+    >>> cell(Interval(-2.5, -2.61, float("nan")), Unit("nats"))
+    ('-2.50', '(n/a)')
+    """
+    sign = "%" if unit.percent else ""
+    value, low, high = (fmt(unit.scaled(x)) for x in (iv.value, iv.low, iv.high))
+    spread = f"({low}–{high}{sign})" if "n/a" not in (low, high) else "(n/a)"
+    return (value + sign if value != "n/a" else value), spread
 
 
 def _marks(report: Report, section: str, metric: str, model: str) -> list[str]:
@@ -141,6 +182,7 @@ def markdown(report: Report) -> str:
     for section, metrics in rows(report):
         lines.append(f"| **{section}** |" + " |" * len(report.results))
         for metric in metrics:
+            unit = row_unit(section, metric)
             cells = []
             for r in report.results:
                 iv = _interval(r, section, metric)
@@ -148,14 +190,16 @@ def markdown(report: Report) -> str:
                 cells.append(
                     ""
                     if iv is None
-                    else f"{fmt(iv.value)} ({fmt(iv.low)}–{fmt(iv.high)})"
-                    + (f" ≠{','.join(mark)}" if mark else "")
+                    else " ".join(cell(iv, unit)) + (f" ≠{','.join(mark)}" if mark else "")
                 )
-            lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+            lines.append(f"| {_md(title(metric, unit))} | " + " | ".join(cells) + " |")
     if report.critic_checks:
         lines += ["", "## The critic test's own checks", "", CRITIC_NOTE, ""]
         lines += ["| check | accuracy |", "|---|---|"]
-        lines += [f"| {name} | {_cell(iv)} |" for name, iv in report.critic_checks.items()]
+        lines += [
+            f"| {_md(title(name))} | {' '.join(cell(iv, unit_of(name)))} |"
+            for name, iv in report.critic_checks.items()
+        ]
     lines += ["", "## Pictures", ""]
     lines += [f"![{s}](img/{_slug('bars ' + s)}.png)" for s in report.bar_charts]
     lines += [f"![{h}](img/{_slug('hist ' + h)}.png)" for h in report.histogram_charts]
@@ -175,8 +219,21 @@ CRITIC_NOTE = (
 )
 
 
-def _cell(iv: Interval) -> str:
-    return f"{fmt(iv.value)} ({fmt(iv.low)}–{fmt(iv.high)})"
+def _html_cell(iv: Interval | None, unit: Unit, marks: Sequence[str] = ()) -> str:
+    """A table cell: the value, its interval in grey, the separation marks."""
+    if iv is None:
+        return "<td></td>"
+    value, spread = cell(iv, unit)
+    sep = f' <span class="mark">≠{",".join(marks)}</span>' if marks else ""
+    return (
+        f"<td{' class=sep' if marks else ''}>{html.escape(value)} "
+        f'<span class="ci">{html.escape(spread)}</span>{sep}</td>'
+    )
+
+
+def _md(text: str) -> str:
+    """A Markdown table cell's text: its pipes escaped (``KL(model || prior)``)."""
+    return text.replace("|", "\\|")
 
 
 def _summary(report: Report) -> str:
@@ -220,19 +277,14 @@ def html_page(report: Report) -> str:
             f' <span class="note">{e(note)}</span></th></tr>'
         )
         for metric in metrics:
-            cells = []
-            for r in report.results:
-                iv = _interval(r, section, metric)
-                mark = _marks(report, section, metric, r.name)
-                if iv is None:
-                    cells.append("<td></td>")
-                    continue
-                sep = f' <span class="mark">≠{",".join(mark)}</span>' if mark else ""
-                cells.append(
-                    f"<td{' class=sep' if mark else ''}>{fmt(iv.value)} "
-                    f'<span class="ci">({fmt(iv.low)}–{fmt(iv.high)})</span>{sep}</td>'
+            unit = row_unit(section, metric)
+            cells = [
+                _html_cell(
+                    _interval(r, section, metric), unit, _marks(report, section, metric, r.name)
                 )
-            body.append(f"<tr><td>{e(metric)}</td>{''.join(cells)}</tr>")
+                for r in report.results
+            ]
+            body.append(f"<tr><td>{e(title(metric, unit))}</td>{''.join(cells)}</tr>")
     charts = "".join(
         f"<h3>{e(s)}</h3>{_img(png, 'bar chart: ' + s, 'chart')}"
         for s, png in report.bar_charts.items()
@@ -249,7 +301,7 @@ def html_page(report: Report) -> str:
     critic_checks = ""
     if report.critic_checks:
         critic_rows = "".join(
-            f"<tr><td>{e(name)}</td><td>{e(_cell(iv))}</td></tr>"
+            f"<tr><td>{e(title(name))}</td>{_html_cell(iv, unit_of(name))}</tr>"
             for name, iv in report.critic_checks.items()
         )
         critic_checks = (

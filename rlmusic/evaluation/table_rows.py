@@ -6,10 +6,16 @@ autocorrelations), so one :class:`CompositionStats` per piece is enough: a resam
 pieces' counts by their weights (and repeats their autocorrelations), and the table's own
 :meth:`CompositionStats.table` turns that into the rows. At all-ones weights this is the set's
 table, number for number.
+
+How a row prints (:mod:`rlmusic.evaluation.report`, :mod:`rlmusic.evaluation.plots`): its
+:class:`Unit`, named after the row (``notes not in key (% of notes)``); a share prints as a
+percentage, as RL Tuner's paper prints its table. ``metrics.json`` and the task's metrics keep
+the rows' own names and raw fractions.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -67,3 +73,81 @@ def table_intervals(
     point = counts.rows(np.ones((1, len(counts.counts)), dtype=np.int64))
     resampled = counts.rows(weights) if len(weights) else {row: np.zeros(0) for row in point}
     return {row: interval(float(point[row][0]), resampled[row], confidence) for row in point}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What a row's numbers count, printed after its name; ``percent``: a fraction printed
+    times 100 with a ``%`` sign."""
+
+    label: str = ""
+    percent: bool = False
+
+    def scaled(self, value: float) -> float:
+        return 100 * value if self.percent else value
+
+
+PERCENT_OF_NOTES = Unit("% of notes", percent=True)  # RL Tuner's notes: 16th-note steps
+PERCENT_OF_COMPOSITIONS = Unit("% of compositions", percent=True)
+PER_COMPOSITION = Unit("per composition")
+NATS = Unit("nats")
+CORRELATION = Unit("r")
+AREA = Unit("area, 0–1")
+CHANCE = Unit("0.5 = chance")
+# a row's name -> its unit; a row named at run time takes the first pattern its name matches
+UNITS: dict[str, Unit] = {
+    "notes excessively repeated": PERCENT_OF_NOTES,
+    "mean autocorrelation lag 1": CORRELATION,
+    "mean autocorrelation lag 2": CORRELATION,
+    "mean autocorrelation lag 3": CORRELATION,
+    "notes not in key": PERCENT_OF_NOTES,
+    "compositions starting with tonic": PERCENT_OF_COMPOSITIONS,
+    "leaps resolved": Unit("% of leaps", percent=True),
+    "unique max note": PERCENT_OF_COMPOSITIONS,
+    "unique min note": PERCENT_OF_COMPOSITIONS,
+    "notes in motif": PERCENT_OF_NOTES,
+    "notes in repeated motif": PERCENT_OF_NOTES,
+    ONSETS_ROW: PER_COMPOSITION,
+    "log p per onset": NATS,
+    "log p per token": NATS,
+    "KL(model || prior) per token": NATS,
+    "distinct share": PERCENT_OF_COMPOSITIONS,
+    "pitch-class entropy (bits)": Unit("bits"),
+    "overlap area (mean)": AREA,
+}
+UNIT_PATTERNS: list[tuple[str, Unit]] = [
+    (r"^distinct (\d+)-grams$", Unit(r"% of \1-grams", percent=True)),
+    (r" L1$", Unit("distance, 0–2")),
+    (r"^overlap: ", AREA),
+    (r"^critic ", CHANCE),  # critic accuracy, and the critic test's own checks
+]
+TITLES = {ONSETS_ROW: "onsets", "overlap area (mean)": "overlap: mean"}  # printed names
+
+
+def unit_of(row: str) -> Unit:
+    """The unit a row prints in (no label for a row it does not know).
+
+    >>> unit_of("notes not in key"), unit_of("distinct 4-grams").label
+    (Unit(label='% of notes', percent=True), '% of 4-grams')
+    """
+    if row in UNITS:
+        return UNITS[row]
+    for pattern, unit in UNIT_PATTERNS:
+        if found := re.search(pattern, row):
+            return Unit(found.expand(unit.label), unit.percent)
+    return Unit()
+
+
+def title(row: str, unit: Unit | None = None) -> str:
+    """The row's printed name: its name and unit (``unit_of(row)`` unless given).
+
+    >>> title("notes not in key"), title("onsets per composition")
+    ('notes not in key (% of notes)', 'onsets (per composition)')
+    >>> title("pitch-class entropy (bits)")
+    'pitch-class entropy (bits)'
+    """
+    unit = unit_of(row) if unit is None else unit
+    name = TITLES.get(row, row)
+    if not unit.label or name.endswith(f"({unit.label})"):
+        return name
+    return f"{name} ({unit.label})"
