@@ -45,7 +45,10 @@ def swept_label(job: Path, jobs: list[Path]) -> str:
         return set(yaml.safe_load(path.read_text()) or []) if path.is_file() else set()
 
     shared = set.intersection(*(overrides(j) for j in jobs)) if jobs else set()
-    own = sorted(o.rsplit(".", 1)[-1] for o in overrides(job) - shared)
+    own = sorted(
+        f"{key.rsplit('.', 1)[-1]}={value}"
+        for key, value in (o.split("=", 1) for o in overrides(job) - shared)
+    )
     return f"job {job.name}: {' '.join(own)}" if own else f"job {job.name}"
 
 
@@ -83,7 +86,8 @@ def main() -> None:
             fmt="*" if star else "o", markersize=14 if star else 6,
             color="tab:red" if star else "tab:blue", capsize=3,
         )  # fmt: skip
-        ax.annotate(name, (accuracy, met), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        offset = (6, -14) if star else (6, 6)  # the marked run's label below, the others above
+        ax.annotate(name, (accuracy, met), textcoords="offset points", xytext=offset, fontsize=8)
     if args.supervised is not None:
         ax.axvline(args.supervised, color="grey", linestyle="--", label="supervised model")
         ax.legend(loc="lower right")
