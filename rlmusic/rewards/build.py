@@ -32,17 +32,28 @@ def build_reward(
     encoding: MelodyEncoding,
     device: str = "cpu",
     start_checkpoint: str | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> CompositeReward:
     """Rules weighted ``1 / c``, the prior term with its weight, and the user's extra terms.
 
     Config keys: ``c``, ``tonic``, ``mode``, ``rules`` (names), ``rule_params`` (name -> kwargs),
     ``prior`` (``{checkpoint, weight}`` or null), ``extra`` (name -> ``{_target_ | name, weight, **kwargs}``).
     ``prior.checkpoint: start`` is ``start_checkpoint``, the model a run starts from.
+    A discriminator term's ``checkpoint: auto`` (the default reward's realism critic) is the
+    critic for ``data`` and ``start_checkpoint`` (:mod:`rlmusic.critics.auto`): the shipped one
+    on its own corpus, else one trained on ``data`` against the start model (``rlmusic finetune``
+    trains and caches it; here a missing one is an error); with no ``data``, the shipped one
+    and a warning.
 
     Raises:
-        RewardError: a bad value, or ``prior.checkpoint: start`` with no start model given.
+        RewardError: a bad value, ``prior.checkpoint: start`` with no start model given, or no
+            critic yet for an ``auto`` term's data.
     """
     cfg = plain(cfg) or {}
+    if _names_auto(cfg):  # checkpoint: auto made concrete (and logged)
+        from rlmusic.critics.auto import resolve_auto_critics
+
+        cfg, _ = resolve_auto_critics(cfg, plain(data), start_checkpoint, device=device)
     c = float(cfg.get("c", 0.5))
     if c <= 0:
         raise RewardError(f"reward.c must be > 0, got {c}")
@@ -83,3 +94,12 @@ def build_reward(
             "the reward has no terms: give reward.rules, reward.prior or reward.extra"
         )
     return CompositeReward(terms)
+
+
+def _names_auto(cfg: Mapping[str, Any]) -> bool:
+    """Whether an extra term asks for ``checkpoint: auto`` or carries its ``auto`` settings
+    (only then are the critics imported; a concrete checkpoint goes to the term as it is)."""
+    return any(
+        isinstance(spec, Mapping) and (spec.get("checkpoint") == "auto" or "auto" in spec)
+        for spec in (cfg.get("extra") or {}).values()
+    )
