@@ -276,6 +276,36 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
     assert steps == [128, 256, 384, 512]  # the crashed round's row is gone, none twice
 
 
+def test_constraints_move_once_per_round_and_resume_exactly(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    band = {"+reward.constraints.tonic.at_least": 0.5, "+reward.constraints.tonic.at_most": 0.6}
+    cfg = config(tiny_checkpoint, "g", **{"algo.exploration": "boltzmann", **band})
+    straight = finetune.run(cfg, output_dir=tmp_path / "straight")
+    rows = list(csv.DictReader(open(tmp_path / "straight/metrics.csv")))
+    multipliers = [float(r["constraint/tonic/multiplier"]) for r in rows]
+    assert len(set(multipliers)) == len(rows) == 4  # moved by every round's pieces
+    assert float(rows[0]["constraint/tonic/at_least"]) == 0.5
+    original = RLTunerTrainer.gradient_step
+
+    def dying(self: RLTunerTrainer) -> dict[str, float]:
+        if self.env_steps >= 384:
+            raise Crash
+        return original(self)
+
+    monkeypatch.setattr(RLTunerTrainer, "gradient_step", dying)
+    with pytest.raises(Crash):
+        finetune.run(cfg, output_dir=tmp_path / "resumed")
+    monkeypatch.setattr(RLTunerTrainer, "gradient_step", original)
+    resumed = finetune.run(cfg, output_dir=tmp_path / "resumed")
+    assert_same_weights(resumed.tuned, straight.tuned)  # the multipliers came back too
+    again = list(csv.DictReader(open(tmp_path / "resumed/metrics.csv")))
+    assert [float(r["constraint/tonic/multiplier"]) for r in again] == multipliers
+    # the run folder refuses a run without them before its resume point is read
+    with pytest.raises(ValueError, match="reward.constraints.tonic.at_least: 0.5 -> '<unset>'"):
+        finetune.run(config(tiny_checkpoint, "g"), output_dir=tmp_path / "resumed")
+
+
 def test_a_spent_time_budget_stops_at_a_resume_point_and_continues(
     tmp_path: Path, tiny_checkpoint: Path
 ) -> None:

@@ -358,6 +358,9 @@ def test_finetune_writes_a_tuned_generator_logs_and_samples(
     }
     assert columns <= set(rows[0])
     assert "kl/pitch_coef" not in rows[0]  # one beta (kl_pitch_coef: null, the default)
+    # reward=default's bands: the multipliers move once per rollout, from its finished pieces
+    tonic = [float(r["constraint/tonic/multiplier"]) for r in rows]
+    assert len(set(tonic)) == len(rows) and float(rows[0]["constraint/tonic/at_least"]) == 0.32
     assert float(rows[0]["policy/entropy"]) > 0 and float(rows[-1]["charts/tokens_per_s"]) > 0
     assert list((run / "tb").glob("events.out.tfevents.*"))
     for folder in ("step_00000000", "step_00000064", "final"):

@@ -278,13 +278,3 @@ def build_constraints(
     )
     return controller
 
-
-def warn_unapplied(constraints: RuleConstraints | None, algo: str) -> None:
-    """Say so when an algorithm pays the rules at their base weights despite constraints."""
-    if constraints is not None:
-        log.warning(
-            "reward.constraints (%s) are applied by algo=batched only: algo=%s pays the rules at "
-            "their base weights (reward.constraints={} silences this)",
-            ", ".join(c.term for c in constraints.constraints),
-            algo,
-        )

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from rlmusic.algos.constraints import warn_unapplied
 from rlmusic.algos.outputs import finish_run, policy_statistics, write_midi_samples
 from rlmusic.algos.reference import PRIOR_TERM
 from rlmusic.algos.resume_point import read_resume_point
@@ -62,6 +62,8 @@ def reward_function(setup: FinetuneSetup, config: RLTunerConfig) -> RewardFn:
         if not reference.configured:
             log.warning("no prior in the reward: %s-learning without KL control", config.variant)
         score = setup.env_reward().score if reference.configured else setup.reward.score
+        if setup.constraints is not None:  # the same term objects: the multipliers reach both
+            score = setup.constraints.wrap(score)
         # psi learns on the paper's reward over w (see the module docstring)
         paid = config.variant == "psi" and reference.configured and reference.weight > 0
         scale = 1.0 / reference.weight if paid else 1.0
@@ -78,9 +80,12 @@ def reward_function(setup: FinetuneSetup, config: RLTunerConfig) -> RewardFn:
             "policy is p_prior exp(G)"
         )
     weight = reference.weight
+    task_score = setup.reward.score
+    if setup.constraints is not None:
+        task_score = setup.constraints.wrap(task_score)
 
     def g_reward(tokens: np.ndarray, prior_log_probs: np.ndarray | None) -> RewardOut:
-        task, shares = setup.reward.score(tokens)
+        task, shares = task_score(tokens)
         if prior_log_probs is not None:  # logged only: acting stepped the prior already
             shares = {**shares, PRIOR_TERM: weight * prior_log_probs}
         return task / weight, {"total": sum(shares.values()), **shares}
@@ -114,7 +119,6 @@ def load_resume(path: Path, run: dict[str, Any]) -> dict[str, Any]:
 
 def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     """``rlmusic finetune algo=rl_tuner``: train (or resume) to ``algo.total_timesteps``."""
-    warn_unapplied(setup.constraints, "rl_tuner")
     config = rl_tuner_config(algo_cfg, setup.length)
     if setup.reference.configured:
         config = config.with_kl_weight(setup.reference.weight)
@@ -149,11 +153,21 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     resumed_from = None
     if path.exists():
         trainer.load_state_dict(load_resume(path, run))
+        saved = torch.load(path, map_location="cpu", weights_only=True).get("constraints")
+        if (saved is None) != (setup.constraints is None):
+            raise ValueError(
+                f"{path}: saved {'without' if saved is None else 'with'} reward.constraints, "
+                "and this run is not: resume with the same reward, or use a new output folder"
+            )
+        if saved is not None:
+            setup.constraints.load_state_dict(saved)
         resumed_from = trainer.env_steps
         log.info("resumed from %s at env step %d", path, trainer.env_steps)
 
     def save() -> None:
         state = {"format": RESUME_FORMAT, "version": RESUME_VERSION, "run": run}
+        if setup.constraints is not None:  # rule targets' multipliers (reward.constraints)
+            state["constraints"] = setup.constraints.state_dict()
         atomic_torch_save({**state, "trainer": trainer.state_dict()}, path)
 
     metrics_log = CSVLog(setup.run_dir, STEP_COLUMN, resume_step=resumed_from)
@@ -168,6 +182,8 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
             break
         before = trainer.env_steps
         last = trainer.round()
+        if setup.constraints is not None:
+            last.update(setup.constraints.latest)
         if trainer.rounds == 1 or _crossed(before, trainer.env_steps, stats_every):
             stats = policy_statistics(
                 trainer.policy(), setup, stats_samples, setup.seed + 7, with_reward=False

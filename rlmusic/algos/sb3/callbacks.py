@@ -13,6 +13,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
@@ -99,6 +100,29 @@ class RewardTermLogger(BaseCallback):
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         steps = self.model.num_timesteps - self.start_step
         self.logger.record("charts/tokens_per_s", steps / elapsed)
+
+
+class ConstraintUpdate(BaseCallback):
+    """``reward.constraints`` under SB3: the pieces finished during a rollout (each env's
+    terminal observation: its tokens, then its position) move the multipliers once per rollout,
+    which the environments' reward (the same term objects) pays from the next rollout on."""
+
+    def __init__(self, constraints: Any, length: int) -> None:
+        super().__init__()
+        self.constraints, self.length, self.pieces = constraints, length, []
+
+    def _on_step(self) -> bool:
+        for done, info in zip(self.locals["dones"], self.locals["infos"]):
+            if done and "terminal_observation" in info:
+                self.pieces.append(np.asarray(info["terminal_observation"])[: self.length])
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.pieces:
+            metrics = self.constraints.update(np.stack(self.pieces).astype(np.int64))
+            for name, value in metrics.items():
+                self.logger.record(name, value)
+        self.pieces = []
 
 
 class Periodic(BaseCallback):

@@ -37,6 +37,7 @@ from torch import nn
 
 from rlmusic.algos.outputs import finish_run, write_midi_samples
 from rlmusic.algos.sb3.callbacks import (
+    ConstraintUpdate,
     Periodic,
     ProgressBar,
     RewardTermLogger,
@@ -163,13 +164,15 @@ def learn(
         "n_envs": int(model.n_envs),
     }
     resume_path = out / RESUME_FILE
-    resumed_from = load_resume(model, resume_path, run) if resume_path.exists() else None
+    resumed_from = (
+        load_resume(model, resume_path, run, setup.constraints) if resume_path.exists() else None
+    )
     if resumed_from is not None:
         log.info("resumed from %s at step %d", resume_path, resumed_from)
     model.set_logger(make_logger(out, resumed_from))
 
     def save() -> None:
-        save_resume(model, resume_path, run)
+        save_resume(model, resume_path, run, setup.constraints)
         save_model_zip(model, out / "model.zip")
 
     control = RunControl(save, settings.checkpoint_every, settings.time_s)
@@ -194,6 +197,8 @@ def learn(
         ),
         ProgressBar(settings.total_timesteps, settings.algo),
     ]
+    if setup.constraints is not None:  # rule targets (reward.constraints), once per rollout
+        callbacks.insert(1, ConstraintUpdate(setup.constraints, settings.length))
     start_step = int(model.num_timesteps)
     started = time.perf_counter()
     model.learn(

@@ -47,7 +47,6 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
-from rlmusic.algos.constraints import warn_unapplied
 from rlmusic.algos.kl import check_kl_mode, kl_penalty, make_kl_controller, token_log_probs
 from rlmusic.algos.sb3.common import RunSettings, finish, learn
 from rlmusic.algos.sb3.positions import position_logits, position_outputs
@@ -280,7 +279,6 @@ class GeneratorPPO(PPO):
 
 def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     """``rlmusic finetune algo=ppo``: train (or resume) to ``algo.total_timesteps`` env steps."""
-    warn_unapplied(setup.constraints, "ppo")
     from rlmusic.envs.composition import CompositionEnv
 
     algo = dict(algo_cfg)

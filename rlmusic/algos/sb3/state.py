@@ -96,13 +96,16 @@ def restore_rng(model: BaseAlgorithm, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_resume(model: BaseAlgorithm, path: Path, run: dict[str, Any]) -> None:
+def save_resume(
+    model: BaseAlgorithm, path: Path, run: dict[str, Any], constraints: Any = None
+) -> None:
     """Write the resume point (call only at a clean point: rollout start, episodes just begun).
 
     Args:
         model: the SB3 algorithm.
         path: the ``resume.pt`` to write (atomically: a kill mid-save keeps the previous one).
         run: what this run is (``algo``, ``length``, ``vocab_size``, ``n_envs``), checked on load.
+        constraints: the run's ``reward.constraints`` multipliers (None: none).
     """
     state: dict[str, Any] = {
         "format": RESUME_FORMAT,
@@ -119,10 +122,14 @@ def save_resume(model: BaseAlgorithm, path: Path, run: dict[str, Any]) -> None:
         "episode_stats": [dict(e) for e in (model.ep_info_buffer or [])],
         "rng": rng_state(model),
     }
+    if constraints is not None:
+        state["constraints"] = constraints.state_dict()
     atomic_torch_save(state, path)
 
 
-def load_resume(model: BaseAlgorithm, path: Path, run: dict[str, Any]) -> int:
+def load_resume(
+    model: BaseAlgorithm, path: Path, run: dict[str, Any], constraints: Any = None
+) -> int:
     """Put a freshly built ``model`` (same settings) back at the saved point; returns its step.
 
     Raises:
@@ -150,4 +157,12 @@ def load_resume(model: BaseAlgorithm, path: Path, run: dict[str, Any]) -> int:
         env.reset(options={"primer": obs[:position]} if position else None)
         env.unwrapped.np_random.bit_generator.state = rng
     restore_rng(model, state["rng"])
+    if constraints is not None or "constraints" in state:
+        if constraints is None or "constraints" not in state:
+            raise ValueError(
+                f"{path}: saved {'with' if 'constraints' in state else 'without'} "
+                "reward.constraints, and this run is not: resume with the same reward, or use a "
+                "new output folder"
+            )
+        constraints.load_state_dict(state["constraints"])
     return int(model.num_timesteps)
