@@ -279,7 +279,11 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
 def test_constraints_move_once_per_round_and_resume_exactly(
     tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    band = {"+reward.constraints.tonic.at_least": 0.5, "+reward.constraints.tonic.at_most": 0.6}
+    band = {
+        "+reward.constraints.tonic.at_least": 0.5,
+        "+reward.constraints.tonic.at_most": 0.6,
+        "algo.apply_constraints": "true",
+    }
     cfg = config(tiny_checkpoint, "g", **{"algo.exploration": "boltzmann", **band})
     straight = finetune.run(cfg, output_dir=tmp_path / "straight")
     rows = list(csv.DictReader(open(tmp_path / "straight/metrics.csv")))

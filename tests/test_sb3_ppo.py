@@ -358,9 +358,7 @@ def test_finetune_writes_a_tuned_generator_logs_and_samples(
     }
     assert columns <= set(rows[0])
     assert "kl/pitch_coef" not in rows[0]  # one beta (kl_pitch_coef: null, the default)
-    # reward=default's bands: the multipliers move once per rollout, from its finished pieces
-    tonic = [float(r["constraint/tonic/multiplier"]) for r in rows]
-    assert len(set(tonic)) == len(rows) and float(rows[0]["constraint/tonic/at_least"]) == 0.32
+    assert "constraint/tonic/multiplier" not in rows[0]  # algo=ppo: apply_constraints=false
     assert float(rows[0]["policy/entropy"]) > 0 and float(rows[-1]["charts/tokens_per_s"]) > 0
     assert list((run / "tb").glob("events.out.tfevents.*"))
     for folder in ("step_00000000", "step_00000064", "final"):
@@ -382,7 +380,11 @@ def test_same_seed_same_weights(tmp_path: Path, checkpoint: Path) -> None:
 def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
     tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = finetune_config(checkpoint, [*TINY_PPO, "algo.kl_mode=penalty", "algo.kl_target=0.01"])
+    # with reward=default's bands applied: the multipliers are part of the resume point
+    cfg = finetune_config(
+        checkpoint,
+        [*TINY_PPO, "algo.kl_mode=penalty", "algo.kl_target=0.01", "algo.apply_constraints=true"],
+    )
     straight = finetune.run(cfg, output_dir=tmp_path / "straight")
     crash_at(monkeypatch, 100)  # resume points at 32, 64, 96: the crash loses 4 steps
     with pytest.raises(Crash):
@@ -392,6 +394,8 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
     assert_same_weights(resumed.tuned, straight.tuned)
     rows = list(csv.DictReader(open(tmp_path / "resumed" / "progress.csv")))
     assert [int(r["time/total_timesteps"]) for r in rows] == [32, 64, 96, 128]
+    tonic = [float(r["constraint/tonic/multiplier"]) for r in rows]  # once per rollout
+    assert len(set(tonic)) == len(rows) and float(rows[0]["constraint/tonic/at_least"]) == 0.32
 
 
 def test_a_spent_time_budget_stops_at_a_resume_point(tmp_path: Path, checkpoint: Path) -> None:

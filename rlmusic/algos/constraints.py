@@ -249,6 +249,24 @@ class RuleConstraints:
         self._apply()
 
 
+def applied(setup: Any, algo_cfg: Mapping[str, Any], algo: str, default: bool) -> Any:
+    """``setup`` with its constraints, or without them when ``algo.apply_constraints`` (default
+    ``default``) is false; says which."""
+    from dataclasses import replace
+
+    if setup.constraints is None:
+        return setup
+    if bool(algo_cfg.get("apply_constraints", default)):
+        return setup
+    log.warning(
+        "algo=%s: reward.constraints (%s) not applied (algo.apply_constraints=false): the rules "
+        "are paid at their base weights",
+        algo,
+        ", ".join(c.term for c in setup.constraints.constraints),
+    )
+    return replace(setup, constraints=None)
+
+
 def build_constraints(
     reward_cfg: Mapping[str, Any], reward: CompositeReward, encoding: MelodyEncoding
 ) -> RuleConstraints | None:
@@ -277,4 +295,3 @@ def build_constraints(
         ),
     )
     return controller
-

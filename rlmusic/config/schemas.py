@@ -63,6 +63,7 @@ class RewardSchema:
 @dataclass
 class BatchedAlgoSchema:
     name: str = MISSING
+    apply_constraints: bool = True
     iterations: int = MISSING
     checkpoint_every: int = MISSING
     sample_every: int = MISSING
@@ -108,6 +109,7 @@ class SB3RunSchema:
 @dataclass
 class PPOAlgoSchema(SB3RunSchema):
     n_envs: int = MISSING
+    apply_constraints: bool = False
     n_steps: int = MISSING
     n_epochs: int = MISSING
     value_lr: float = MISSING
@@ -127,6 +129,7 @@ class PPOAlgoSchema(SB3RunSchema):
 @dataclass
 class RLTunerAlgoSchema:
     """``algo=rl_tuner`` (rlmusic.algos.rl_tuner: values are checked by RLTunerConfig)."""
+    apply_constraints: bool = False
 
     name: str = MISSING
     variant: str = MISSING

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from rlmusic.algos.batched.trainer import BatchedConfig, BatchedTrainer
+from rlmusic.algos.constraints import applied
 from rlmusic.algos.outputs import finish_run, write_midi_samples
 from rlmusic.algos.setup import FinetuneResult, FinetuneSetup
 from rlmusic.models.checkpoint import atomic_torch_save
@@ -29,7 +30,13 @@ from rlmusic.runlog import CSVLog
 log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.pt"
 KL_MODES = ("penalty", "loss")  # see rlmusic.algos.kl.KL_MODES
-RUN_KEYS = ("name", "iterations", "checkpoint_every", "sample_every")  # not BatchedConfig's
+RUN_KEYS = (
+    "name",
+    "iterations",
+    "checkpoint_every",
+    "sample_every",
+    "apply_constraints",
+)  # not BatchedConfig's
 
 
 def batched_config(algo_cfg: Mapping[str, Any], setup: FinetuneSetup) -> BatchedConfig:
@@ -48,6 +55,7 @@ def batched_config(algo_cfg: Mapping[str, Any], setup: FinetuneSetup) -> Batched
 
 def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     """Train (or resume) to ``algo.iterations``, stopping early at ``setup.time_s``."""
+    setup = applied(setup, algo_cfg, "batched", default=True)
     config = batched_config(algo_cfg, setup)
     iterations = int(algo_cfg["iterations"])
     checkpoint_every = int(algo_cfg["checkpoint_every"])

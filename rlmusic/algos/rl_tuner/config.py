@@ -13,7 +13,14 @@ EXPLORATIONS = ("egreedy", "boltzmann")
 LOSSES = ("mse", "huber")
 PRECISIONS = ("auto", "fp32", "bf16")
 # keys of the algo node that steer the run around the trainer, not the trainer itself
-RUN_KEYS = ("name", "checkpoint_every", "sample_every", "stats_every", "stats_samples")
+RUN_KEYS = (
+    "name",
+    "checkpoint_every",
+    "sample_every",
+    "stats_every",
+    "stats_samples",
+    "apply_constraints",
+)
 
 
 @dataclass

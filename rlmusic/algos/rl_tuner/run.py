@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlmusic.algos.constraints import applied
 from rlmusic.algos.outputs import finish_run, policy_statistics, write_midi_samples
 from rlmusic.algos.reference import PRIOR_TERM
 from rlmusic.algos.resume_point import read_resume_point
@@ -119,6 +120,7 @@ def load_resume(path: Path, run: dict[str, Any]) -> dict[str, Any]:
 
 def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     """``rlmusic finetune algo=rl_tuner``: train (or resume) to ``algo.total_timesteps``."""
+    setup = applied(setup, algo_cfg, "rl_tuner", default=False)
     config = rl_tuner_config(algo_cfg, setup.length)
     if setup.reference.configured:
         config = config.with_kl_weight(setup.reference.weight)

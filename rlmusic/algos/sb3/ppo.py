@@ -47,6 +47,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
+from rlmusic.algos.constraints import applied
 from rlmusic.algos.kl import check_kl_mode, kl_penalty, make_kl_controller, token_log_probs
 from rlmusic.algos.sb3.common import RunSettings, finish, learn
 from rlmusic.algos.sb3.positions import position_logits, position_outputs
@@ -282,6 +283,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     from rlmusic.envs.composition import CompositionEnv
 
     algo = dict(algo_cfg)
+    setup = applied(setup, algo, "ppo", default=False)
     settings = RunSettings.from_setup(setup, algo)
     length = setup.length
     if int(algo["n_steps"]) % length:
