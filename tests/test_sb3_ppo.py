@@ -383,7 +383,13 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
     # with reward=default's bands applied: the multipliers are part of the resume point
     cfg = finetune_config(
         checkpoint,
-        [*TINY_PPO, "algo.kl_mode=penalty", "algo.kl_target=0.01", "algo.apply_constraints=true"],
+        [
+            *TINY_PPO,
+            "reward=default",  # algo=ppo's own choice is default_unconstrained
+            "algo.kl_mode=penalty",
+            "algo.kl_target=0.01",
+            "algo.apply_constraints=true",
+        ],
     )
     straight = finetune.run(cfg, output_dir=tmp_path / "straight")
     crash_at(monkeypatch, 100)  # resume points at 32, 64, 96: the crash loses 4 steps

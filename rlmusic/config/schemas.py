@@ -54,7 +54,7 @@ class RewardSchema:
     rule_params: Dict[str, Any] = field(default_factory=dict)
     prior: PriorSchema | None = None
     extra: Dict[str, Any] = field(default_factory=dict)
-    constraints: Dict[str, Any] = field(default_factory=dict)  # rlmusic.algos.constraints
+    constraints: Dict[str, Any] | None = None  # rlmusic.algos.constraints (null: none)
     constraint_lr: float = 0.05
     constraint_kp: float = 0.5
     constraint_max: float = 4.0
