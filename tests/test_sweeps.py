@@ -74,6 +74,8 @@ def sweep_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "n_samples=1",
         "device=cpu",
         "final_eval.n=32",
+        # the realism critic this MIDI data gets (checkpoint: auto), tiny: the test's budget
+        "+reward.extra.realism.auto={steps: 10, windows: 256, samples: 64}",
         *data,
     ]
     return {"a": a, "b": b, "missing": root / "missing.safetensors", "tiny": tiny}
