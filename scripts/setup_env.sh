@@ -6,6 +6,7 @@
 #   RLMUSIC_TORCH          the torch requirement installed first (default: torch==2.13.0)
 #   RLMUSIC_TORCH_INDEX    an index URL for it, e.g. https://download.pytorch.org/whl/cu128 for
 #                          CUDA 12.8 or .../whl/cpu for a CPU-only build on a machine without one
+#   RLMUSIC_SWEEPS         non-empty: rlmusic[sweeps] too (Ray; scripts/test.sh --slow sets it)
 # torch goes in first so that a GPU user's CUDA build (or the CPU build here) is kept: the
 # package itself only asks for torch>=2.2.
 set -euo pipefail
@@ -31,6 +32,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! python -c "import 
   echo "[setup] installing rlmusic (editable, with test tools)"
   python -m pip install -q -e "$RLMUSIC_ROOT[dev]"
   echo "$want" > "$stamp"
+fi
+# The slow suite's launchers (scripts/test.sh --slow and --all set RLMUSIC_SWEEPS=1): rlmusic[sweeps]
+# adds Ray and its Hydra launcher, a large install the fast suite goes without. SLURM is the slow
+# test's own business (scripts/local_slurm.sh installs it with apt-get).
+if [ -n "${RLMUSIC_SWEEPS:-}" ]; then
+  sweeps_stamp="$venv/.rlmusic-sweeps-stamp"
+  if [ ! -f "$sweeps_stamp" ] || [ "$(cat "$sweeps_stamp")" != "$want" ] \
+    || ! python -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('ray') and u.find_spec('hydra_plugins.hydra_ray_launcher')))"; then
+    echo "[setup] installing rlmusic[sweeps] (Ray and its launcher, for the slow suite)"
+    python -m pip install -q -e "${RLMUSIC_ROOT}[dev,sweeps]"
+    echo "$want" > "$sweeps_stamp"
+  fi
 fi
 # the audio's SoundFont synthesiser: a wheel with no system library. --no-deps: it asks for
 # PyAudio (live playback, unused here), which builds only with PortAudio's headers

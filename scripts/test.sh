@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Set up, then run the test suite. Fast tests by default (a few minutes on 2 cores);
-#   scripts/test.sh --slow     only the long ones (marked @pytest.mark.slow)
+#   scripts/test.sh --slow     only the long ones (marked @pytest.mark.slow); installs Ray
+#                              (rlmusic[sweeps]) and, as root, a local SLURM for their sweeps
 #   scripts/test.sh --all      everything
 # Other arguments go to pytest.
 set -euo pipefail
+# the slow suite's Ray sweep needs rlmusic[sweeps]; the fast one (CI) stays without Ray
+case "${1:-}" in --slow | --all) export RLMUSIC_SWEEPS=1 ;; esac
 . "$(dirname "${BASH_SOURCE[0]}")/setup_env.sh"
 # The browser tests (tests/test_browser_*.py) drive Debian's Chromium and skip without it:
 # install it where we can (root with apt-get), and never fail the setup where we cannot.
