@@ -240,6 +240,23 @@ def test_same_seed_same_weights(tmp_path: Path, tiny_checkpoint: Path) -> None:
     assert not torch.equal(tuned_a.head.weight, tuned_c.head.weight)
 
 
+def crash_then_resume(cfg, run: Path, monkeypatch: pytest.MonkeyPatch):
+    """Run ``cfg`` into ``run`` until it dies mid-round (after the resume point at 256 env
+    steps), then run the same command again: the resumed run's result."""
+    original = RLTunerTrainer.gradient_step
+
+    def dying(self: RLTunerTrainer) -> dict[str, float]:
+        if self.env_steps >= 384:
+            raise Crash
+        return original(self)
+
+    monkeypatch.setattr(RLTunerTrainer, "gradient_step", dying)
+    with pytest.raises(Crash):
+        finetune.run(cfg, output_dir=run)
+    monkeypatch.setattr(RLTunerTrainer, "gradient_step", original)
+    return finetune.run(cfg, output_dir=run)
+
+
 @pytest.mark.parametrize(
     "variant, exploration", [("q", "egreedy"), ("g", "boltzmann")], ids=["q-egreedy", "g-boltzmann"]
 )
@@ -252,18 +269,7 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
 ) -> None:
     cfg = config(tiny_checkpoint, variant, **{"algo.exploration": exploration})
     straight = finetune.run(cfg, output_dir=tmp_path / "straight")
-    original = RLTunerTrainer.gradient_step
-
-    def dying(self: RLTunerTrainer) -> dict[str, float]:
-        if self.env_steps >= 384:  # mid-round, after the resume point at 256
-            raise Crash
-        return original(self)
-
-    monkeypatch.setattr(RLTunerTrainer, "gradient_step", dying)
-    with pytest.raises(Crash):
-        finetune.run(cfg, output_dir=tmp_path / "resumed")
-    monkeypatch.setattr(RLTunerTrainer, "gradient_step", original)
-    resumed = finetune.run(cfg, output_dir=tmp_path / "resumed")
+    resumed = crash_then_resume(cfg, tmp_path / "resumed", monkeypatch)
     assert resumed.resumed_from == 256
     assert_same_weights(resumed.tuned, straight.tuned)
     a, b = straight.extras["trainer"], resumed.extras["trainer"]
@@ -290,18 +296,7 @@ def test_constraints_move_once_per_round_and_resume_exactly(
     multipliers = [float(r["constraint/tonic/multiplier"]) for r in rows]
     assert len(set(multipliers)) == len(rows) == 4  # moved by every round's pieces
     assert float(rows[0]["constraint/tonic/at_least"]) == 0.5
-    original = RLTunerTrainer.gradient_step
-
-    def dying(self: RLTunerTrainer) -> dict[str, float]:
-        if self.env_steps >= 384:
-            raise Crash
-        return original(self)
-
-    monkeypatch.setattr(RLTunerTrainer, "gradient_step", dying)
-    with pytest.raises(Crash):
-        finetune.run(cfg, output_dir=tmp_path / "resumed")
-    monkeypatch.setattr(RLTunerTrainer, "gradient_step", original)
-    resumed = finetune.run(cfg, output_dir=tmp_path / "resumed")
+    resumed = crash_then_resume(cfg, tmp_path / "resumed", monkeypatch)
     assert_same_weights(resumed.tuned, straight.tuned)  # the multipliers came back too
     again = list(csv.DictReader(open(tmp_path / "resumed/metrics.csv")))
     assert [float(r["constraint/tonic/multiplier"]) for r in again] == multipliers
