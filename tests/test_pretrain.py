@@ -425,7 +425,7 @@ def test_init_takes_the_fine_tuning_warmup_then_the_decay(tmp_path: Path) -> Non
         tmp_path, "init=pretrained:note_lstm", "train.init_warmup_steps=4", "train.epochs=3"
     )
     train = pretrain.train_config(cfg)
-    assert (train.lr, train.warmup_steps) == (cfg.train.init_lr, 4) == (5e-4, 4)
+    assert (train.lr, train.warmup_steps) == (cfg.train.init_lr, 4) == (1e-3, 4)
     model, _ = pretrain.model_from_init(cfg.init, cfg.model, MelodyEncoding())
     trainer = Pretrainer(
         model,
@@ -441,9 +441,9 @@ def test_init_takes_the_fine_tuning_warmup_then_the_decay(tmp_path: Path) -> Non
     )
     lrs = [train.lr * trainer.scheduler.lr_lambdas[0](s) for s in range(trainer.total_steps + 1)]
     trainer.close()
-    assert lrs[:4] == pytest.approx([1.25e-4, 2.5e-4, 3.75e-4, 5e-4])  # linear warmup from 0
+    assert lrs[:4] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])  # linear warmup from 0
     assert all(a >= b for a, b in zip(lrs[3:], lrs[4:]))
-    assert lrs[-1] == pytest.approx(5e-4 * train.min_lr_ratio)  # then the cosine to its floor
+    assert lrs[-1] == pytest.approx(1e-3 * train.min_lr_ratio)  # then the cosine to its floor
 
 
 def test_a_run_directory_resumes_only_from_the_same_init(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ class TrainConfig:
     keep_epoch_checkpoints: bool = False
     log_every_steps: int = 50
     valid_batch_size: int = 128
-    init_lr: float = 5e-4
+    init_lr: float = 1e-3
     init_warmup_steps: int = 20
 
     def for_init(self) -> TrainConfig:
