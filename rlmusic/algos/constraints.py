@@ -267,6 +267,22 @@ def applied(setup: Any, algo_cfg: Mapping[str, Any], algo: str, default: bool) -
     return replace(setup, constraints=None)
 
 
+def restore_saved(constraints: RuleConstraints | None, saved: Any, path: Any) -> None:
+    """Put a resume point's multipliers (``saved``: its ``constraints`` entry, None when it has
+    none) back into this run's ``constraints``.
+
+    Raises:
+        ValueError: one of the two has constraints and the other has not.
+    """
+    if (saved is None) != (constraints is None):
+        raise ValueError(
+            f"{path}: saved {'without' if saved is None else 'with'} reward.constraints, and "
+            "this run is not: resume with the same reward, or use a new output folder"
+        )
+    if constraints is not None:
+        constraints.load_state_dict(saved)
+
+
 def build_constraints(
     reward_cfg: Mapping[str, Any], reward: CompositeReward, encoding: MelodyEncoding
 ) -> RuleConstraints | None:

@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from rlmusic.algos.constraints import applied
+from rlmusic.algos.constraints import applied, restore_saved
 from rlmusic.algos.outputs import finish_run, policy_statistics, write_midi_samples
 from rlmusic.algos.reference import PRIOR_TERM
 from rlmusic.algos.resume_point import read_resume_point
@@ -107,7 +106,8 @@ def run_identity(setup: FinetuneSetup, config: RLTunerConfig) -> dict[str, Any]:
 
 
 def load_resume(path: Path, run: dict[str, Any]) -> dict[str, Any]:
-    """The trainer state saved at ``path``, after checking it belongs to this kind of run.
+    """The resume point saved at ``path`` (``trainer``, and ``constraints`` when the run had
+    them), after checking it belongs to this kind of run.
 
     Raises:
         ValueError: another algorithm's or kind of run's resume point (both values named), or
@@ -115,7 +115,7 @@ def load_resume(path: Path, run: dict[str, Any]) -> dict[str, Any]:
         CheckpointError: a damaged file or one holding pickled objects.
     """
     state = read_resume_point(path, RESUME_FORMAT, RESUME_VERSION, run, "an RL Tuner resume point")
-    return state["trainer"]
+    return state
 
 
 def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
@@ -154,15 +154,9 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     path = setup.run_dir / RESUME_FILE
     resumed_from = None
     if path.exists():
-        trainer.load_state_dict(load_resume(path, run))
-        saved = torch.load(path, map_location="cpu", weights_only=True).get("constraints")
-        if (saved is None) != (setup.constraints is None):
-            raise ValueError(
-                f"{path}: saved {'without' if saved is None else 'with'} reward.constraints, "
-                "and this run is not: resume with the same reward, or use a new output folder"
-            )
-        if saved is not None:
-            setup.constraints.load_state_dict(saved)
+        state = load_resume(path, run)  # read once: the trainer and the multipliers
+        trainer.load_state_dict(state["trainer"])
+        restore_saved(setup.constraints, state.get("constraints"), path)
         resumed_from = trainer.env_steps
         log.info("resumed from %s at env step %d", path, trainer.env_steps)
 

@@ -32,6 +32,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from rlmusic.algos.constraints import restore_saved
 from rlmusic.algos.resume_point import read_resume_point
 from rlmusic.models.checkpoint import atomic_torch_save
 
@@ -157,12 +158,5 @@ def load_resume(
         env.reset(options={"primer": obs[:position]} if position else None)
         env.unwrapped.np_random.bit_generator.state = rng
     restore_rng(model, state["rng"])
-    if constraints is not None or "constraints" in state:
-        if constraints is None or "constraints" not in state:
-            raise ValueError(
-                f"{path}: saved {'with' if 'constraints' in state else 'without'} "
-                "reward.constraints, and this run is not: resume with the same reward, or use a "
-                "new output folder"
-            )
-        constraints.load_state_dict(state["constraints"])
+    restore_saved(constraints, state.get("constraints"), path)
     return int(model.num_timesteps)
