@@ -122,6 +122,14 @@ OPTIONAL_PLUGINS: dict[str, dict[str, Plugin]] = {
     "hydra/sweeper": {"optuna": _OPTUNA},
 }
 
+# keys a release renamed or removed -> what replaced them: the command line is told, instead of
+# Hydra's "Could not override" (the old key no longer exists in the config)
+RENAMED_KEYS: dict[str, str] = {
+    "data.seed": "data.split_seed (the held-out split no longer follows the run's seed; "
+    "data.split_seed='${seed}' makes it follow on purpose)",
+    "final_eval.data_seed": "data.split_seed (one split for every evaluation and critic)",
+}
+
 # overrides that may choose a launcher or sweeper: the groups themselves, or a config that
 # overrides them (hparams_search=*, experiment=*)
 _CHOOSES_PLUGIN = re.compile(
@@ -149,8 +157,12 @@ def objective_value(result: Any, name: str | None) -> float | None:
     attribute), as the number a Hydra sweeper optimises; None when ``name`` is None.
 
     Raises:
-        KeyError: the result has no such metric (the message lists the ones it has).
+        ConfigError: the result has no such metric (the message lists the ones it has). The
+            task's preflight refuses such a name before any work where it can
+            (:mod:`rlmusic.config.preflight`); this is the last word for the rest.
     """
+    from rlmusic.config import ConfigError
+
     if name is None:
         return None
     metrics = getattr(result, "metrics", None)
@@ -161,7 +173,7 @@ def objective_value(result: Any, name: str | None) -> float | None:
     if hasattr(result, name):
         return float(getattr(result, name))
     known = sorted(metrics) if isinstance(metrics, Mapping) else []
-    raise KeyError(f"objective={name!r} is not a metric of this task's result; known: {known}")
+    raise ConfigError(f"objective={name!r} is not a metric of this task's result; known: {known}")
 
 
 def report_user_error(exc: BaseException) -> None:
@@ -179,12 +191,30 @@ def _exit_on_user_error(exc: UserError) -> NoReturn:
     raise SystemExit(EXIT_USER_ERROR) from None
 
 
+def checked_config(config_name: str, module: Any, cfg: Any) -> Any:
+    """``cfg`` checked before any work: against its task's schema (keys and types), then
+    every check its values allow (:func:`rlmusic.config.preflight.preflight`: counts, model
+    lists and specs, the device, the objective among the metrics the task's module names
+    with ``metric_names(cfg)``, else those its config decides).
+
+    Raises:
+        UserError: the first mistake, naming the key and the value.
+    """
+    from rlmusic.config import validate_config
+    from rlmusic.config.preflight import preflight
+    from rlmusic.evaluation.columns import spec_kind
+
+    cfg = validate_config(config_name, cfg)
+    names = getattr(module, "metric_names", None)
+    preflight(config_name, cfg, names(cfg) if names else None, resolve_spec=spec_kind)
+    return cfg
+
+
 def task_main(task: str, cfg: Any) -> float | None:
-    """What Hydra's main runs: check ``cfg`` against the task's schema (before any work), run
+    """What Hydra's main runs: check ``cfg`` (:func:`checked_config`, before any work), run
     the task, and return its ``objective`` metric (a sweeper optimises what this returns).
     A user's mistake (a bad value, a missing checkpoint or input, ...) exits with status 2 and
     one line naming it."""
-    from rlmusic.config import validate_config
     from rlmusic.sweeps.records import sweep_job_folder
 
     module_name, config_name, _ = TASKS[task]
@@ -193,11 +223,11 @@ def task_main(task: str, cfg: Any) -> float | None:
     if job_dir is not None:
         return _sweep_job(task, module, config_name, cfg, job_dir)
     try:
-        cfg = validate_config(config_name, cfg)
+        cfg = checked_config(config_name, module, cfg)
         result = module.run(cfg)
+        return objective_value(result, cfg.get("objective"))
     except UserError as exc:
         _exit_on_user_error(exc)
-    return objective_value(result, cfg.get("objective"))
 
 
 def _sweep_job(task: str, module: Any, config_name: str, cfg: Any, job_dir: Any) -> float | None:
@@ -209,7 +239,6 @@ def _sweep_job(task: str, module: Any, config_name: str, cfg: Any, job_dir: Any)
     import logging
     import time
 
-    from rlmusic.config import validate_config
     from rlmusic.sweeps.records import numeric_metrics, record_failure, record_success
 
     started = time.perf_counter()
@@ -217,7 +246,7 @@ def _sweep_job(task: str, module: Any, config_name: str, cfg: Any, job_dir: Any)
     direction = cfg.get("objective_direction") or "maximize"
     result = None
     try:
-        cfg = validate_config(config_name, cfg)
+        cfg = checked_config(config_name, module, cfg)
         result = module.run(cfg)
         value = objective_value(result, cfg.get("objective"))
     except Exception as exc:  # the sweep goes on; KeyboardInterrupt still stops it
@@ -281,6 +310,20 @@ def _chosen(overrides: Sequence[str], group: str) -> str | None:
         if key == group:
             return arg
     return None
+
+
+def check_renamed(args: Sequence[str]) -> None:
+    """Refuse an override of a key a release renamed (:data:`RENAMED_KEYS`), naming its heir.
+
+    Raises:
+        ConfigError: ``data.seed=1`` -> "data.seed was renamed: use data.split_seed ...".
+    """
+    from rlmusic.config import ConfigError
+
+    for arg in _config_overrides(args):
+        key = re.sub(r"^(?:override\s+|[+~]{1,2})?", "", arg).split("=", 1)[0]
+        if key in RENAMED_KEYS:
+            raise ConfigError(f"{arg}: {key} was renamed: use {RENAMED_KEYS[key]}")
 
 
 def check_plugins(task: str, args: Sequence[str]) -> None:
@@ -362,6 +405,7 @@ def run_task(task: str, overrides: Sequence[str]) -> None:
         prefix = f"{open_dict}."
         overrides = [f"++{a}" if a.startswith(prefix) and "=" in a else a for a in overrides]
     args = _positional(task, overrides)
+    check_renamed(args)
     check_plugins(task, args)
     sys.argv = [f"rlmusic {task}", *args]
     _main()

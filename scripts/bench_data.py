@@ -47,7 +47,7 @@ def main() -> None:
         config = {
             "source": args.source,
             "cache_dir": str(cache),
-            "seed": 0,
+            "split_seed": 0,
             "workers": args.workers,
         }
         load_before = os.getloadavg()

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from rlmusic.data.encoding import NO_EVENT, MelodyEncoding
-from rlmusic.evaluation.metrics import composition_stats
 from rlmusic.models import PRETRAINED, load_pretrained
 from rlmusic.models.checkpoint import build_model, read_record
 from rlmusic.models.registry import pretrained_path
 from rlmusic.models.sampling import generate, generate_recompute
+from rlmusic.rewards.statistics import Statistic, composition_stats
 from rlmusic.training.config import TrainConfig
 from rlmusic.training.optim import make_optimizer
 from rlmusic.training.validation import evaluate_tunes
@@ -187,7 +187,7 @@ def bench_eval(device: str, n: int = 1000, length: int = 32) -> None:
     from rlmusic.training.windows import ngram_baselines
 
     encoding = MelodyEncoding()
-    corpus = prepare_corpus({"source": "all", "seed": 0}, encoding, progress=False)
+    corpus = prepare_corpus({"source": "all", "split_seed": 0}, encoding, progress=False)
     train, valid = corpus.tunes("train"), corpus.tunes("valid")
     base = ngram_baselines(train, valid, encoding.vocab_size)
     rows = [
@@ -220,9 +220,9 @@ def bench_eval(device: str, n: int = 1000, length: int = 32) -> None:
         checks.append(
             [
                 name,
-                f"{stats['notes not in key']:.2%}",
+                f"{stats[Statistic.NOTES_NOT_IN_KEY]:.2%}",
                 f"{repeated_run_share(samples, enc):.2%}",
-                f"{stats['notes excessively repeated']:.2%}",
+                f"{stats[Statistic.NOTES_EXCESSIVELY_REPEATED]:.2%}",
                 f"{len({r.tobytes() for r in samples}) / n:.1%}",
             ]
         )

@@ -1,19 +1,27 @@
-"""Helpers for the fine-tuning run tests (algo=ppo, algo=rl_tuner): configs, crashes, weight
-checks."""
+"""Helpers for the fine-tuning run tests (algo=ppo, algo=rl_tuner): tiny PPO learners, a reward
+with a known optimum, configs, crashes, weight checks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
+from rlmusic.envs.composition import CompositionEnv
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlmusic.algos.sb3 import callbacks as sb3_callbacks
+from rlmusic.algos.sb3.ppo import GeneratorPPO
+from rlmusic.algos.sb3.ppo_policy import GeneratorPolicy, generator_policy_kwargs
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.models import NoteLSTM, load_generator
+from rlmusic.models import LSTMConfig, NoteLSTM, load_generator
 from rlmusic.tasks import sample
+
+LENGTH = 8  # steps per composition in the PPO unit tests
 
 # every term of reward=rl_tuner, as logged under reward/<term>
 RL_TUNER_TERMS = (
@@ -29,6 +37,79 @@ RL_TUNER_TERMS = (
     "unique_extremes",
     "prior",
 )
+
+
+# ---- tiny PPO learners ----------------------------------------------------------------------------
+
+
+def lstm(seed: int = 0, dropout: float = 0.0, layers: int = 1) -> NoteLSTM:
+    torch.manual_seed(seed)
+    config = LSTMConfig(embed_dim=8, hidden_size=16, num_layers=layers, dropout=dropout)
+    return NoteLSTM(config).eval()
+
+
+class TokenReward:
+    """A reward with a known optimum: ``per_token`` each time ``token`` is played, plus
+    ``at_end`` on a piece's last step (always ``token``, every step, is optimal).
+
+    >>> total, shares = TokenReward(token=2, at_end=10.0).score(np.array([[2, 0, 2]]))
+    >>> total.tolist(), sorted(shares)
+    ([[1.0, 0.0, 11.0]], ['token'])
+    """
+
+    def __init__(self, token: int = 10, per_token: float = 1.0, at_end: float = 0.0) -> None:
+        self.token, self.per_token, self.at_end = int(token), float(per_token), float(at_end)
+
+    def score(
+        self, tokens: np.ndarray, include_sequence_level: bool = True
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        total = (np.asarray(tokens) == self.token).astype(np.float32) * self.per_token
+        if include_sequence_level:
+            total[:, -1] += self.at_end
+        return total, {"token": total}
+
+
+def make_ppo(
+    generator: torch.nn.Module, n_envs: int = 2, reward: object = None, **kwargs: object
+) -> GeneratorPPO:
+    """GeneratorPPO on ``n_envs`` CompositionEnv of LENGTH steps (``reward`` None: the nine rules)
+    starting from ``generator``; SB3's arguments as keyword arguments, plus ``value_lr``."""
+    env = DummyVecEnv([lambda: CompositionEnv(reward=reward, length=LENGTH)] * n_envs)
+    options = dict(n_steps=2 * LENGTH, batch_size=16, n_epochs=1, seed=0, device="cpu")
+    # without a prior: RL Tuner's mode (the environment's own reward, nothing added)
+    options["kl_mode"] = "penalty" if "prior" in kwargs else "prior_reward"
+    options.update(kwargs)
+    value_lr = options.pop("value_lr", None)
+    model = GeneratorPPO(
+        GeneratorPolicy,
+        env,
+        policy_kwargs=generator_policy_kwargs(generator, value_lr),
+        **options,
+    )
+    model.policy.load_generator(generator)
+    return model
+
+
+class EnvRewards(BaseCallback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rewards: list[np.ndarray] = []
+
+    def _on_step(self) -> bool:
+        self.rewards.append(np.array(self.locals["rewards"], dtype=np.float32))
+        return True
+
+
+def one_rollout(model: GeneratorPPO) -> tuple[np.ndarray, np.ndarray]:
+    """Collect one rollout; return the env's own rewards and the played notes (E, steps)."""
+    seen = EnvRewards()
+    _, callback = model._setup_learn(10**6, seen)
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+    env_rewards = np.stack(seen.rewards)  # (n_steps, n_envs)
+    return env_rewards, model.rollout_buffer.actions[..., 0].astype(np.int64)
+
+
+# ---- runs -----------------------------------------------------------------------------------------
 
 
 def finetune_config(checkpoint: Path, overrides: list[str]) -> DictConfig:

@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_module
 from rlmusic.config import validate_config
 from rlmusic.critics import load_preferences
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.evaluation.listening import write_listening_page
+from rlmusic.evaluation.listening import key_path, write_listening_page
 from rlmusic.tasks import compare
 from tests.conftest import make_tiny_checkpoint
 from tests.test_compare_task import compare_overrides, write_corpus
@@ -148,7 +148,7 @@ def test_listening_page_round_trip(page, tmp_path: Path) -> None:
     download.save_as(saved)
     preferences = load_preferences(saved, samples_dir=out / "samples")
     assert {p.pair_id: p.preferred for p in preferences} == verdicts
-    key = json.loads((out / "key.json").read_text())
+    key = json.loads(key_path(out).read_text())
     for preference in preferences:
         shown_a = key["samples"][preference.sample_a.stem]["model"]
         assert shown_a == key["pairs"][preference.pair_id]["a"]

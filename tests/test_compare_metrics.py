@@ -25,12 +25,7 @@ from rlmusic.evaluation.diversity import (
     distinct_share_terms,
     pitch_class_entropy,
 )
-from rlmusic.evaluation.metrics import (
-    abs_interval_l1,
-    composition_stats,
-    distinct_share,
-    duration_l1,
-)
+from rlmusic.evaluation.metrics import abs_interval_l1, distinct_share, duration_l1
 from rlmusic.evaluation.overlap import overlap_area, overlap_statistic, piece_features
 from rlmusic.evaluation.realism import (
     HISTOGRAMS,
@@ -41,6 +36,7 @@ from rlmusic.evaluation.realism import (
 )
 from rlmusic.evaluation.table_rows import PieceCounts, table_intervals
 from rlmusic.rewards.composite import CompositeReward, WeightedTerm
+from rlmusic.rewards.statistics import Statistic, composition_stats
 from rlmusic.rewards.theory import KeyRule
 
 ENC = MelodyEncoding()
@@ -118,9 +114,11 @@ def test_table_rows_are_the_table_counted_as_the_original() -> None:
     rows = counts.rows(weights)
     for row, value in resampled.table().items():
         assert rows[row][0] == pytest.approx(value, abs=1e-15, nan_ok=True), row
-    assert rows["onsets per composition"][0] == resampled.onsets_per_composition()
+    assert rows[Statistic.ONSETS_PER_PIECE][0] == resampled.onsets_per_composition()
+    # the comparison keys its rows by the text it shows
     intervals = table_intervals(counts, bootstrap_weights(30, 50, 0))
-    assert intervals["notes in motif"].value == table["notes in motif"]
+    assert intervals["notes in motif"].value == table[Statistic.NOTES_IN_MOTIF]
+    assert list(intervals)[-1] == "onsets per composition"
 
 
 def test_reward_terms_are_means_of_per_composition_sums() -> None:

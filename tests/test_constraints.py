@@ -7,9 +7,9 @@ import pytest
 
 from rlmusic.algos.constraints import RuleConstraints, build_constraints
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.evaluation.metrics import KeySpec, composition_stats
 from rlmusic.rewards.base import RewardError
 from rlmusic.rewards.build import build_reward
+from rlmusic.rewards.statistics import KeySpec, Statistic, composition_stats
 
 ENC = MelodyEncoding()
 C4, D4, E4 = (ENC.pitch_to_token(p) for p in (60, 62, 64))
@@ -35,7 +35,7 @@ def test_the_batch_statistic_is_counted_as_evaluate_counts_it() -> None:
     constraints = RuleConstraints(composite, {"tonic": {"at_least": 0.3}}, ENC, KeySpec())
     tokens = batch(0.25)
     metrics = constraints.update(tokens)
-    expected = composition_stats(tokens, ENC).table()["compositions starting with tonic"]
+    expected = composition_stats(tokens, ENC).table()[Statistic.TONIC_START]
     assert metrics["constraint/tonic/statistic"] == expected == 0.25
     assert metrics["constraint/tonic/at_least"] == 0.3
 

@@ -86,3 +86,49 @@ def test_a_prior_of_another_vocabulary_fails_at_start(
             config(tiny_checkpoint, 1, **{"reward.prior.checkpoint": other}),
             output_dir=tmp_path / "x",
         )
+
+
+def test_the_tuned_checkpoint_is_written_once_with_its_critics_and_reference(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose realism critic is trained now (``checkpoint: auto`` on data of one's own)
+    writes ``tuned.safetensors`` once, recording the critic beside the KL reference."""
+    from tests.conftest import write_midi
+    from tests.test_critics_auto import tune
+
+    for i in range(12):
+        write_midi(tmp_path / "midi" / f"t{i}.mid", tune(i))
+    writes: list[dict] = []
+    import rlmusic.models
+    import rlmusic.models.checkpoint
+
+    save = rlmusic.models.checkpoint.save_checkpoint
+
+    def counting(path, *args, **kwargs):
+        if Path(path).name == "tuned.safetensors":
+            writes.append(dict(kwargs.get("info") or (args[2] if len(args) > 2 else {})))
+        return save(path, *args, **kwargs)
+
+    monkeypatch.setattr(rlmusic.models.checkpoint, "save_checkpoint", counting)
+    monkeypatch.setattr(rlmusic.models, "save_checkpoint", counting)
+    cfg = config(
+        tiny_checkpoint,
+        2,
+        **{
+            "data": "midi_dir",
+            "data.path": tmp_path / "midi",
+            "data.cache_dir": tmp_path / "cache",
+            "data.workers": 1,
+            "data.min_notes": 4,
+            "+reward.extra.realism.auto": "{steps: 5, windows: 128, samples: 32}",
+        },
+    )
+    result = finetune.run(cfg, output_dir=tmp_path / "run")
+    assert len(writes) == 1, "tuned.safetensors is written once"
+    _, _, info = rlmusic.models.checkpoint.load_checkpoint(result.tuned)
+    assert info == writes[0]
+    assert info["reference"] == str(tiny_checkpoint) and info["tuned_from"] == str(tiny_checkpoint)
+    critic = info["critics"]["realism"]
+    assert critic["source"] == "trained" and critic["data"] == f"midi_dir:{tmp_path / 'midi'}"
+    assert critic["against"] == [str(tiny_checkpoint)] and critic["metrics"]["steps"] == 5
+    assert Path(critic["checkpoint"]).parent.parent == tmp_path / "cache" / "critics"

@@ -18,7 +18,7 @@ from rlmusic.critics import load_preferences
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.evaluation import audio
 from rlmusic.evaluation.columns import MIDI, Column
-from rlmusic.evaluation.listening import blind_pairs, write_listening_page
+from rlmusic.evaluation.listening import blind_pairs, key_path, write_listening_page
 from tests.conftest import C_MAJOR_TUNE, make_tiny_checkpoint, write_midi
 
 ENC = MelodyEncoding()
@@ -58,16 +58,31 @@ def test_pairs_are_seeded_and_blind() -> None:
     assert first_model != sorted(ids)[:20]  # the ids do not sort by model
 
 
+def assert_no_answer_key_in(folder: Path, *secrets: str) -> None:
+    """No file under ``folder`` (what listeners are served) is a key or names a model."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert files and not any(p.suffix == ".json" for p in files), files
+    for path in files:
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in data, f"{path} names {secret!r}"
+
+
 def test_page_files_and_a_preference_round_trip(tmp_path: Path) -> None:
     columns = two_columns(6)
-    page = write_listening_page(columns, ENC, tmp_path, pairs=6, seed=0)
-    assert page == tmp_path / "listen.html"
-    key = json.loads((tmp_path / "key.json").read_text())
+    out = tmp_path / "page"
+    page = write_listening_page(columns, ENC, out, pairs=6, seed=0)
+    assert page == out / "listen.html"
+    # the answer key lies beside the served folder, never in it
+    assert key_path(out) == tmp_path / "page.key.json"
+    assert {p.name for p in out.iterdir()} == {"listen.html", "samples", "audio"}
+    assert_no_answer_key_in(out, "tuned", "supervised", "run/x", "pretrained:y")
+    key = json.loads(key_path(out).read_text())
     assert len(key["samples"]) == 12 and set(key["pairs"]) == {f"p{i:02d}" for i in range(6)}
     for sample_id, where in key["samples"].items():
-        assert (tmp_path / "samples" / f"{sample_id}.mid").is_file()
-        assert (tmp_path / "audio" / f"{sample_id}.wav").read_bytes()[:4] == b"RIFF"
-        assert audio.read_wav(tmp_path / "audio" / f"{sample_id}.wav")[1] == 44100
+        assert (out / "samples" / f"{sample_id}.mid").is_file()
+        assert (out / "audio" / f"{sample_id}.wav").read_bytes()[:4] == b"RIFF"
+        assert audio.read_wav(out / "audio" / f"{sample_id}.wav")[1] == 44100
         assert where["model"] in ("tuned", "supervised")
     text = page.read_text()
     assert f"Audio: {html.escape(audio.renderer().describe())}." in text  # auto: the piano
@@ -88,13 +103,23 @@ def test_page_files_and_a_preference_round_trip(tmp_path: Path) -> None:
     ]
     answers = tmp_path / "preferences.json"
     answers.write_text(json.dumps(records, indent=2))
-    loaded = load_preferences(answers, samples_dir=tmp_path / "samples")
+    loaded = load_preferences(answers, samples_dir=out / "samples")
     assert [p.pair_id for p in loaded] == sorted(key["pairs"])
     for preference, section in zip(loaded, sections.pairs):
-        assert preference.sample_a == tmp_path / "samples" / f"{section['data-sample-a']}.mid"
+        assert preference.sample_a == out / "samples" / f"{section['data-sample-a']}.mid"
         shown_a = key["samples"][section["data-sample-a"]]["model"]
         assert key["pairs"][preference.pair_id]["a"] == shown_a  # the key says who was A
     assert [p.winner is None for p in loaded] == [v == "tie" for v in verdicts * 2]
+
+
+# what synth=auto at program=40 plays, by what is installed (auto's order: TinySoundFont,
+# FluidSynth, then sine waves), as the page names it
+AUTO_AUDIO_AT_PROGRAM_40 = {
+    "tinysoundfont": "Audio: TinySoundFont, TimGM6mb.sf2, program 40 (Violin), 44.1 kHz.",
+    "fluidsynth": "Audio: FluidSynth, TimGM6mb.sf2, program 40 (Violin), 44.1 kHz.",
+    "sine": "Audio: sine waves (pretty_midi's PrettyMIDI.synthesize), 44.1 kHz; no SoundFont "
+    "synthesiser is installed (pip install --no-deps tinysoundfont (scripts/setup_env.sh does)).",
+}
 
 
 def test_listen_cli_takes_models_without_a_plus(tmp_path: Path) -> None:
@@ -104,21 +129,37 @@ def test_listen_cli_takes_models_without_a_plus(tmp_path: Path) -> None:
     out = tmp_path / "page"
     done = subprocess.run(
         [
-            sys.executable, "-m", "rlmusic.cli", "listen", f"models.model={checkpoint}",
-            f"models.real={tmp_path / 'midi'}", "pairs=2", "length=16", "program=40",
+            sys.executable, "-m", "rlmusic.cli", "listen", f"models.tuned_one={checkpoint}",
+            f"models.real_tunes={tmp_path / 'midi'}", "pairs=2", "length=16", "program=40",
             "device=cpu", f"out={out}", f"hydra.run.dir={tmp_path / 'hydra'}",
         ],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"listening page: {out / 'listen.html'}" in done.stdout
-    assert len(json.loads((out / "key.json").read_text())["samples"]) == 4
+    # the served folder holds no answer key; the key the command names maps every pair
+    assert_no_answer_key_in(out, "tuned_one", "real_tunes", str(checkpoint), str(tmp_path / "midi"))
+    printed = [line for line in done.stdout.splitlines() if line.startswith("answer key: ")]
+    assert len(printed) == 1
+    key_file = Path(printed[0].removeprefix("answer key: ").split(" (")[0])
+    assert key_file == out.parent / "page.key.json" and key_file.is_file()
+    key = json.loads(key_file.read_text())
+    assert set(key["pairs"]) == {"p00", "p01"}
+    assert {tuple(sorted(p.values())) for p in key["pairs"].values()} == {
+        ("real_tunes", "tuned_one")
+    }  # each pair: one piece of each model
+    assert set(key["samples"]) == {p.stem for p in (out / "samples").glob("*.mid")}
+    assert {s["spec"] for s in key["samples"].values()} == {str(checkpoint), str(tmp_path / "midi")}
     assert all(audio.read_wav(w)[1] == 44100 for w in (out / "audio").glob("*.wav"))
-    if audio.available("tinysoundfont"):  # synth=auto, program=40: the page names the violin
-        assert (
-            "Audio: TinySoundFont, TimGM6mb.sf2, program 40 (Violin), 44.1 kHz."
-            in (out / "listen.html").read_text()
-        )
+    installed = next((s for s in ("tinysoundfont", "fluidsynth") if audio.available(s)), "sine")
+    page = html.unescape((out / "listen.html").read_text())
+    assert AUTO_AUDIO_AT_PROGRAM_40[installed] in page  # synth=auto, program=40: the violin
+
+
+def test_a_key_file_inside_the_page_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="would be served with the page"):
+        write_listening_page(two_columns(1), ENC, tmp_path, pairs=1, key_file=tmp_path / "k.json")
+    assert not (tmp_path / "k.json").exists()
 
 
 def test_listen_needs_exactly_two_models(tmp_path: Path) -> None:

@@ -223,12 +223,12 @@ def test_notes_in_long_runs_counts_whole_runs() -> None:
 
 
 def test_shipped_lstm_samples_stay_in_c_and_rarely_repeat() -> None:
-    from rlmusic.evaluation.metrics import composition_stats
     from rlmusic.models import load_pretrained
+    from rlmusic.rewards.statistics import Statistic, composition_stats
 
     model, encoding = load_pretrained("note_lstm")
     samples = generate(model, 1000, 32, torch.Generator().manual_seed(0))
-    assert composition_stats(samples, encoding).table()["notes not in key"] < 0.05
+    assert composition_stats(samples, encoding).table()[Statistic.NOTES_NOT_IN_KEY] < 0.05
     assert notes_in_long_runs(samples) < 0.20
 
 

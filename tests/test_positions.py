@@ -82,9 +82,17 @@ def test_grouped_passes_equal_one_padded_pass(arch: str) -> None:
 
 
 def test_grouped_passes_carry_gradients() -> None:
+    """Each row's logits get their gradient from exactly the tokens of its own prefix (and
+    BOS): never from a later token of the row that serves it, always from every one it read."""
     generator = lstm().train()
     obs = torch.cat([observation(list(range(2, 14)), t) for t in (1, 4, 9)])
     obs[1, :4] = torch.tensor([7, 7, 7, 7])  # another piece: three rows, three groups
     logits, _ = position_outputs(generator, obs, LENGTH, call_cost=0)
+    # row 0 ([2]) is read off row 2's pass ([2 .. 10]); row 1 is [7, 7, 7, 7]
+    prefixes = {0: {2}, 1: {7}, 2: set(range(2, 11))}
+    for row, tokens in prefixes.items():
+        (grad,) = torch.autograd.grad(logits[row].sum(), generator.embed.weight, retain_graph=True)
+        touched = set(torch.nonzero(grad.abs().sum(1)).squeeze(1).tolist())
+        assert touched == tokens | {generator.bos_token}, (row, sorted(touched))
     logits.sum().backward()
-    assert generator.head.weight.grad is not None
+    assert generator.head.weight.grad.abs().sum(1).gt(0).all()  # every token's logit is trained

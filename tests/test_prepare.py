@@ -26,7 +26,7 @@ def cfg(tmp_path: Path, **overrides: object) -> dict:
     base = {
         "source": "midi_dir",
         "cache_dir": str(tmp_path / "cache"),
-        "seed": 0,
+        "split_seed": 0,
         "workers": 1,
         "timeout_s": 20,
         "min_notes": 4,
@@ -298,7 +298,7 @@ def test_real_collections_prepare_into_c(tmp_path: Path, source: str, limit: int
         {
             "source": source,
             "cache_dir": str(tmp_path),
-            "seed": 0,
+            "split_seed": 0,
             "workers": 1,
             "limit": limit,
             "min_notes": 8,

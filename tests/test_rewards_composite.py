@@ -70,7 +70,7 @@ def test_unknown_name_lists_the_known_ones() -> None:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [("README.md", "### Custom rewards"), ("docs/rewards.md", "## Custom rewards")]
+DOCS = [("README.md", "## Your own reward"), ("docs/rewards.md", "## Custom rewards")]
 
 
 def doc_example(name: str, heading: str) -> tuple[str, str]:

@@ -13,7 +13,6 @@ import pytest
 import torch
 from rlmusic.envs.composition import CompositionEnv
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -23,7 +22,6 @@ from rlmusic.algos.sb3.ppo import GeneratorPPO
 from rlmusic.algos.sb3.ppo_policy import GeneratorPolicy, generator_policy_kwargs
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import (
-    LSTMConfig,
     MusicTransformer,
     NoteLSTM,
     TransformerConfig,
@@ -35,6 +33,7 @@ from rlmusic.models.sampling import sample_seeded
 from rlmusic.tasks import finetune
 from tests.conftest import make_tiny_checkpoint
 from tests.sb3_helpers import (
+    LENGTH,
     RL_TUNER_TERMS,
     Crash,
     assert_same_weights,
@@ -43,33 +42,11 @@ from tests.sb3_helpers import (
     finetune_and_measure_theory_gain,
     finetune_config,
     kill_9_then_resume,
+    lstm,
+    make_ppo,
+    one_rollout,
     weights_changed,
 )
-
-LENGTH = 8
-
-
-def lstm(seed: int = 0, dropout: float = 0.0, layers: int = 1) -> NoteLSTM:
-    torch.manual_seed(seed)
-    config = LSTMConfig(embed_dim=8, hidden_size=16, num_layers=layers, dropout=dropout)
-    return NoteLSTM(config).eval()
-
-
-def make_ppo(generator: torch.nn.Module, n_envs: int = 2, **kwargs: object) -> GeneratorPPO:
-    env = DummyVecEnv([lambda: CompositionEnv(length=LENGTH)] * n_envs)
-    options = dict(n_steps=2 * LENGTH, batch_size=16, n_epochs=1, seed=0, device="cpu")
-    # without a prior: RL Tuner's mode (the environment's own reward, nothing added)
-    options["kl_mode"] = "penalty" if "prior" in kwargs else "prior_reward"
-    options.update(kwargs)
-    value_lr = options.pop("value_lr", None)
-    model = GeneratorPPO(
-        GeneratorPolicy,
-        env,
-        policy_kwargs=generator_policy_kwargs(generator, value_lr),
-        **options,
-    )
-    model.policy.load_generator(generator)
-    return model
 
 
 def step_observations(melody: torch.Tensor, vocab: int) -> torch.Tensor:
@@ -255,25 +232,6 @@ def test_model_zip_rebuilds_the_policy_from_plain_config(tmp_path: Path) -> None
 
 
 # ---- KL control -----------------------------------------------------------------------------------
-
-
-class EnvRewards(BaseCallback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.rewards: list[np.ndarray] = []
-
-    def _on_step(self) -> bool:
-        self.rewards.append(np.array(self.locals["rewards"], dtype=np.float32))
-        return True
-
-
-def one_rollout(model: GeneratorPPO) -> tuple[np.ndarray, np.ndarray]:
-    """Collect one rollout; return the env's own rewards and the played notes (E, steps)."""
-    seen = EnvRewards()
-    _, callback = model._setup_learn(10**6, seen)
-    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
-    env_rewards = np.stack(seen.rewards)  # (n_steps, n_envs)
-    return env_rewards, model.rollout_buffer.actions[..., 0].astype(np.int64)
 
 
 @pytest.mark.parametrize("mode", ["prior_reward", "penalty", "split"])

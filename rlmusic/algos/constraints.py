@@ -13,7 +13,7 @@ RLHF", do for composite rewards):
 
 for an "at least" target (the sign flips for "at most"), once per batch, from the batch's own
 statistic counted exactly as ``rlmusic evaluate`` counts it
-(:func:`rlmusic.evaluation.metrics.composition_stats`): projected gradient ascent on the
+(:func:`rlmusic.rewards.statistics.composition_stats`): projected gradient ascent on the
 Lagrangian (the integral) with a proportional term, the PID Lagrangian of Stooke et al. 2020
 ("Responsive Safety in Reinforcement Learning by PID Lagrangian Methods") without its
 derivative. While the target is missed the rule pays more; once it is passed the rule pays
@@ -37,9 +37,9 @@ pay for holding the tonic, not only with the tonic rule) is paid back down.
 Config (``reward.constraints``), keyed by the rule term whose weight the multipliers scale::
 
     constraints:
-      tonic: {at_least: 0.30, at_most: 0.34}   # compositions starting with tonic
-      leap_resolution: {at_least: 0.92}        # leaps resolved (the original's detector)
-      motif: {at_least: 0.42}                  # notes in motif (per step)
+      tonic: {at_least: 0.30, at_most: 0.34}   # eval/compositions_starting_with_tonic
+      leap_resolution: {at_least: 0.92}        # eval/leaps_resolved (the original's detector)
+      motif: {at_least: 0.42}                  # eval/notes_in_motif (per step)
 
 The multipliers are a trainer's state: saved in its resume point, logged per iteration as
 ``constraint/<term>/statistic``, ``.../at_least``, ``.../at_most`` and ``.../multiplier``. ``reward.constraint_lr``,
@@ -57,22 +57,23 @@ from typing import Any
 import numpy as np
 
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.evaluation.metrics import KeySpec, composition_stats
+from rlmusic.evaluation.table_rows import row_name
 from rlmusic.rewards.base import RewardError
 from rlmusic.rewards.composite import CompositeReward
+from rlmusic.rewards.statistics import KeySpec, Statistic, composition_stats
 
 log = logging.getLogger(__name__)
 
-# the rule term -> the table row (as `rlmusic evaluate` counts it) that its targets bound, and
-# whether the term's reward rises with that row (True: it pays for it) or falls (a penalty)
-STATISTIC_OF_TERM = {
-    "tonic": ("compositions starting with tonic", True),
-    "leap_resolution": ("leaps resolved", True),
-    "motif": ("notes in motif", True),
-    "repeated_motif": ("notes in repeated motif", True),
-    "unique_extremes": ("unique max note", True),
-    "key": ("notes not in key", False),
-    "repetition": ("notes excessively repeated", False),
+# the rule term -> the statistic (as `rlmusic evaluate` counts it) that its targets bound, and
+# whether the term's reward rises with it (True: it pays for it) or falls (a penalty)
+STATISTIC_OF_TERM: dict[str, tuple[Statistic, bool]] = {
+    "tonic": (Statistic.TONIC_START, True),
+    "leap_resolution": (Statistic.LEAPS_RESOLVED, True),
+    "motif": (Statistic.NOTES_IN_MOTIF, True),
+    "repeated_motif": (Statistic.NOTES_IN_REPEATED_MOTIF, True),
+    "unique_extremes": (Statistic.UNIQUE_MAX, True),
+    "key": (Statistic.NOTES_NOT_IN_KEY, False),
+    "repetition": (Statistic.NOTES_EXCESSIVELY_REPEATED, False),
 }
 BOUNDS = ("at_least", "at_most")
 
@@ -109,7 +110,7 @@ class Constraint:
     ``[at_least, at_most]`` on ``statistic`` (either end may be left open)."""
 
     term: str
-    statistic: str
+    statistic: Statistic
     base_weight: float
     bounds: list[Bound]
 
@@ -302,7 +303,7 @@ def build_constraints(
     log.info(
         "reward constraints: %s",
         ", ".join(
-            f"{c.statistic} "
+            f"{row_name(c.statistic)} "  # the log reads as the evaluation's table
             + " and ".join(
                 f"{'>=' if b.kind == 'at_least' else '<='} {b.target:g}" for b in c.bounds
             )

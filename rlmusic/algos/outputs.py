@@ -75,16 +75,19 @@ def finish_run(
         tuned: the weights saved as a generator.
         sampler: the policy that plays (the tuned generator itself, or e.g. G-learning's
             ``softmax(G + log p_prior)``).
-        info: recorded in the checkpoint (``tuned_from`` and the algorithm are added).
+        info: recorded in the checkpoint, with ``tuned_from`` (the start model), ``reference``
+            (the KL reference's spec) and, when the reward uses learned critics, ``critics``
+            (``setup.critics``): the checkpoint's one write.
     """
     from rlmusic.models import save_checkpoint
 
+    # the KL reference the run was held to (by default the start model itself), the critics
+    # it was rewarded by
+    recorded: dict[str, Any] = {"tuned_from": setup.checkpoint, "reference": setup.reference.spec}
+    if setup.critics:
+        recorded["critics"] = setup.critics
     path = save_checkpoint(
-        setup.run_dir / "tuned.safetensors",
-        tuned,
-        setup.encoding,
-        # the KL reference the run was held to (by default the start model itself)
-        info={"tuned_from": setup.checkpoint, "reference": setup.reference.spec, **info},
+        setup.run_dir / "tuned.safetensors", tuned, setup.encoding, info={**recorded, **info}
     )
     samples = write_midi_samples(
         sampler,

@@ -49,6 +49,9 @@ class FinetuneSetup:
         n_samples: MIDI samples written per sample folder.
         time_s: wall-clock budget (None: none); every algorithm stops at a clean resume point.
         hooks: extra per-iteration callables an algorithm may honour (e.g. a critic's refresh).
+        critics: the learned critics the reward's terms use, by term (which checkpoint, why,
+            its validation figures: ``rlmusic.critics.auto.CriticChoice.record``), recorded in
+            the tuned checkpoint (``info["critics"]``).
     """
 
     generator: nn.Module
@@ -64,6 +67,7 @@ class FinetuneSetup:
     time_s: float | None = None
     hooks: list[Any] = field(default_factory=list)
     constraints: RuleConstraints | None = None  # reward.constraints: multipliers on rule weights
+    critics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def env_reward(self) -> CompositeReward:
         """The task reward plus ``weight * log p_prior``: RL Tuner's per-step reward."""
@@ -105,6 +109,7 @@ def build_setup(
     length: int = 32,
     n_samples: int = 8,
     time_s: float | None = None,
+    critics: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> FinetuneSetup:
     """Load the start model, build the task reward and the reference, seed torch.
 
@@ -119,6 +124,7 @@ def build_setup(
         length: steps per composition (>= 2).
         n_samples: MIDI samples per sample folder.
         time_s: wall-clock budget (None: none).
+        critics: the reward's critics' records, by term (:attr:`FinetuneSetup.critics`).
 
     Raises:
         ValueError: a length below 2, a start checkpoint that is a G-learning policy (two
@@ -157,6 +163,7 @@ def build_setup(
         n_samples=int(n_samples),
         time_s=None if time_s is None else float(time_s),
         constraints=constraints,
+        critics={str(term): dict(record) for term, record in (critics or {}).items()},
     )
 
 

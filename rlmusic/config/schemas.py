@@ -30,7 +30,7 @@ class DataSchema:
     source: str = MISSING
     path: str | None = None
     cache_dir: str = MISSING
-    seed: int = MISSING
+    split_seed: int = MISSING  # the held-out split (rlmusic.data.split), not the run's seed
     valid_fraction: float = MISSING
     test_fraction: float = MISSING
     workers: Any = MISSING  # "auto" or an int
@@ -187,7 +187,6 @@ class FinalEvalSchema:
     enabled: bool = False
     n: int = 200
     seed: int = 0
-    data_seed: int | None = 0
     critic: FinalEvalCriticSchema = field(default_factory=lambda: FinalEvalCriticSchema())
 
 

@@ -6,19 +6,20 @@ The default reward's realism term (conf/reward/default.yaml) names ``checkpoint:
 
 * **shipped** -- ``pretrained:discriminator`` when ``data`` is the corpus it was trained on:
   its record's ``trained.real.data`` (``all``), read whole (no ``limit``, the default
-  ``min_notes``, as scripts/build_discriminator.sh built it). The start model does not enter
+  ``min_notes``, as scripts/build_discriminator.sh built it) and split as it was (the default
+  ``split_seed`` and fractions: another split would hold out tunes it learnt). The start model does not enter
   this choice: realism is the data's, the shipped critic's runs (docs/finetuning.md) start from
   both shipped generators, and a folk model of one's own would otherwise retrain a folk critic.
 * **cached** -- otherwise the discriminator trained on this data against this start model, kept
-  as a train-critic run folder ``<data.cache_dir>/critics/<key>/`` (``critic.safetensors``,
-  ``critic.log``, ``metrics.json``, ``config.yaml``). The key digests the data's train split
-  (token content, so a renamed folder or a re-prepared cache of the same tunes keeps it), the
-  start model's weights, the encoding and :class:`AutoCriticSettings`.
-* **trained** -- otherwise one is trained now, when the caller passes ``train`` (``rlmusic
-  finetune`` does: the ``rlmusic train-critic critic=discriminator`` code path, real windows of
-  the train split against the start model's samples, a fixed number of seeded steps), and
-  cached under that key. Without ``train`` (``build_reward``: ``rlmusic compare``, scripts) a
-  missing critic is an error that says how to get one.
+  in ``<data.cache_dir>/critics/<key>/`` (:mod:`rlmusic.critics.auto_cache`: the key digests the
+  train split's tokens, the start model's weights, the encoding and
+  :class:`~rlmusic.critics.auto_cache.AutoCriticSettings`).
+* **trained** -- otherwise one is trained now when the caller asks (``train=True``: ``rlmusic
+  finetune`` does) by :func:`rlmusic.critics.training.train_corpus_discriminator`, the code
+  ``rlmusic train-critic critic=discriminator`` runs: real windows of the train split against
+  the start model's samples, a fixed number of seeded steps; and cached under that key. Without
+  ``train`` (``build_reward``: ``rlmusic compare``, scripts) a missing critic is an error that
+  says how to get one.
 
 Without a ``data`` config (``build_reward(cfg, encoding)`` alone) there is nothing to follow:
 ``auto`` is the shipped critic, with a warning naming it. Any other ``checkpoint`` is used as
@@ -29,84 +30,39 @@ record (:meth:`CriticChoice.record`) for the run's tuned checkpoint.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import torch
-from torch import nn
-
+from rlmusic.critics.auto_cache import (
+    SETTINGS_KEY,
+    AutoCriticSettings,
+    cache_key,
+    complete,
+    critics_dir,
+    model_identity,
+    train_into,
+    tunes_identity,
+)
 from rlmusic.critics.io import DEFAULT_NAME, read_critic_record
-from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.rewards.base import RewardError
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
 SHIPPED = "pretrained:discriminator"
-CRITICS_DIR = "critics"  # under data.cache_dir
-SETTINGS_KEY = "auto"  # reward.extra.<term>.auto: {steps, windows, samples}: AutoCriticSettings
-KEY_VERSION = 1  # bump when what an auto critic trains on changes: every cached one retrains
-# the data keys that choose which tunes a corpus holds, as the shipped critic was built
-# (scripts/build_discriminator.sh: data=all at conf/data/all.yaml's defaults)
-SHIPPED_DATA = {"path": None, "limit": None, "min_notes": 8}
-
-
-@dataclass(frozen=True)
-class AutoCriticSettings:
-    """How an ``auto`` critic trains (the rest is conf/critic/discriminator.yaml).
-
-    ``steps`` is a step count, not a time (the same weights on any machine). Measured on one
-    thread of a shared 2-core machine, 160 Renaissance MIDI files (146 train tunes) against a
-    note LSTM fine-tuned on them: 58 s in all (8 s sampling, 46 s for 600 steps), held-out
-    accuracy 0.756, AUC 0.820. On 148 Palestrina top voices against an LSTM trained on them,
-    300 / 600 / 1,000 steps reached AUC 0.73 / 0.91 / 0.94: past 600 steps more time buys
-    little, and a busy machine stays under two minutes.
-    """
-
-    steps: int = 600
-    windows: int = 8192  # real windows cut from the train split (held-out share included)
-    samples: int = 4096  # compositions sampled from the start model
-    length: int = 32  # steps per window and sample, as the shipped critic's: it scores every
-    # prefix, so like the shipped one it serves a run of any length
-    seed: int = 0  # the critic's weights, tune split, windows and samples
-
-    @classmethod
-    def from_spec(cls, node: Mapping[str, Any] | None) -> AutoCriticSettings:
-        node = dict(node or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(node) - known)
-        if unknown:
-            raise RewardError(
-                f"reward.extra.<term>.{SETTINGS_KEY} has no key(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        return cls(**{k: int(v) for k, v in node.items()})
-
-
-@dataclass
-class TrainRequest:
-    """What a ``train`` callback trains: a discriminator on ``corpus``'s train split against
-    ``start``'s samples, written as a train-critic run folder into ``out``."""
-
-    data: dict[str, Any]  # the data config (its seed: the split the corpus carries)
-    corpus: Any  # rlmusic.data.corpus.Corpus, already prepared
-    start: str  # the generator spec whose samples are the generated side
-    encoding: MelodyEncoding
-    settings: AutoCriticSettings
-    out: Path
-    device: str
-
-
-Trainer = Callable[[TrainRequest], Mapping[str, Any]]  # -> train-critic's result (wall_s, ...)
+# the data keys that choose which tunes a corpus holds and which of them are its train split,
+# as the shipped critic was built (scripts/build_discriminator.sh: data=all at
+# conf/data/all.yaml's defaults)
+SHIPPED_DATA = {
+    "path": None,
+    "limit": None,
+    "min_notes": 8,
+    "split_seed": 0,
+    "valid_fraction": 0.05,
+    "test_fraction": 0.05,
+}
 
 
 @dataclass
@@ -169,47 +125,6 @@ class CriticChoice:
         }
 
 
-# ---- identities --------------------------------------------------------------------------------
-def model_identity(model: nn.Module) -> str:
-    """A digest of a generator's weights (names, dtypes, shapes, values) and class."""
-    digest = hashlib.sha256(type(model).__name__.encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        value = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}:{value.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes())  # the bytes, any dtype
-    return digest.hexdigest()[:16]
-
-
-def tunes_identity(tunes: list[np.ndarray]) -> str:
-    """A digest of token sequences, in order (a corpus split's content)."""
-    digest = hashlib.sha256()
-    for tune in tunes:
-        array = np.ascontiguousarray(tune, dtype=np.int64)
-        digest.update(len(array).to_bytes(8, "little"))
-        digest.update(array.tobytes())
-    return digest.hexdigest()[:16]
-
-
-def cache_key(
-    train_tunes: str, start: str, encoding: MelodyEncoding, settings: AutoCriticSettings
-) -> str:
-    """The cache key of an auto critic: what it trains on, against, and how."""
-    blob = {
-        "version": KEY_VERSION,
-        "train_tunes": train_tunes,
-        "start": start,
-        "encoding": asdict(encoding),
-        "settings": asdict(settings),
-    }
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def critics_dir(data: Mapping[str, Any]) -> Path:
-    """Where auto critics are cached: ``<data.cache_dir>/critics``."""
-    base = data.get("cache_dir") or Path.home() / ".cache" / "rlmusic"
-    return Path(str(base)).expanduser() / CRITICS_DIR
-
-
 def shipped_fits(data: Mapping[str, Any]) -> tuple[bool, str]:
     """Whether ``data`` is the corpus the shipped discriminator was trained on, and why not."""
     record = read_critic_record(SHIPPED, "discriminator")
@@ -221,79 +136,6 @@ def shipped_fits(data: Mapping[str, Any]) -> tuple[bool, str]:
         if data.get(key, value) != value:
             return False, f"data.{key}={data.get(key)}, the shipped critic read {key}={value}"
     return True, ""
-
-
-# ---- training ----------------------------------------------------------------------------------
-def train_critic_config(request: TrainRequest) -> Any:
-    """The ``rlmusic train-critic critic=discriminator`` config that trains ``request``:
-    conf/critic/discriminator.yaml with the start model as the generated side and the
-    :class:`AutoCriticSettings`, a fixed step count (no time cap)."""
-    from importlib.resources import files
-
-    from omegaconf import OmegaConf
-
-    s = request.settings
-    critic = OmegaConf.load(str(files("rlmusic.conf") / "critic" / "discriminator.yaml"))
-    critic.real.windows = s.windows
-    critic.fake.generators = [request.start]
-    critic.fake.n = s.samples
-    critic.train.steps = s.steps
-    critic.train.time_s = None  # steps, not seconds: the same weights on any machine
-    return OmegaConf.create(
-        {
-            "encoding": asdict(request.encoding),
-            "data": dict(request.data),
-            "critic": critic,
-            "seed": s.seed,
-            "device": request.device,
-            "threads": None,  # the caller's torch threads
-            "length": s.length,
-            "out": str(request.out),
-            "progress": False,
-        }
-    )
-
-
-def _complete(folder: Path) -> bool:
-    """A cached critic that reads back (a damaged one is trained again, not trusted)."""
-    if not (folder / DEFAULT_NAME).is_file():
-        return False
-    try:
-        read_critic_record(folder, "discriminator")
-        return True
-    except Exception as exc:  # CheckpointError and whatever a torn file raises
-        log.warning("cached critic %s does not read back (%s); training it again", folder, exc)
-        return False
-
-
-def _train_into(folder: Path, request: TrainRequest, train: Trainer) -> float:
-    """Train into a scratch folder beside ``folder``, then rename it into place: an interrupted
-    run never leaves half a critic, and of two runs training the same one the first to finish
-    wins (the other's is dropped)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        request.out = scratch
-        result = train(request)
-        _rename_inside(scratch, folder)
-        if folder.exists() and not _complete(folder):
-            shutil.rmtree(folder)  # a damaged earlier one
-        try:
-            os.rename(scratch, folder)
-        except OSError:  # another process put the same critic there first
-            if not _complete(folder):
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return float(result.get("wall_s", float("nan")))
-
-
-def _rename_inside(scratch: Path, folder: Path) -> None:
-    """The run folder's own records name the folder it will live in, not the scratch one."""
-    for name in ("metrics.json", "config.yaml"):
-        path = scratch / name
-        if path.is_file():
-            path.write_text(path.read_text().replace(str(scratch), str(folder)))
 
 
 # ---- resolution --------------------------------------------------------------------------------
@@ -321,22 +163,23 @@ def resolve_discriminator(
     start: str | None,
     settings: AutoCriticSettings | None = None,
     device: str = "cpu",
-    train: Trainer | None = None,
+    train: bool = False,
 ) -> CriticChoice:
     """The critic ``checkpoint: auto`` means for ``data`` and the start model ``start``.
 
     Args:
         term: the reward.extra name (for messages and the record).
-        data: the data config (``source``, ``path``, ``seed`` (the split), ``cache_dir``, ...).
+        data: the data config (``source``, ``path``, ``split_seed`` (the split), ``cache_dir``,
+            ...).
         start: the start model's spec: the generated side of a trained critic (the corpus is
             read in its encoding); needed unless the shipped critic fits.
         settings: how a critic trains (None: :class:`AutoCriticSettings`'s defaults).
-        device: where it trains.
-        train: trains a missing critic; None makes a missing one an error.
+        device: where it trains (``auto``, ``cpu``, ``cuda``, ...).
+        train: train a missing critic (and cache it); False makes a missing one an error.
 
     Raises:
         RewardError: no start model to train against, or no critic for this data and start
-            model yet and no ``train``.
+            model yet and ``train`` is False.
     """
     fits, why = shipped_fits(data)
     if fits:
@@ -345,6 +188,7 @@ def resolve_discriminator(
         )
     from rlmusic.data.prepare import prepare_corpus
     from rlmusic.models import load_generator
+    from rlmusic.runtime import resolve_device
 
     if start is None:
         raise RewardError(
@@ -366,11 +210,11 @@ def resolve_discriminator(
     key = cache_key(tunes_identity(tunes), model_identity(generator), encoding, settings)
     folder = critics_dir(data) / key
     reason, where = f" -- {why}", describe_data(data)
-    if _complete(folder):
+    if complete(folder):
         return _choice_from(
             term, str(folder / DEFAULT_NAME), "cached", reason=reason, key=key, data=where
         )
-    if train is None:
+    if not train:
         raise RewardError(
             f"reward.extra.{term}.checkpoint=auto: no discriminator trained on data={where} "
             f"against {start} yet ({why}). "
@@ -383,8 +227,7 @@ def resolve_discriminator(
         "(%d steps; cached as %s)",
         term, len(tunes), where, start, settings.steps, folder,
     )  # fmt: skip
-    request = TrainRequest(dict(data), corpus, start, encoding, settings, folder, device)
-    wall = _train_into(folder, request, train)
+    wall = train_into(folder, corpus, data, start, settings, resolve_device(device))
     return _choice_from(
         term, str(folder / DEFAULT_NAME), "trained", reason=reason, key=key, data=where, wall_s=wall
     )
@@ -395,9 +238,10 @@ def resolve_auto_critics(
     data: Mapping[str, Any] | None,
     start: str | None,
     device: str = "cpu",
-    train: Trainer | None = None,
+    train: bool = False,
 ) -> tuple[dict[str, Any], list[CriticChoice]]:
-    """Every discriminator term of ``reward_cfg.extra``, its checkpoint made concrete.
+    """Every discriminator term of ``reward_cfg.extra``, its checkpoint made concrete
+    (:func:`resolve_discriminator`; ``train``: train and cache a missing ``auto`` critic).
 
     Returns:
         A copy of ``reward_cfg`` whose ``auto`` checkpoints are paths or specs (and without the

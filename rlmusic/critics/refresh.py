@@ -107,7 +107,9 @@ def refresh_hook(
 
     Args:
         reward: the task reward (its discriminator terms are refreshed in place).
-        real_tunes: whole tunes (the corpus train split) the real windows are cut from.
+        real_tunes: whole tunes the real windows are cut from: the corpus train split, of
+            ``data.split_seed`` (:mod:`rlmusic.data.split`), so never a tune the run's held-out
+            evaluation scores against, whatever the run's seed.
         length: steps per window (the compositions' length).
         every: iterations between refreshes.
         steps: optimizer steps per refresh.

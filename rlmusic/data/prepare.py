@@ -3,7 +3,8 @@
 ``prepare_corpus(data_cfg, encoding)`` is the one entry point; each music21 collection (or a
 MIDI folder) is cached on its own as ``<cache_dir>/<source>-<encoding key>-<input key>.npz``,
 so ``data=all`` reuses ``data=essen`` and any change of encoding, reader or input files
-re-prepares. The split is recomputed from ``data.seed`` on every load (a cheap hash).
+re-prepares. The split is recomputed from ``data.split_seed`` on every load (a cheap hash;
+:mod:`rlmusic.data.split`): a fixed number, not the run's seed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from rlmusic.data.corpus import Corpus, CorpusError, split_of
+from rlmusic.data.corpus import Corpus, CorpusError
 from rlmusic.data.encoding import MelodyEncoding, Note
 from rlmusic.data.melody import (
     cap_long_notes,
@@ -48,6 +49,7 @@ from rlmusic.data.sources import (
     collection_items,
     midi_dir_items,
 )
+from rlmusic.data.split import HeldOutSplit
 
 log = logging.getLogger(__name__)
 
@@ -405,11 +407,15 @@ def merge_corpora(parts: list[Corpus], encoding: MelodyEncoding) -> Corpus:
 def prepare_corpus(
     data_cfg: Mapping[str, Any], encoding: MelodyEncoding, progress: bool = True
 ) -> Corpus:
-    """Prepare (or load from cache) the corpus a ``data`` config names, split by its seed.
+    """Prepare (or load from cache) the corpus a ``data`` config names, split by its
+    ``split_seed`` (:class:`rlmusic.data.split.HeldOutSplit`).
 
     Raises:
-        CorpusError: unknown source, a missing folder, or no usable tune at all.
+        CorpusError: unknown source, a missing folder, fractions that leave no train split, or
+            no usable tune at all.
+        ConfigError: the config sets ``data.seed`` (renamed ``data.split_seed``).
     """
+    split = HeldOutSplit.from_cfg(data_cfg)  # before any parsing: a bad split fails at once
     source = str(data_cfg.get("source", "all"))
     if source not in SOURCES:
         raise CorpusError(f"unknown data.source {source!r}; known: {', '.join(SOURCES)}")
@@ -427,16 +433,5 @@ def prepare_corpus(
         raise CorpusError(
             f"no usable tune in {where} ({len(merged.rejected)} inputs rejected: {', '.join(reasons) or 'none found'})"
         )
-    seed = int(data_cfg.get("seed", 0))
-    valid, test = (
-        float(data_cfg.get("valid_fraction", 0.05)),
-        float(data_cfg.get("test_fraction", 0.05)),
-    )
-    if not (0 <= valid and 0 <= test and valid + test < 1):
-        raise CorpusError(
-            f"data.valid_fraction={valid} and data.test_fraction={test} must leave a train split"
-        )
-    merged.split = np.array(
-        [split_of(str(t), seed, valid, test) for t in merged.metadata["tune_id"]]
-    )
+    merged.split = split.assign(merged.metadata["tune_id"])
     return merged

@@ -19,7 +19,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rlmusic.rewards.statistics import Statistic
+
 LOGP_SLACK = 0.5  # nats per onset the tuned model may lose under the start model
+# the end-of-run evaluation's namespace; here, the lowest module that names its metrics
+EVAL_PREFIX = "eval/"
 
 
 @dataclass(frozen=True)
@@ -37,19 +41,32 @@ class Check:
         return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
 
 
+def eval_metric(statistic: Statistic) -> str:
+    """A statistic's ``eval/*`` metric: its identifier's value, which never changes.
+
+    >>> eval_metric(Statistic.TONIC_START)
+    'eval/compositions_starting_with_tonic'
+    """
+    return EVAL_PREFIX + statistic.value
+
+
 CHECKS = (
-    Check("notes excessively repeated <= 0.1%", "eval/notes_excessively_repeated", high=0.001),
-    Check("notes not in key <= 1.0%", "eval/notes_not_in_key", high=0.01),
-    Check("tonic start >= 28.8%", "eval/compositions_starting_with_tonic", low=0.288),
-    Check("leaps resolved >= 91.1%", "eval/leaps_resolved", low=0.911),
-    Check("notes in motif >= 40%", "eval/notes_in_motif", low=0.40),
-    Check("distinct >= 90%", "eval/distinct_share", low=0.90),
-    Check("interval L1 <= 0.20", "eval/interval_l1", high=0.20),
-    Check("onsets 9-16 per piece", "eval/onsets_per_piece", low=9.0, high=16.0),
+    Check(
+        "notes excessively repeated <= 0.1%",
+        eval_metric(Statistic.NOTES_EXCESSIVELY_REPEATED),
+        high=0.001,
+    ),
+    Check("notes not in key <= 1.0%", eval_metric(Statistic.NOTES_NOT_IN_KEY), high=0.01),
+    Check("tonic start >= 28.8%", eval_metric(Statistic.TONIC_START), low=0.288),
+    Check("leaps resolved >= 91.1%", eval_metric(Statistic.LEAPS_RESOLVED), low=0.911),
+    Check("notes in motif >= 40%", eval_metric(Statistic.NOTES_IN_MOTIF), low=0.40),
+    Check("distinct >= 90%", EVAL_PREFIX + "distinct_share", low=0.90),
+    Check("interval L1 <= 0.20", EVAL_PREFIX + "interval_l1", high=0.20),
+    Check("onsets 9-16 per piece", eval_metric(Statistic.ONSETS_PER_PIECE), low=9.0, high=16.0),
 )
 LOGP_CHECK = f"log p per onset within {LOGP_SLACK} nats of the start model's"
-LOGP_METRIC = "eval/prior_logp_per_onset"  # the tuned pieces under the start model
-REFERENCE_LOGP_METRIC = "eval/reference_logp_per_onset"  # the start model's own pieces
+LOGP_METRIC = EVAL_PREFIX + "prior_logp_per_onset"  # the tuned pieces under the start model
+REFERENCE_LOGP_METRIC = EVAL_PREFIX + "reference_logp_per_onset"  # the start model's own pieces
 
 
 def check_results(metrics: Mapping[str, float]) -> dict[str, bool | None]:

@@ -10,7 +10,8 @@ Specs (``models.NAME=SPEC``):
   each file's opening ``length`` steps (:func:`rlmusic.critics.midi_folder_windows`: read with
   ``load_melody``, a short one ends in a rest); more than ``n`` files: a seeded choice of ``n``.
 * ``heldout`` (or ``corpus:test``) — openings of the corpus test split, disjoint from the ones
-  the realism measures compare against (see :func:`split_heldout`).
+  the realism measures compare against (see :func:`split_heldout`); the same openings at every
+  run seed (the division is keyed by ``data.split_seed``).
 """
 
 from __future__ import annotations
@@ -91,7 +92,10 @@ def split_heldout(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(reference, column pool)``: a seeded shuffle of the held-out openings, the first
     ``column`` (at most half) for a held-out column and the rest as the realism reference, so
-    the column is never compared with itself (0 is no column: all of them are the reference)."""
+    the column is never compared with itself (0 is no column: all of them are the reference).
+
+    ``seed`` is the data's split seed (``data.split_seed``), not the run's: a comparison at
+    another seed shows and measures against the same held-out pieces."""
     rows = np.stack([np.asarray(o, np.int64) for o in openings]) if len(openings) else None
     if rows is None:
         raise ConfigError(

@@ -10,16 +10,18 @@ two-sample test passed); 1.0: every piece gives itself away.
 The real side is every note-onset window of the held-out tunes (the test split, which no
 shipped model trained on), not only their openings: hundreds of openings gave the test too
 little power to separate a tuned model from the supervised one. The tunes are split **by
-tune** (seeded) into
+tune**, keyed by the data's split seed (``split_seed``, not the run's seed: every seed tests
+against the same tunes on the same sides), into
 
 * a reference half, itself split by tune into windows the critic fits and windows it is scored
   on, so no tune is both learned and scored;
 * a sanity half, which plays "the model" in the sanity row: real against real, where a critic
   that finds a difference is fooling itself (expect 0.5 within the interval).
 
-The interval resamples what the critic is scored on: real windows in whole tunes (windows of
-one tune are not independent), the model's pieces one by one. It shows the test set's
-uncertainty, not the spread of retraining.
+The run's ``seed`` draws the rest: which windows of those tunes, the critic's weights and
+batches, the model's pieces' split, the bootstrap. The interval resamples what the critic is
+scored on: real windows in whole tunes (windows of one tune are not independent), the model's
+pieces one by one. It shows the test set's uncertainty, not the spread of retraining.
 """
 
 from __future__ import annotations
@@ -117,10 +119,13 @@ class Side:
         seed: int,
         start: str = "onset",
         steps_per_bar: int = 16,
+        split_seed: int | None = None,
     ) -> Side:
-        """Real tunes: split by tune (seeded), then up to ``windows`` note-onset windows of
-        ``length`` steps cut from each share."""
-        fit_ids, held_ids = seeded_split(len(tunes), holdout, seed)
+        """Real tunes: split by tune (keyed by ``split_seed``; None: ``seed``), then up to
+        ``windows`` note-onset windows of ``length`` steps cut from each share (``seed``)."""
+        fit_ids, held_ids = seeded_split(
+            len(tunes), holdout, seed if split_seed is None else split_seed
+        )
         rng = np.random.default_rng(seed)
         fit = cut_windows([tunes[i] for i in fit_ids], length, windows, rng, start, steps_per_bar)
         held, groups = [], []
@@ -146,16 +151,16 @@ def _grouped_share(correct: np.ndarray, groups: np.ndarray, weights: np.ndarray)
 
 
 def split_real_tunes(
-    tunes: Sequence[np.ndarray], length: int, seed: int
+    tunes: Sequence[np.ndarray], length: int, split_seed: int
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """``(reference, sanity)``: the tunes at least ``length`` steps long, halved by a seeded
-    permutation."""
+    """``(reference, sanity)``: the tunes at least ``length`` steps long, halved by a
+    permutation seeded with the data's split seed (the same halves for every run seed)."""
     usable = [np.asarray(t, np.int64) for t in tunes if len(t) >= length]
     if len(usable) < 4:
         raise ValueError(
             f"the critic test needs >= 4 held-out tunes of >= {length} steps, got {len(usable)}"
         )
-    order = np.random.default_rng(seed).permutation(len(usable))
+    order = np.random.default_rng(split_seed).permutation(len(usable))
     half = len(usable) // 2
     return [usable[i] for i in order[:half]], [usable[i] for i in order[half:]]
 
@@ -168,9 +173,11 @@ class CriticTest:
         vocab_size: the encoding's vocabulary.
         length: steps per piece (the models' pieces must have this length).
         cfg: the critic's size and budget.
-        seed: the tune split, the windows, the critic's weights and batches, the bootstrap.
+        seed: the windows, the critic's weights and batches, the pieces' split, the bootstrap.
         resamples: bootstrap resamples behind each interval.
         confidence: the intervals' level.
+        split_seed: how the tunes are divided (reference / sanity halves, fit / scored tunes):
+            the data's ``split_seed``, so the run's ``seed`` never moves a tune between sides.
     """
 
     def __init__(
@@ -183,18 +190,21 @@ class CriticTest:
         resamples: int = 1000,
         confidence: float = 0.95,
         steps_per_bar: int = 16,
+        split_seed: int = 0,
     ) -> None:
         self.cfg = cfg or CriticTestConfig()
         self.vocab_size, self.length, self.seed = vocab_size, length, seed
         self.resamples, self.confidence = resamples, confidence
-        reference, sanity = split_real_tunes(tunes, length, seed)
+        reference, sanity = split_real_tunes(tunes, length, split_seed)
         c = self.cfg
         self.real = Side.of_tunes(
-            reference, length, c.real_windows, c.holdout, seed, c.window_start, steps_per_bar
-        )
+            reference, length, c.real_windows, c.holdout, seed, c.window_start, steps_per_bar,
+            split_seed,
+        )  # fmt: skip
         self.sanity_side = Side.of_tunes(
-            sanity, length, c.real_windows, c.holdout, seed + 1, c.window_start, steps_per_bar
-        )
+            sanity, length, c.real_windows, c.holdout, seed + 1, c.window_start, steps_per_bar,
+            split_seed + 1,
+        )  # fmt: skip
         log.info(
             "critic test: %d + %d real windows (fit + scored, %d tunes), sanity %d + %d (%d tunes)",
             len(self.real.fit), len(self.real.held), len(reference),

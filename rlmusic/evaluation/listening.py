@@ -2,13 +2,15 @@
 
 Pair ``i`` holds piece ``i`` of each of two columns; a seeded coin puts one of them on the left
 (A) and the other on the right (B). Sample ids (``s000`` ..) come from a seeded shuffle of all
-the pieces, so neither an id nor a file name tells the model; ``key.json`` (for the
-experimenter, not the listener) maps them back. The page writes::
+the pieces, so neither an id nor a file name tells the model; the answer key (for the
+experimenter, not the listener) maps them back, and lives beside the page's folder, never in
+it, so ``DIR`` can be served to listeners as it is. The page writes::
 
     DIR/listen.html      the page (piano rolls embedded, style and script inline)
     DIR/samples/<id>.mid the pieces as MIDI: the preference loader's samples_dir
     DIR/audio/<id>.wav   what the page plays
-    DIR/key.json         sample id -> model, spec, index; pair -> which model is A
+    DIR.key.json         sample id -> model, spec, index; pair -> which model is A
+                         (:func:`key_path`: a sibling of DIR, not inside it)
 
 A listener clicks A, B or tie per pair (kept in the browser's localStorage across reloads) and
 downloads ``preferences.json``: ``[{pair_id, sample_a, sample_b, preferred}]``, which
@@ -105,6 +107,17 @@ preferences.json</button> <button type="button" id="clear">Clear answers</button
 """
 
 
+def key_path(out: str | Path) -> Path:
+    """Where the answer key of the page in ``out`` goes: ``<out>.key.json`` beside the folder
+    (``listen/`` -> ``listen.key.json``), outside what is served to listeners.
+
+    >>> key_path("studies/listen").as_posix().endswith("studies/listen.key.json")
+    True
+    """
+    out = Path(out).resolve()  # "." and "dir/" have a name only once resolved
+    return out.parent / f"{out.name}.key.json"
+
+
 def write_listening_page(
     columns: tuple[Column, Column],
     encoding: MelodyEncoding,
@@ -113,17 +126,26 @@ def write_listening_page(
     seed: int = 0,
     renderer: audio.Renderer | None = None,
     qpm: float = 80.0,
+    key_file: Path | None = None,
 ) -> Path:
-    """Write the page, its samples, audio and key into ``out``; returns the page's path.
-    ``renderer``: how the pieces sound (None: ``synth=auto`` at 44.1 kHz, a piano).
+    """Write the page, its samples and audio into ``out``, and its answer key to ``key_file``
+    (None: :func:`key_path` of ``out``); returns the page's path. ``renderer``: how the pieces
+    sound (None: ``synth=auto`` at 44.1 kHz, a piano).
 
     Raises:
-        ValueError: fewer than one piece in a column.
+        ValueError: fewer than one piece in a column, or a ``key_file`` inside ``out`` (the
+            listeners would be served the answers).
     """
     pairs = min(pairs, len(columns[0].tokens), len(columns[1].tokens))
     if pairs < 1:
         raise ValueError("the listening page needs at least one piece from each model")
     out = Path(out)
+    key_file = Path(key_file) if key_file is not None else key_path(out)
+    if key_file.resolve().is_relative_to(out.resolve()):
+        raise ValueError(
+            f"the answer key {key_file} would be served with the page in {out}: write it "
+            "outside that folder"
+        )
     (out / "samples").mkdir(parents=True, exist_ok=True)
     chosen = blind_pairs(pairs, seed)
     renderer = renderer or audio.renderer()
@@ -142,7 +164,8 @@ def write_listening_page(
             "a": columns[pair.a[1]].name, "b": columns[pair.b[1]].name,
         }  # fmt: skip
     study = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    (out / "key.json").write_text(json.dumps({"study": study, **key}, indent=2))
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(json.dumps({"study": study, **key}, indent=2))
     path = out / "listen.html"
     path.write_text(page(chosen, rolls, study, renderer.describe()), encoding="utf-8")
     return path

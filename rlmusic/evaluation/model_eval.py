@@ -12,8 +12,9 @@ Realism beside the rule statistics (they reward busyness and noise on their own)
   steps, 1..15 and >= 16) to held-out corpus melodies (openings of the test split).
 
 The table's primary rows are counted as the original evaluation counted them; the earlier
-ways of counting some rows follow as clearly named variants (:mod:`rlmusic.evaluation.metrics`
-defines every one).
+ways of counting some rows follow as clearly named variants (:mod:`rlmusic.rewards.statistics`
+defines every one). Statistics are keyed by :class:`~rlmusic.rewards.statistics.Statistic`;
+their text appears only in the printed table and :meth:`Evaluation.as_dict`.
 """
 
 from __future__ import annotations
@@ -25,43 +26,38 @@ import numpy as np
 import torch
 
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.evaluation.metrics import (
-    KeySpec,
-    abs_interval_l1,
-    composition_stats,
-    distinct_share,
-    duration_l1,
-    interval_l1,
-)
+from rlmusic.evaluation.metrics import abs_interval_l1, distinct_share, duration_l1, interval_l1
+from rlmusic.evaluation.table_rows import row_name, unit_of
 from rlmusic.models.base import Generator, sequence_log_probs
 from rlmusic.models.sampling import sample_seeded
+from rlmusic.rewards.statistics import KeySpec, Statistic, composition_stats
 
 
 @dataclass
 class Evaluation:
     """One model's numbers on ``n`` compositions of ``length`` steps.
 
-    ``table``: the paper's rows, counted as the original did; ``variants``: earlier ways of
-    counting some of them (per onset, "next note goes back"); ``realism``: the measures to
-    read beside them.
+    ``table``: the paper's statistics, counted as the original did; ``variants``: earlier ways
+    of counting some of them (per onset, "next note goes back"); ``realism``: the measures to
+    read beside them, by name (onsets per piece by its :class:`Statistic`).
     """
 
     name: str
     n: int
     length: int
-    table: dict[str, float]
+    table: dict[Statistic, float]
     realism: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-    variants: dict[str, float] = field(default_factory=dict)
+    variants: dict[Statistic, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
+        """A record for people (``final_eval.json``): every row under its shown text."""
+        rows = {**self.table, **self.variants, **self.realism}
         return {
             "name": self.name,
             "n": self.n,
             "length": self.length,
-            **self.table,
-            **self.variants,
-            **self.realism,
+            **{row_name(row): value for row, value in rows.items()},
         }
 
 
@@ -88,7 +84,7 @@ def evaluate_samples(
     stats = composition_stats(tokens, encoding, key)
     realism: dict[str, float] = {
         "distinct share": distinct_share(tokens),
-        "onsets per composition": stats.onsets_per_composition(),
+        Statistic.ONSETS_PER_PIECE: stats.onsets_per_composition(),
     }
     if reference is not None:
         realism["interval L1 to held-out"] = abs_interval_l1(tokens, reference, encoding)
@@ -127,29 +123,28 @@ def evaluate_model(
     return evaluation
 
 
+_S = Statistic
 PAPER_TABLE = {  # RL Tuner paper (Jaques et al. 2017), 100,000 compositions each, counted as
     # the original evaluation counted (rl_tuner_eval_metrics.py): "% of notes" rows over N x T
-    "notes excessively repeated": (0.633, 0.0, 0.0002, 0.0003),
-    "mean autocorrelation lag 1": (-0.16, -0.11, -0.10, 0.55),
-    "mean autocorrelation lag 2": (0.14, 0.03, -0.01, 0.31),
-    "mean autocorrelation lag 3": (-0.13, 0.03, 0.01, 0.17),
-    "notes not in key": (0.001, 0.01, 0.006, 0.287),
-    "compositions starting with tonic": (0.009, 0.288, 0.287, 0.0),
-    "leaps resolved": (0.772, 0.911, 0.90, 0.522),
-    "unique max note": (0.647, 0.564, 0.594, 0.371),
-    "unique min note": (0.494, 0.519, 0.583, 0.565),
-    "notes in motif": (0.059, 0.757, 0.738, 0.693),
-    "notes in repeated motif": (0.00007, 0.0011, 0.0009, 0.0001),
+    _S.NOTES_EXCESSIVELY_REPEATED: (0.633, 0.0, 0.0002, 0.0003),
+    _S.AUTOCORRELATION_LAG_1: (-0.16, -0.11, -0.10, 0.55),
+    _S.AUTOCORRELATION_LAG_2: (0.14, 0.03, -0.01, 0.31),
+    _S.AUTOCORRELATION_LAG_3: (-0.13, 0.03, 0.01, 0.17),
+    _S.NOTES_NOT_IN_KEY: (0.001, 0.01, 0.006, 0.287),
+    _S.TONIC_START: (0.009, 0.288, 0.287, 0.0),
+    _S.LEAPS_RESOLVED: (0.772, 0.911, 0.90, 0.522),
+    _S.UNIQUE_MAX: (0.647, 0.564, 0.594, 0.371),
+    _S.UNIQUE_MIN: (0.494, 0.519, 0.583, 0.565),
+    _S.NOTES_IN_MOTIF: (0.059, 0.757, 0.738, 0.693),
+    _S.NOTES_IN_REPEATED_MOTIF: (0.00007, 0.0011, 0.0009, 0.0001),
 }
 PAPER_COLUMNS = ("paper Note RNN", "paper Q")
 
-_NOT_PERCENT = ("mean autocorrelation",)
 
-
-def _fmt(row: str, value: float | None, percent: bool = True) -> str:
+def _fmt(value: float | None, percent: bool) -> str:
     if value is None or value != value:  # missing or nan
         return "n/a"
-    if percent and not row.startswith(_NOT_PERCENT):
+    if percent:
         return f"{100 * value:.2f}%"
     return f"{value:.3f}"
 
@@ -165,14 +160,16 @@ def format_table(evaluations: list[Evaluation], with_paper: bool = True) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     blank = ["", ""] if with_paper else []
     for row in PAPER_TABLE:
-        cells = [_fmt(row, e.table.get(row)) for e in evaluations]
+        percent = unit_of(row).percent
+        cells = [_fmt(e.table.get(row), percent) for e in evaluations]
         if with_paper:
-            cells += [_fmt(row, PAPER_TABLE[row][0]), _fmt(row, PAPER_TABLE[row][1])]
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+            cells += [_fmt(PAPER_TABLE[row][0], percent), _fmt(PAPER_TABLE[row][1], percent)]
+        lines.append(f"| {row_name(row)} | " + " | ".join(cells) + " |")
     for row in dict.fromkeys(k for e in evaluations for k in e.variants):  # first-seen order
-        cells = [_fmt(row, e.variants.get(row)) for e in evaluations]
-        lines.append(f"| {row} | " + " | ".join(cells + blank) + " |")
-    for row in sorted({k for e in evaluations for k in e.realism}, key=str):
-        cells = [_fmt(row, e.realism.get(row), percent=False) for e in evaluations]
-        lines.append(f"| {row} | " + " | ".join(cells + blank) + " |")
+        cells = [_fmt(e.variants.get(row), unit_of(row).percent) for e in evaluations]
+        lines.append(f"| {row_name(row)} | " + " | ".join(cells + blank) + " |")
+    # realism as plain numbers, in the order of the names shown
+    for row in sorted({k for e in evaluations for k in e.realism}, key=row_name):
+        cells = [_fmt(e.realism.get(row), percent=False) for e in evaluations]
+        lines.append(f"| {row_name(row)} | " + " | ".join(cells + blank) + " |")
     return "\n".join(lines)

@@ -5,7 +5,9 @@
 exactly as ``rlmusic evaluate`` does (:func:`rlmusic.evaluation.model_eval.evaluate_samples`):
 RL Tuner's table in the reward's key, the realism measures under the run's KL reference, and
 the interval / duration histograms against held-out corpus melodies (openings of the ``data``
-group's test split). Every row lands in the run's metrics as ``eval/<row>``, so
+group's test split: ``data.split_seed``'s, whatever the run's seed; :mod:`rlmusic.data.split`;
+``final_eval.json`` records it as ``data_split``). Every row lands in the run's metrics as
+``eval/<row>``, so
 
     rlmusic finetune -m objective=eval/interval_l1 objective_direction=minimize ...
 
@@ -14,7 +16,8 @@ optimises how close the tuned model's intervals are to real tunes. ``final_eval.
 (:mod:`rlmusic.evaluation.critic_test`, its default size) as ``eval/critic_accuracy``. The
 realism rows have short
 names (:data:`SHORT_NAMES`: ``eval/interval_l1``, ``eval/duration_l1``, ``eval/kl_per_token``,
-...); the table's rows are their names in snake case (``eval/notes_in_motif``).
+...); a statistic of the table is its identifier (:class:`~rlmusic.rewards.statistics.Statistic`:
+``eval/notes_in_motif``).
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ import copy
 import json
 import logging
 import math
-import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,51 +37,93 @@ from torch import nn
 
 from rlmusic.data.encoding import FIRST_PITCH_TOKEN, MelodyEncoding
 from rlmusic.data.prepare import prepare_corpus
-from rlmusic.evaluation.checks import REFERENCE_LOGP_METRIC
+from rlmusic.data.split import HeldOutSplit, split_record
+from rlmusic.evaluation.checks import EVAL_PREFIX, REFERENCE_LOGP_METRIC, eval_metric
 from rlmusic.evaluation.critic_test import CriticTest, CriticTestConfig
-from rlmusic.evaluation.metrics import KeySpec
 from rlmusic.evaluation.model_eval import Evaluation, evaluate_samples
+from rlmusic.evaluation.table_rows import statistic_of
 from rlmusic.models.sampling import sample_seeded
+from rlmusic.rewards.statistics import KeySpec, Statistic
 
 log = logging.getLogger(__name__)
 
-EVAL_PREFIX = "eval/"
 CRITIC_METRIC = EVAL_PREFIX + "critic_accuracy"  # the two-sample critic test's accuracy
 FINAL_EVAL_FILE = "final_eval.json"
 
-# The realism rows of :class:`Evaluation` under short metric names; any other row is its name
-# in snake case ("notes in motif" -> eval/notes_in_motif).
+# Every realism row of :class:`Evaluation` -> its metric name (a statistic's is its identifier,
+# the value of its Statistic: "notes in motif" -> eval/notes_in_motif).
 SHORT_NAMES: dict[str, str] = {
     "interval L1 to held-out": "interval_l1",
     "interval L1 to held-out (signed, 27 bins)": "signed_interval_l1",
     "duration L1 to held-out": "duration_l1",
     "distinct share": "distinct_share",
-    "onsets per composition": "onsets_per_piece",
+    Statistic.ONSETS_PER_PIECE: Statistic.ONSETS_PER_PIECE.value,
     "prior log p per onset": "prior_logp_per_onset",
     "prior log p per token": "prior_logp_per_token",
     "KL to prior per token": "kl_per_token",
 }
 
 
+@dataclass
+class HeldOut:
+    """The held-out tunes of a ``data`` config and the split they came from.
+
+    Attributes:
+        tunes: every whole test-split tune, in corpus order.
+        split_seed: ``data.split_seed`` (it also keys how compare divides these tunes).
+        record: :func:`rlmusic.data.split.split_record`, for the result file.
+    """
+
+    tunes: list[np.ndarray]
+    split_seed: int
+    record: dict[str, Any]
+
+    def openings(self, length: int) -> list[np.ndarray]:
+        """The first ``length`` steps of every held-out tune at least that long: the melodies
+        the interval and duration histograms are compared with."""
+        return [t[:length] for t in self.tunes if len(t) >= length]
+
+
+def held_out(cfg: Any, encoding: MelodyEncoding) -> HeldOut:
+    """The test split of ``cfg.data`` (split by ``data.split_seed``, never the run's seed):
+    what no shipped model and no ``auto`` critic trained on."""
+    data = cfg["data"]
+    corpus = prepare_corpus(data, encoding, progress=False)
+    split = HeldOutSplit.from_cfg(data)
+    return HeldOut(list(corpus.tunes("test")), split.seed, split_record(corpus, data))
+
+
 def held_out_tunes(cfg: Any, encoding: MelodyEncoding) -> list[np.ndarray]:
-    """Every whole test-split tune of ``cfg.data``: what no shipped model trained on."""
-    return list(prepare_corpus(cfg["data"], encoding, progress=False).tunes("test"))
+    """Every whole test-split tune of ``cfg.data`` (:func:`held_out`)."""
+    return held_out(cfg, encoding).tunes
 
 
 def held_out_openings(cfg: Any, encoding: MelodyEncoding, length: int) -> list[np.ndarray]:
-    """The first ``length`` steps of every test-split tune of ``cfg.data`` at least that long:
-    the held-out melodies the interval and duration histograms are compared with."""
-    return [t[:length] for t in held_out_tunes(cfg, encoding) if len(t) >= length]
+    """The first ``length`` steps of every test-split tune of ``cfg.data`` at least that long
+    (:meth:`HeldOut.openings`)."""
+    return held_out(cfg, encoding).openings(length)
 
 
 def metric_name(row: str) -> str:
-    """``eval/<name>`` for a row of an :class:`Evaluation`.
+    """``eval/<name>`` for a row of an :class:`Evaluation`: a statistic (by identifier, or by
+    the text ``final_eval.json`` shows it under) or a realism row.
 
-    >>> metric_name("interval L1 to held-out"), metric_name("notes in motif (per onset)")
+    >>> metric_name("interval L1 to held-out"), metric_name(Statistic.NOTES_IN_MOTIF_PER_ONSET)
     ('eval/interval_l1', 'eval/notes_in_motif_per_onset')
+    >>> metric_name("notes in motif (per onset)")
+    'eval/notes_in_motif_per_onset'
+
+    Raises:
+        ValueError: ``row`` is neither (a new row needs its name here before sweeps use it).
     """
-    short = SHORT_NAMES.get(row) or re.sub(r"[^a-z0-9]+", "_", row.lower()).strip("_")
-    return EVAL_PREFIX + short
+    statistic = statistic_of(row)
+    if statistic is not None:
+        return eval_metric(statistic)
+    if row in SHORT_NAMES:
+        return EVAL_PREFIX + SHORT_NAMES[row]
+    raise ValueError(
+        f"no eval/* name for the row {row!r}: name it in SHORT_NAMES (realism) or as a Statistic"
+    )
 
 
 def evaluation_metrics(evaluation: Evaluation) -> dict[str, float]:
@@ -126,8 +171,8 @@ def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[st
     """The end-of-run evaluation of a fine-tuning run as ``eval/*`` metrics ({} when off).
 
     Args:
-        cfg: the finetune config: ``final_eval`` ({enabled, n, seed, data_seed}), ``data``
-            (the held-out melodies: its test split, split with ``final_eval.data_seed``),
+        cfg: the finetune config: ``final_eval`` ({enabled, n, seed, critic}), ``data``
+            (the held-out melodies: its test split, split by ``data.split_seed``),
             ``objective``, ``reward.tonic`` / ``reward.mode`` (the key of RL Tuner's table).
         result: the run's :class:`rlmusic.algos.setup.FinetuneResult` (its policy is sampled;
             ``final_eval.json`` is written to its run folder).
@@ -153,10 +198,9 @@ def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[st
         if isinstance(data_node, DictConfig)
         else dict(data_node)
     )
-    if node.get("data_seed") is not None:  # one split for every run of a sweep, seeds included
-        data["seed"] = int(node["data_seed"])
     # the model's own grid: held-out tunes are encoded as the samples are
-    reference = held_out_openings({"data": data}, setup.encoding, setup.length)
+    held = held_out({"data": data}, setup.encoding)
+    reference = held.openings(setup.length)
     if not reference:
         raise ValueError(
             f"final_eval: the test split of data={cfg['data'].get('source')} holds no tune of "
@@ -174,14 +218,17 @@ def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[st
     onsets = start_tokens >= FIRST_PITCH_TOKEN
     metrics[REFERENCE_LOGP_METRIC] = float(start_logp[onsets].mean()) if onsets.any() else math.nan
     record = {**evaluation.as_dict(), "held_out": len(reference), "seed": seed}
+    record["data_split"] = held.record
     record["reference log p per onset"] = metrics[REFERENCE_LOGP_METRIC]
     if critic_wanted(cfg):
-        tunes = held_out_tunes({"data": data}, setup.encoding)
         size = node.get("critic") or {}
         critic_cfg = CriticTestConfig(
             steps=int(size.get("steps", 1000)), samples=int(size.get("samples", 5000))
         )
-        critic = CriticTest(tunes, setup.encoding.vocab_size, setup.length, critic_cfg, seed)
+        critic = CriticTest(
+            held.tunes, setup.encoding.vocab_size, setup.length, critic_cfg, seed,
+            split_seed=held.split_seed,
+        )  # fmt: skip
         pieces = sample_seeded(policy, critic.cfg.samples, setup.length, seed + 1)[0]
         accuracy, _ = critic.accuracy(pieces)
         metrics[CRITIC_METRIC] = accuracy.value

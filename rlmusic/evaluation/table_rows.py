@@ -1,5 +1,10 @@
-"""RL Tuner's table rows resampled by composition, counted exactly as
-:func:`rlmusic.evaluation.metrics.composition_stats` counts them.
+"""RL Tuner's statistics as a table: what each row prints (:data:`STATISTIC_ROWS`, the one
+place a statistic's text lives) and the rows resampled by composition.
+
+The statistics are :class:`~rlmusic.rewards.statistics.Statistic` identifiers everywhere else;
+their text appears only where a table, a report or a log shows them (:func:`row_name`). The
+comparison's sections (``metrics.json``, the compare task's ``<model>/<row>`` metrics, the
+report) key every row by its shown text.
 
 Every row is a share of counts summed over the pieces (or a mean of per-piece
 autocorrelations), so one :class:`CompositionStats` per piece is enough: a resample sums the
@@ -22,10 +27,143 @@ import numpy as np
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.evaluation.bootstrap import Interval, interval
-from rlmusic.evaluation.metrics import CompositionStats, KeySpec, piece_stats
+from rlmusic.rewards.statistics import CompositionStats, KeySpec, Statistic, piece_stats
 
-ONSETS_ROW = "onsets per composition"
 _COUNT_FIELDS = [f.name for f in fields(CompositionStats) if f.name != "autocorrelation"]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What a row's numbers count, printed after its name; ``percent``: a fraction printed
+    times 100 with a ``%`` sign."""
+
+    label: str = ""
+    percent: bool = False
+
+    def scaled(self, value: float) -> float:
+        return 100 * value if self.percent else value
+
+
+PERCENT_OF_NOTES = Unit("% of notes", percent=True)  # RL Tuner's notes: 16th-note steps
+PERCENT_OF_ONSETS = Unit("% of onsets", percent=True)
+PERCENT_OF_LEAPS = Unit("% of leaps", percent=True)
+PERCENT_OF_COMPOSITIONS = Unit("% of compositions", percent=True)
+PER_COMPOSITION = Unit("per composition")
+NATS = Unit("nats")
+CORRELATION = Unit("r")
+AREA = Unit("area, 0–1")
+CHANCE = Unit("0.5 = chance")
+
+
+@dataclass(frozen=True)
+class Row:
+    """How a statistic shows: its row's text (the paper's name) and its unit."""
+
+    text: str
+    unit: Unit
+
+
+_S = Statistic
+STATISTIC_ROWS: dict[Statistic, Row] = {
+    _S.NOTES_EXCESSIVELY_REPEATED: Row("notes excessively repeated", PERCENT_OF_NOTES),
+    _S.AUTOCORRELATION_LAG_1: Row("mean autocorrelation lag 1", CORRELATION),
+    _S.AUTOCORRELATION_LAG_2: Row("mean autocorrelation lag 2", CORRELATION),
+    _S.AUTOCORRELATION_LAG_3: Row("mean autocorrelation lag 3", CORRELATION),
+    _S.NOTES_NOT_IN_KEY: Row("notes not in key", PERCENT_OF_NOTES),
+    _S.TONIC_START: Row("compositions starting with tonic", PERCENT_OF_COMPOSITIONS),
+    _S.LEAPS_RESOLVED: Row("leaps resolved", PERCENT_OF_LEAPS),
+    _S.UNIQUE_MAX: Row("unique max note", PERCENT_OF_COMPOSITIONS),
+    _S.UNIQUE_MIN: Row("unique min note", PERCENT_OF_COMPOSITIONS),
+    _S.NOTES_IN_MOTIF: Row("notes in motif", PERCENT_OF_NOTES),
+    _S.NOTES_IN_REPEATED_MOTIF: Row("notes in repeated motif", PERCENT_OF_NOTES),
+    _S.NOTES_EXCESSIVELY_REPEATED_PER_ONSET: Row(
+        "notes excessively repeated (per onset)", PERCENT_OF_ONSETS
+    ),
+    _S.NOTES_NOT_IN_KEY_PER_ONSET: Row("notes not in key (per onset)", PERCENT_OF_ONSETS),
+    _S.LEAPS_RESOLVED_NEXT_NOTE_BACK: Row("leaps resolved (next note back)", PERCENT_OF_LEAPS),
+    _S.NOTES_IN_MOTIF_PER_ONSET: Row("notes in motif (per onset)", PERCENT_OF_ONSETS),
+    _S.NOTES_IN_REPEATED_MOTIF_PER_ONSET: Row(
+        "notes in repeated motif (per onset)", PERCENT_OF_ONSETS
+    ),
+    _S.ONSETS_PER_PIECE: Row("onsets per composition", PER_COMPOSITION),
+}
+_STATISTIC_OF_TEXT = {row.text: statistic for statistic, row in STATISTIC_ROWS.items()}
+
+
+def row_name(row: str) -> str:
+    """The text a row shows: a statistic's from :data:`STATISTIC_ROWS`, any other row's (a
+    realism measure, a reward term) its own name.
+
+    >>> row_name(Statistic.TONIC_START), row_name("distinct share")
+    ('compositions starting with tonic', 'distinct share')
+    """
+    return STATISTIC_ROWS[row].text if row in STATISTIC_ROWS else row
+
+
+def statistic_of(row: str) -> Statistic | None:
+    """The statistic a row names, by identifier or by its shown text (as ``final_eval.json``
+    and ``metrics.json`` hold it); None for any other row.
+
+    >>> statistic_of("leaps resolved") is statistic_of("leaps_resolved") is Statistic.LEAPS_RESOLVED
+    True
+    """
+    if row in STATISTIC_ROWS:
+        return Statistic(row)
+    return _STATISTIC_OF_TEXT.get(row)
+
+
+# a row's shown text -> its unit; a row named at run time takes the first pattern its name matches
+UNITS: dict[str, Unit] = {
+    **{row.text: row.unit for row in STATISTIC_ROWS.values()},
+    "log p per onset": NATS,
+    "log p per token": NATS,
+    "KL(model || prior) per token": NATS,
+    "distinct share": PERCENT_OF_COMPOSITIONS,
+    "pitch-class entropy (bits)": Unit("bits"),
+    "overlap area (mean)": AREA,
+}
+UNIT_PATTERNS: list[tuple[str, Unit]] = [
+    (r"^distinct (\d+)-grams$", Unit(r"% of \1-grams", percent=True)),
+    (r" L1$", Unit("distance, 0–2")),
+    (r"^overlap: ", AREA),
+    (r"^critic ", CHANCE),  # critic accuracy, and the critic test's own checks
+]
+TITLES = {  # printed names, where shorter than the row's
+    STATISTIC_ROWS[Statistic.ONSETS_PER_PIECE].text: "onsets",
+    "overlap area (mean)": "overlap: mean",
+}
+
+
+def unit_of(row: str) -> Unit:
+    """The unit a row (a statistic, or any row's shown text) prints in (no label for a row it
+    does not know).
+
+    >>> unit_of("notes not in key"), unit_of("distinct 4-grams").label
+    (Unit(label='% of notes', percent=True), '% of 4-grams')
+    """
+    row = row_name(row)
+    if row in UNITS:
+        return UNITS[row]
+    for pattern, unit in UNIT_PATTERNS:
+        if found := re.search(pattern, row):
+            return Unit(found.expand(unit.label), unit.percent)
+    return Unit()
+
+
+def title(row: str, unit: Unit | None = None) -> str:
+    """The row's printed name: its shown text and unit (``unit_of(row)`` unless given).
+
+    >>> title("notes not in key"), title("onsets per composition")
+    ('notes not in key (% of notes)', 'onsets (per composition)')
+    >>> title("pitch-class entropy (bits)")
+    'pitch-class entropy (bits)'
+    """
+    unit = unit_of(row) if unit is None else unit
+    row = row_name(row)
+    name = TITLES.get(row, row)
+    if not unit.label or name.endswith(f"({unit.label})"):
+        return name
+    return f"{name} ({unit.label})"
 
 
 @dataclass
@@ -56,98 +194,25 @@ class PieceCounts:
             autocorrelation=[np.repeat(lag, weights).tolist() for lag in self.autocorrelation],
         )
 
-    def rows(self, weights: np.ndarray) -> dict[str, np.ndarray]:
-        """Row name -> (B,) values of the table (and onsets per composition) per weight row."""
+    def rows(self, weights: np.ndarray) -> dict[Statistic, np.ndarray]:
+        """Statistic -> (B,) values of the table (and onsets per piece) per weight row."""
         tables = []
         for w in np.atleast_2d(weights):
             stats = self.stats(w)
-            tables.append({**stats.table(), ONSETS_ROW: stats.onsets_per_composition()})
+            tables.append(
+                {**stats.table(), Statistic.ONSETS_PER_PIECE: stats.onsets_per_composition()}
+            )
         return {row: np.array([t[row] for t in tables]) for row in tables[0]}
 
 
 def table_intervals(
     counts: PieceCounts, weights: np.ndarray, confidence: float = 0.95
 ) -> dict[str, Interval]:
-    """Every row (the table's and onsets per composition): the set's value and its percentile
-    interval over the resamples ``weights`` (B, N)."""
+    """Every row (the table's and onsets per composition) by its shown text, as the
+    comparison keys its sections: the set's value and its percentile interval over the
+    resamples ``weights`` (B, N)."""
     point = counts.rows(np.ones((1, len(counts.counts)), dtype=np.int64))
     resampled = counts.rows(weights) if len(weights) else {row: np.zeros(0) for row in point}
-    return {row: interval(float(point[row][0]), resampled[row], confidence) for row in point}
-
-
-@dataclass(frozen=True)
-class Unit:
-    """What a row's numbers count, printed after its name; ``percent``: a fraction printed
-    times 100 with a ``%`` sign."""
-
-    label: str = ""
-    percent: bool = False
-
-    def scaled(self, value: float) -> float:
-        return 100 * value if self.percent else value
-
-
-PERCENT_OF_NOTES = Unit("% of notes", percent=True)  # RL Tuner's notes: 16th-note steps
-PERCENT_OF_COMPOSITIONS = Unit("% of compositions", percent=True)
-PER_COMPOSITION = Unit("per composition")
-NATS = Unit("nats")
-CORRELATION = Unit("r")
-AREA = Unit("area, 0–1")
-CHANCE = Unit("0.5 = chance")
-# a row's name -> its unit; a row named at run time takes the first pattern its name matches
-UNITS: dict[str, Unit] = {
-    "notes excessively repeated": PERCENT_OF_NOTES,
-    "mean autocorrelation lag 1": CORRELATION,
-    "mean autocorrelation lag 2": CORRELATION,
-    "mean autocorrelation lag 3": CORRELATION,
-    "notes not in key": PERCENT_OF_NOTES,
-    "compositions starting with tonic": PERCENT_OF_COMPOSITIONS,
-    "leaps resolved": Unit("% of leaps", percent=True),
-    "unique max note": PERCENT_OF_COMPOSITIONS,
-    "unique min note": PERCENT_OF_COMPOSITIONS,
-    "notes in motif": PERCENT_OF_NOTES,
-    "notes in repeated motif": PERCENT_OF_NOTES,
-    ONSETS_ROW: PER_COMPOSITION,
-    "log p per onset": NATS,
-    "log p per token": NATS,
-    "KL(model || prior) per token": NATS,
-    "distinct share": PERCENT_OF_COMPOSITIONS,
-    "pitch-class entropy (bits)": Unit("bits"),
-    "overlap area (mean)": AREA,
-}
-UNIT_PATTERNS: list[tuple[str, Unit]] = [
-    (r"^distinct (\d+)-grams$", Unit(r"% of \1-grams", percent=True)),
-    (r" L1$", Unit("distance, 0–2")),
-    (r"^overlap: ", AREA),
-    (r"^critic ", CHANCE),  # critic accuracy, and the critic test's own checks
-]
-TITLES = {ONSETS_ROW: "onsets", "overlap area (mean)": "overlap: mean"}  # printed names
-
-
-def unit_of(row: str) -> Unit:
-    """The unit a row prints in (no label for a row it does not know).
-
-    >>> unit_of("notes not in key"), unit_of("distinct 4-grams").label
-    (Unit(label='% of notes', percent=True), '% of 4-grams')
-    """
-    if row in UNITS:
-        return UNITS[row]
-    for pattern, unit in UNIT_PATTERNS:
-        if found := re.search(pattern, row):
-            return Unit(found.expand(unit.label), unit.percent)
-    return Unit()
-
-
-def title(row: str, unit: Unit | None = None) -> str:
-    """The row's printed name: its name and unit (``unit_of(row)`` unless given).
-
-    >>> title("notes not in key"), title("onsets per composition")
-    ('notes not in key (% of notes)', 'onsets (per composition)')
-    >>> title("pitch-class entropy (bits)")
-    'pitch-class entropy (bits)'
-    """
-    unit = unit_of(row) if unit is None else unit
-    name = TITLES.get(row, row)
-    if not unit.label or name.endswith(f"({unit.label})"):
-        return name
-    return f"{name} ({unit.label})"
+    return {
+        row_name(row): interval(float(point[row][0]), resampled[row], confidence) for row in point
+    }

@@ -3,10 +3,13 @@
 ``rlmusic compare models.supervised=pretrained:note_lstm models.tuned=outputs/finetune/x
 models.real=heldout n=1000 length=32 seed=0 out=DIR`` measures each column on the same seed
 and length (:mod:`rlmusic.evaluation.comparison`; specs: :mod:`rlmusic.evaluation.columns`)
-against the openings of the corpus test split, and writes into ``DIR`` (default: the Hydra run
-folder):
+against the openings of the corpus test split (``data.split_seed``'s: ``seed`` draws the pieces,
+never which tunes are held out, nor which of them are the reference and which the ``heldout``
+column or the critic test's sides), and writes into ``DIR`` (default: the Hydra run folder):
 
-* ``metrics.json``, ``report.md`` and a self-contained ``report.html`` (:mod:`...report`);
+* ``metrics.json`` (its ``settings.data_split``: the held-out split,
+  :func:`rlmusic.data.split.split_record`), ``report.md`` and a self-contained ``report.html``
+  (:mod:`...report`);
 * ``img/`` (the charts), ``samples/`` (MIDI of the ``k`` shown pieces per column),
   ``audio/`` (their WAV files, unless ``audio=false``) and ``tokens.npz`` (every column's
   compositions).
@@ -38,7 +41,7 @@ from rlmusic.evaluation.comparison import (
 )
 from rlmusic.evaluation.critic_test import POWER, SANITY, CriticTest, CriticTestConfig
 from rlmusic.evaluation.metrics import KeySpec
-from rlmusic.evaluation.objective import held_out_openings, held_out_tunes
+from rlmusic.evaluation.objective import held_out
 from rlmusic.evaluation.realism import BIN_LABELS, HISTOGRAMS, normalised
 from rlmusic.evaluation.report import Report, Sample, write_report
 from rlmusic.models.registry import load_generator
@@ -183,8 +186,9 @@ def run(cfg: DictConfig) -> CompareResult:
     # the prior and the reward score numpy tokens on the CPU (a second or so for 1,000 pieces)
     prior, encoding = load_generator(str(cfg.prior))
     wants_heldout = any(spec_kind(spec)[0] == HELDOUT for spec in models.values())
+    held = held_out(cfg, encoding)
     reference, pool = split_heldout(
-        held_out_openings(cfg, encoding, length), seed, n if wants_heldout else 0
+        held.openings(length), held.split_seed, n if wants_heldout else 0
     )
     log.info("held-out melodies: %d as the reference, %d as a column", len(reference), len(pool))
     # a preset's prior "start" (the model a run starts from) is the comparison's prior here
@@ -201,10 +205,9 @@ def run(cfg: DictConfig) -> CompareResult:
     ]
     critic = None
     if settings.critic is not None:
-        tunes = held_out_tunes(cfg, encoding)
         critic = CriticTest(
-            tunes, encoding.vocab_size, length, settings.critic, seed, settings.resamples,
-            settings.confidence,
+            held.tunes, encoding.vocab_size, length, settings.critic, seed, settings.resamples,
+            settings.confidence, split_seed=held.split_seed,
         )  # fmt: skip
     results = [
         measure_column(c, encoding, settings, reward, prior, reference, critic) for c in columns
@@ -228,6 +231,7 @@ def run(cfg: DictConfig) -> CompareResult:
             "ngram": settings.ngram,
             "critic": settings.critic is not None,
             "models": models,
+            "data_split": held.record,
         },  # fmt: skip
         reference_n=len(reference),
         reference_histograms=reference_histograms,

@@ -2,8 +2,10 @@
 
 ``rlmusic evaluate checkpoint=pretrained:note_lstm n=1000 length=32`` samples ``n``
 compositions (seeded), scores them against the supervised prior and held-out corpus melodies
-(openings of the test split), and prints a Markdown table beside the paper's Note RNN and Q
-columns; ``compare_to=[path, ...]`` adds more columns. Results go to ``evaluation.json``.
+(openings of the test split of ``data.split_seed``: the run's seed draws the compositions, not
+the held-out tunes), and prints a Markdown table beside the paper's Note RNN and Q columns;
+``compare_to=[path, ...]`` adds more columns. Results go to ``evaluation.json``, one entry per
+checkpoint, each with the held-out split it was scored against (``data_split``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rlmusic.evaluation.model_eval import Evaluation, evaluate_model, format_table
-from rlmusic.evaluation.objective import held_out_openings
+from rlmusic.evaluation.objective import held_out
 from rlmusic.models import load_generator
 from rlmusic.runtime import run_folder
 
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:
     specs = [str(cfg.checkpoint), *[str(s) for s in (cfg.get("compare_to") or [])]]
     prior, encoding = load_generator(str(cfg.prior))
-    reference = held_out_openings(cfg, encoding, int(cfg.length)) if cfg.get("data") else None
+    held = held_out(cfg, encoding) if cfg.get("data") else None
+    reference = held.openings(int(cfg.length)) if held else None
     evaluations = []
     for spec in specs:
         model, model_encoding = load_generator(spec)
@@ -41,6 +44,9 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "evaluation.json").write_text(
-            json.dumps([e.as_dict() for e in evaluations], indent=2)
+            json.dumps(
+                [{**e.as_dict(), "data_split": held.record if held else None} for e in evaluations],
+                indent=2,
+            )
         )
     return evaluations

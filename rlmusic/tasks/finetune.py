@@ -7,10 +7,12 @@ saved one, and hands the setup to the configured algorithm's ``train(setup, algo
 
 First the reward's discriminator terms get their critic (:mod:`rlmusic.critics.auto`): the
 default reward's ``checkpoint: auto`` is the shipped critic on the corpus it learnt, else the
-one trained on ``data`` against the start model, trained now (``rlmusic train-critic``'s code
-path) if no earlier run cached it. Its split is the held-out evaluation's
-(``final_eval.data_seed``; null: ``data.seed``), so the critic never saw the tunes the run is
-scored on, and runs of other seeds share it. The log names the critic, and the tuned
+one trained on ``data`` against the start model, trained now
+(:func:`rlmusic.critics.training.train_corpus_discriminator`, ``rlmusic train-critic``'s code)
+if no earlier run cached it. It learns the train split of ``data.split_seed``, which the
+run's seed does not move (:mod:`rlmusic.data.split`), so the critic, refreshed or not, never
+saw the tunes the run is scored on, and runs of other seeds share it. The log names the critic,
+and the setup carries its record (``FinetuneSetup.critics``), so the one write of the tuned
 checkpoint records it (``info["critics"]``) beside the KL reference (``info["reference"]``).
 """
 
@@ -25,9 +27,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlmusic.algos import get_train
 from rlmusic.algos.setup import FinetuneResult, FinetuneSetup, build_setup
+from rlmusic.config.preflight import MetricNames, preflight
 from rlmusic.config.resume import check_resumed_config
-from rlmusic.critics.auto import CriticChoice, TrainRequest, resolve_auto_critics
-from rlmusic.evaluation.objective import final_evaluation
+from rlmusic.critics.auto import resolve_auto_critics
+from rlmusic.evaluation.checks import REFERENCE_LOGP_METRIC
+from rlmusic.evaluation.metrics import CompositionStats
+from rlmusic.evaluation.objective import (
+    CRITIC_METRIC,
+    EVAL_PREFIX,
+    SHORT_NAMES,
+    final_evaluation,
+    metric_name,
+)
 from rlmusic.runtime import run_folder
 
 log = logging.getLogger(__name__)
@@ -54,8 +65,63 @@ RESUMABLE_KEYS = (
     "algo.log_interval",
 )
 
+# What every algorithm reports as final/<name> besides final/reward/<term>
+# (rlmusic.algos.outputs.policy_statistics; tests/test_finetune_contract.py holds them equal)
+FINAL_STATISTICS = (
+    "reward/total",
+    "kl/prior_per_token",
+    "policy/log_prior_per_token",
+    "policy/entropy",
+    "policy/distinct_share",
+    "policy/onsets_per_piece",
+)
+# The namespaces of what an algorithm logs per iteration (its last values stay in the result):
+# names the algorithm and its hooks decide (losses/td, constraint/tonic/multiplier, ...)
+LOGGED_NAMESPACES = (
+    "kl/",
+    "policy/",
+    "losses/",
+    "charts/",
+    "rollout/",
+    "replay/",
+    "constraint/",
+    "critic/",
+)
+
+
+def task_reward_terms(reward: Any) -> list[str]:
+    """The terms of the task reward :func:`~rlmusic.algos.setup.build_setup` builds from a
+    ``reward`` node: the rules, then the extra terms (the prior is the KL reference, no term)."""
+    return [str(r) for r in reward.get("rules") or []] + [str(k) for k in reward.get("extra") or {}]
+
+
+def eval_metric_names() -> frozenset[str]:
+    """Every ``eval/*`` metric of the end-of-run evaluation (:mod:`rlmusic.evaluation.objective`):
+    RL Tuner's table and its variants, the realism rows, the start model's log p and the critic
+    test."""
+    stats = CompositionStats()
+    rows = {metric_name(row) for row in (*stats.table(), *stats.variants())}
+    realism = {EVAL_PREFIX + short for short in SHORT_NAMES.values()}
+    return frozenset(rows | realism | {REFERENCE_LOGP_METRIC, CRITIC_METRIC})
+
+
+def metric_names(cfg: Any) -> MetricNames:
+    """The metrics a run of ``cfg`` returns, as ``objective=`` may name them: ``final/*`` (every
+    algorithm, :data:`FINAL_STATISTICS` and ``final/reward/<term>`` of the configured terms),
+    ``eval/*`` (the end-of-run evaluation, on whenever the objective is one), and the last
+    logged ``reward/<term>`` and :data:`LOGGED_NAMESPACES` values."""
+    rewards = {"reward/total", *(f"reward/{term}" for term in task_reward_terms(cfg["reward"]))}
+    final = {f"final/{name}" for name in (*FINAL_STATISTICS, *rewards)}
+    # rl_tuner logs the reward it learns from and its terms: the task's and the prior's
+    logged = rewards | {"reward/learning", "reward/prior"}
+    return MetricNames(
+        frozenset(final | eval_metric_names() | logged),
+        dict.fromkeys(LOGGED_NAMESPACES),
+    )
+
 
 def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
+    preflight("finetune", cfg, metric_names(cfg))  # a mistake fails here, before any work
     run_dir = run_folder(output_dir, fallback="outputs/finetune")
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("threads"):
@@ -66,10 +132,10 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
     )
     reward_cfg, critics = resolve_auto_critics(
         OmegaConf.to_container(cfg.reward, resolve=True),
-        _critic_data(cfg),
+        OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None,
         str(cfg.checkpoint),
         device=str(cfg.device),
-        train=_train_critic,
+        train=True,
     )
     setup = build_setup(
         checkpoint=str(cfg.checkpoint),
@@ -80,13 +146,13 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
         length=int(cfg.length),
         n_samples=int(cfg.n_samples),
         time_s=cfg.get("time_s"),
+        critics={choice.term: choice.record() for choice in critics},
     )
     # potential-shaped critics are valid only at the discount they telescope under
     setup.reward.check_discount(float(cfg.algo.gamma))
     if int(cfg.critic_refresh.every) > 0:
         setup.hooks.append(_critic_refresh(cfg, setup))
     result = train(setup, OmegaConf.to_container(cfg.algo, resolve=True))
-    _record_critics(result.tuned, critics)
     result.metrics.update(final_evaluation(cfg, result, setup))  # eval/* when final_eval is on
     print(
         f"metrics: {', '.join(f'{k}={v:.4g}' for k, v in result.metrics.items() if k.startswith('final/'))}"
@@ -94,43 +160,11 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
     return result
 
 
-def _critic_data(cfg: DictConfig) -> dict[str, Any]:
-    """The data an ``auto`` critic follows, split as the held-out evaluation splits it."""
-    data = OmegaConf.to_container(cfg.data, resolve=True)
-    split = cfg.get("final_eval", {}).get("data_seed")
-    return {**data, "seed": int(split if split is not None else data.get("seed", 0))}
-
-
-def _train_critic(request: TrainRequest) -> dict[str, Any]:
-    """Train an ``auto`` critic exactly as ``rlmusic train-critic critic=discriminator`` does."""
-    from rlmusic.critics.auto import train_critic_config
-    from rlmusic.tasks import train_critic
-
-    return train_critic.run(train_critic_config(request), corpus=request.corpus)
-
-
-def _record_critics(tuned: Path, critics: list[CriticChoice]) -> None:
-    """Add the critics the run was rewarded by to the tuned checkpoint's info, as the KL
-    reference is (``info["critics"][<term>]``: checkpoint, source, data, validation figures)."""
-    from rlmusic.models.checkpoint import load_checkpoint, save_checkpoint
-
-    if not critics:
-        return
-    model, encoding, info = load_checkpoint(tuned)
-    info["critics"] = {choice.term: choice.record() for choice in critics}
-    save_checkpoint(tuned, model, encoding, info)
-
-
 def _critic_refresh(cfg: DictConfig, setup: FinetuneSetup) -> Any:
     """The adversarial refresh hook: the corpus train split against the policy's samples."""
     from rlmusic.critics.refresh import refresh_hook
     from rlmusic.data.prepare import prepare_corpus
 
-    if str(cfg.algo.name) != "batched":
-        raise ValueError(
-            f"critic_refresh.every > 0 needs algo=batched (algo={cfg.algo.name} trains against a "
-            "static critic): set critic_refresh.every=0"
-        )
     corpus = prepare_corpus(cfg.data, setup.encoding, progress=False)
     refresh = cfg.critic_refresh
     return refresh_hook(

@@ -3,9 +3,11 @@
 ``rlmusic listen models.a=pretrained:note_lstm models.b=outputs/finetune/x pairs=20 out=DIR``
 draws ``pairs`` pieces from each model (same seed and length; specs as in ``rlmusic compare``:
 a generator, a run folder, a MIDI folder or ``heldout``) and writes ``DIR/listen.html`` with
-its ``samples/``, ``audio/`` and ``key.json`` (:mod:`rlmusic.evaluation.listening`). The file a
-listener downloads loads with ``rlmusic.critics.load_preferences(path,
-samples_dir=DIR/"samples")``.
+its ``samples/`` and ``audio/`` (``DIR``: ``out``, else ``page/`` in the run folder): a folder
+to serve to listeners as it is. The answer key (which model each piece is) goes beside it,
+``DIR.key.json``, never into it (:mod:`rlmusic.evaluation.listening`); the command prints both
+paths. The file a listener downloads loads with
+``rlmusic.critics.load_preferences(path, samples_dir=DIR/"samples")``.
 """
 
 from __future__ import annotations
@@ -15,42 +17,45 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from rlmusic.config.preflight import preflight
 from rlmusic.data.encoding import encoding_from_cfg
 from rlmusic.evaluation import audio
 from rlmusic.evaluation.columns import HELDOUT, load_column, spec_kind, split_heldout
-from rlmusic.evaluation.listening import write_listening_page
+from rlmusic.evaluation.listening import key_path, write_listening_page
 from rlmusic.runtime import resolve_device, run_folder
 
 log = logging.getLogger(__name__)
 
 
+def page_folder() -> Path:
+    """The page's folder when ``out`` is null: ``page/`` in the run folder (Hydra's, else
+    outputs/listen), so what is served holds neither the run's config nor its log."""
+    return run_folder(None, fallback="outputs/listen") / "page"
+
+
 def run(cfg: DictConfig) -> Path:
     """Write the listening page per ``cfg`` (conf/listen.yaml); returns its path."""
-    models = {str(k): str(v) for k, v in (cfg.get("models") or {}).items()}
-    if len(models) != 2:
-        raise ValueError(
-            f"a listening page compares exactly two models (models.a=SPEC models.b=SPEC), "
-            f"got {len(models)}: {sorted(models)}"
-        )
+    preflight("listen", cfg, resolve_spec=spec_kind)  # two models, every spec, the counts
+    models = {str(k): str(v) for k, v in cfg.models.items()}
     pairs, length, seed = int(cfg.pairs), int(cfg.length), int(cfg.seed)
-    if pairs < 1 or length < 1:
-        raise ValueError(f"need pairs >= 1 and length >= 1, got pairs={pairs}, length={length}")
     renderer = audio.from_cfg(cfg)
     encoding = encoding_from_cfg(cfg.encoding)
     pool = None
     if any(spec_kind(spec)[0] == HELDOUT for spec in models.values()):
-        from rlmusic.evaluation.objective import held_out_openings
+        from rlmusic.evaluation.objective import held_out
 
-        _, pool = split_heldout(held_out_openings(cfg, encoding, length), seed, pairs)
+        held = held_out(cfg, encoding)  # split by data.split_seed, never the run's seed
+        _, pool = split_heldout(held.openings(length), held.split_seed, pairs)
     device = resolve_device(str(cfg.device))
     a, b = (
         load_column(name, spec, pairs, length, seed, encoding, pool, device)
         for name, spec in models.items()
     )
-    out = run_folder(cfg.get("out"), fallback="outputs/listen")
+    out = Path(cfg.out) if cfg.get("out") else page_folder()
     path = write_listening_page((a, b), encoding, out, pairs, seed, renderer, float(cfg.qpm))
     shown = min(pairs, len(a.tokens), len(b.tokens))
     log.info("%d pairs of %s and %s (%s)", shown, a.name, b.name, renderer.describe())
-    print(f"listening page: {path}")
+    print(f"listening page: {path} (serve {out} as it is: it holds no answer key)")
+    print(f"answer key: {key_path(out)} (for the experimenter: keep it from the listeners)")
     print(f"preferences load with samples_dir={Path(out) / 'samples'}")
     return path

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from rlmusic.config.preflight import preflight
 from rlmusic.data.io import load_melody, save_midi, save_musicxml
 from rlmusic.models.registry import load_generator
 from rlmusic.models.sampling import generate
@@ -43,8 +44,7 @@ def output_dir(cfg: DictConfig) -> Path:
 
 def run(cfg: DictConfig) -> SampleResult:
     """Sample per ``cfg`` (conf/sample.yaml) and write the files; returns tokens and paths."""
-    if int(cfg.n) < 1 or int(cfg.length) < 0:
-        raise ValueError(f"need n >= 1 and length >= 0, got n={cfg.n}, length={cfg.length}")
+    preflight("sample", cfg)  # n, length, the sampling arguments, the checkpoint: before work
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     device = resolve_device(str(cfg.device))

@@ -1,0 +1,1 @@
+"""Mutants for scripts/mutation_check.py: one module per learner family, each with MUTANTS."""
