@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from rlmusic.algos.advantages import discounted_returns, gae, group_advantages
-from rlmusic.algos.kl import AdaptiveKL, FixedKL, kl_k3, kl_loss, make_kl_controller
+from rlmusic.algos.kl import (
+    AdaptiveKL,
+    FixedKL,
+    kl_k3,
+    kl_loss,
+    kl_penalty,
+    make_kl_controller,
+    split_log_ratio,
+    token_log_probs,
+)
 
 
 def test_gae_with_lambda_one_is_return_minus_value() -> None:
@@ -90,3 +101,49 @@ def test_k3_as_a_loss_has_the_gradient_of_the_other_kl() -> None:
     """Why kl_mode=loss no longer uses k3: its gradient is that of KL(prior || pi)."""
     exact, k3_gradient = _exact_kl_and_estimator_gradients(lambda lp, prior, old: kl_k3(lp, prior))
     assert not torch.allclose(k3_gradient, exact, atol=1e-3)
+
+
+def test_gae_discounts_by_gamma_times_lambda() -> None:
+    """By hand, gamma = lambda = 0.5: delta_t = r_t + 0.5 V_{t+1} - V_t and
+    A_t = delta_t + 0.25 A_{t+1} (the trace decays by gamma * lambda, not lambda alone)."""
+    rewards = torch.tensor([[1.0, 0.0, 2.0]])
+    values = torch.tensor([[0.5, 1.0, 0.0]])
+    advantages, returns = gae(rewards, values, gamma=0.5, lam=0.5)
+    # delta = [1 + 0.5 - 0.5, 0 + 0 - 1, 2] = [1, -1, 2]
+    assert advantages.tolist() == [[1.0 + 0.25 * (-1.0 + 0.25 * 2.0), -1.0 + 0.25 * 2.0, 2.0]]
+    assert returns.tolist() == [[1.375, 0.5, 2.0]]
+
+
+def test_group_baselines_compare_discounted_reward_to_go() -> None:
+    """gamma 0.5: reward-to-go [[2, 2], [3, 0]]; RLOO: each minus the other member, per step."""
+    rewards = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
+    rloo = group_advantages(rewards, group_size=2, gamma=0.5, method="rloo")
+    assert rloo.tolist() == [[-1.0, 2.0], [1.0, -2.0]]
+
+
+def test_grpo_normalises_each_group_by_its_own_spread() -> None:
+    """Two groups at scales 1 and 10 get the same advantages: ±1/sqrt(2) (std over 2 members)."""
+    rewards = torch.tensor([[1.0], [3.0], [10.0], [30.0]])
+    grpo = group_advantages(rewards, group_size=2, gamma=1.0, method="grpo")
+    half = 2**-0.5
+    torch.testing.assert_close(
+        grpo[:, 0], torch.tensor([-half, half, -half, half]), atol=1e-5, rtol=0
+    )
+
+
+def test_k3_by_hand() -> None:
+    """pi = 0.5, prior = 0.25: r = prior / pi = 0.5, k3 = (r - 1) - log r = log 2 - 0.5."""
+    value = kl_k3(torch.log(torch.tensor([0.5])), torch.log(torch.tensor([0.25])))
+    assert value.item() == pytest.approx(math.log(2) - 0.5, abs=1e-6)
+
+
+def test_the_split_penalty_weighs_event_and_pitch_by_their_own_betas() -> None:
+    generator = torch.Generator().manual_seed(0)
+    policy_logits = torch.randn(3, 5, 10, generator=generator)
+    prior_logits = torch.randn(3, 5, 10, generator=generator)
+    tokens = torch.randint(0, 10, (3, 5), generator=generator)
+    log_ratio = token_log_probs(policy_logits, tokens) - token_log_probs(prior_logits, tokens)
+    event, pitch = split_log_ratio(policy_logits, prior_logits, tokens)
+    split = kl_penalty(log_ratio, 0.5, 3.0, policy_logits, prior_logits, tokens)
+    torch.testing.assert_close(split, 0.5 * event + 3.0 * pitch)
+    torch.testing.assert_close(kl_penalty(log_ratio, 0.5), 0.5 * log_ratio)

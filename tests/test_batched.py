@@ -8,7 +8,7 @@ import torch
 
 from rlmusic.algos.batched.trainer import BatchedConfig, BatchedTrainer, sample_with_log_probs
 from rlmusic.algos.kl import split_log_ratio, token_log_probs
-from rlmusic.models.base import sequence_log_probs
+from rlmusic.models.base import sequence_log_probs, with_bos
 from tests.toy_generator import ToyGenerator
 
 TARGET = 14  # reward: play middle C
@@ -136,6 +136,9 @@ def test_the_value_loss_never_moves_the_generator() -> None:
 
 
 def test_the_value_function_learns_returns_that_depend_on_the_step() -> None:
+    """lr 0 (the policy stays put), 50 paid at the last step, gamma 0.5: V(t) -> 50 * 0.5^(7 - t)
+    in the reward's units, while the value loss is measured in normalised units (PopArt)."""
+
     def countdown(tokens: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         reward = np.zeros(tokens.shape, dtype=np.float32)
         reward[:, -1] = 50.0  # a sequence-level bonus: the return grows toward the end
@@ -144,9 +147,17 @@ def test_the_value_function_learns_returns_that_depend_on_the_step() -> None:
     trainer = BatchedTrainer(
         ToyGenerator(), countdown, tiny_config(method="ppo", lr=0.0, gamma=0.5), seed=0
     )
-    for _ in range(40):
+    first = trainer.step()
+    for _ in range(39):
         metrics = trainer.step()
     assert metrics["losses/explained_variance"] > 0.9
+    assert first["losses/value"] < 3.0  # the returns in raw units would give a loss of ~400
+    tokens, _ = sample_with_log_probs(trainer.policy, 64, 8, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        _, hidden = trainer.policy.forward_with_hidden(with_bos(tokens, trainer.policy.bos_token))
+        values = trainer.value_fn(hidden, torch.arange(8).expand(64, -1)).mean(0)
+    expected = 50.0 * 0.5 ** torch.arange(7, -1, -1).float()  # [0.39, .., 12.5, 25, 50]
+    torch.testing.assert_close(values, expected, atol=1.5, rtol=0.0)
 
 
 @pytest.mark.parametrize("temperature", [0.8, 1.3])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 from rlmusic.algos.value import ValueFunction, explained_variance
@@ -42,3 +45,15 @@ def test_explained_variance() -> None:
     assert explained_variance(returns, returns) == 1.0
     assert explained_variance(torch.full((4,), 2.5), returns) == 0.0
     assert explained_variance(-returns, returns) < 0
+
+
+def test_the_return_statistics_are_a_moving_average_by_hand() -> None:
+    """First [0, 2] (mean 1, std 1), then [10, 14] (mean 12, std 2) at rate 0.1: the mean
+    0.9 * 1 + 0.1 * 12 = 2.1, the second moment 0.9 * 2 + 0.1 * 148 = 16.6."""
+    value = ValueFunction(hidden_size=8, length=4, stats_rate=0.1)
+    value.update_statistics(torch.tensor([0.0, 2.0]))
+    assert (float(value.mean), float(value.std)) == (1.0, 1.0)
+    value.update_statistics(torch.tensor([10.0, 14.0]))
+    assert float(value.mean) == pytest.approx(2.1, abs=1e-5)
+    assert float(value.std) == pytest.approx(math.sqrt(16.6 - 2.1**2), abs=1e-5)
+    assert int(value.updates) == 2
