@@ -11,7 +11,7 @@ The family (each keeps the built-in base its callers already catch):
 * :class:`rlmusic.config.ConfigError` (``ValueError``): a config key or value;
 * :class:`rlmusic.models.CheckpointError` (``RuntimeError``): a checkpoint or pretrained name;
 * :class:`rlmusic.data.CorpusError` (``RuntimeError``): a corpus source, folder or cache;
-* :class:`rlmusic.data.MelodyLoadError`, :class:`rlmusic.critics.preferences.PreferenceFileError`
+* :class:`rlmusic.data.MelodyLoadError`, :class:`rlmusic.critics.preference_file.PreferenceFileError`
   (``ValueError``): a melody or preference file;
 * :class:`rlmusic.rewards.base.RewardError` (``ValueError``): a reward value, or a term that
   returned something unusable;

@@ -178,7 +178,7 @@ def test_refresh_through_the_term_updates_its_scores(checkpoints) -> None:
     assert term(real).mean() - term(fake).mean() > before + 0.5  # real now looks more real
 
 
-@pytest.mark.parametrize("name", ["rlmusic.critics.stats", "rlmusic.critics.preferences"])
+@pytest.mark.parametrize("name", ["rlmusic.critics.stats", "rlmusic.critics.preference_file"])
 def test_docstring_examples(name: str) -> None:
     import doctest
     import importlib

@@ -29,12 +29,12 @@ from rlmusic.critics.ensemble import (
     save_ensemble,
 )
 from rlmusic.critics.io import load_cnn_critic, read_critic_record, save_cnn_critic
-from rlmusic.critics.preference import (
+from rlmusic.critics.bradley_terry import (
     PreferenceTrainConfig,
     pairs_from_preferences,
     train_preference,
 )
-from rlmusic.critics.preferences import (
+from rlmusic.critics.preference_file import (
     Preference,
     PreferenceFileError,
     PreferenceFileWarning,

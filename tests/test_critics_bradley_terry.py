@@ -14,7 +14,7 @@ from rlmusic.critics import (
     save_cnn_critic,
     train_preference,
 )
-from rlmusic.critics.preference import pairwise_accuracy, sample_scores
+from rlmusic.critics.bradley_terry import pairwise_accuracy, sample_scores
 from rlmusic.critics.terms import PreferenceReward
 from tests.critic_helpers import ENC, TINY, random_tokens, scale_melodies
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from rlmusic.critics.cnn import CausalCNN, CNNTrainConfig, check_tokens
-from rlmusic.critics.preferences import Preference
+from rlmusic.critics.preference_file import Preference
 from rlmusic.critics.stats import format_figures, seeded_split, seeded_torch
 from rlmusic.data.encoding import NOTE_OFF, MelodyEncoding
 
