@@ -2,7 +2,7 @@
 
 Per column (a generator's seeded samples, a MIDI folder, held-out melodies), in sections:
 
-* **RL Tuner statistics** — :class:`rlmusic.evaluation.metrics.CompositionStats`' table rows,
+* **RL Tuner statistics** — :class:`rlmusic.rewards.statistics.CompositionStats`' table rows,
   counted as the original counted them, and onsets per composition;
 * **reward** — the mean per composition of every weighted term of the reward composite
   (``build_reward(cfg.reward).score``: each term's share summed over the piece) and the total;
@@ -44,11 +44,11 @@ from rlmusic.evaluation.diversity import (
     distinct_share_terms,
     pitch_class_entropies,
 )
-from rlmusic.evaluation.metrics import KeySpec
 from rlmusic.evaluation.model_eval import prior_log_probs
 from rlmusic.evaluation.overlap import overlap_statistic, piece_features
 from rlmusic.evaluation.realism import HISTOGRAMS, histogram_l1, normalised, per_piece_counts
 from rlmusic.evaluation.table_rows import PieceCounts, table_intervals
+from rlmusic.rewards.statistics import KeySpec
 
 log = logging.getLogger(__name__)
 

@@ -40,13 +40,13 @@ from rlmusic.evaluation.comparison import (
     separated_pairs,
 )
 from rlmusic.evaluation.critic_test import POWER, SANITY, CriticTest, CriticTestConfig
-from rlmusic.evaluation.metrics import KeySpec
 from rlmusic.evaluation.objective import held_out
 from rlmusic.evaluation.realism import BIN_LABELS, HISTOGRAMS, normalised
 from rlmusic.evaluation.report import Report, Sample, write_report
 from rlmusic.models.registry import load_generator
 from rlmusic.models.sampling import sample_seeded
 from rlmusic.rewards.build import build_reward
+from rlmusic.rewards.statistics import KeySpec
 from rlmusic.runtime import resolve_device, run_folder
 
 log = logging.getLogger(__name__)
