@@ -32,7 +32,7 @@ from rlmusic.errors import (
 TASKS: dict[str, tuple[str, str, str]] = {
     "data": (
         "rlmusic.tasks.data",
-        "data",
+        "prepare_data",
         "prepare a corpus (cached .npz splits) and print its summary",
     ),
     "pretrain": (
@@ -47,7 +47,7 @@ TASKS: dict[str, tuple[str, str, str]] = {
     ),
     "rewards": (
         "rlmusic.tasks.rewards",
-        "rewards",
+        "list_rewards",
         "list the reward terms with one-line descriptions",
     ),
     "finetune": (
@@ -191,7 +191,7 @@ def _exit_on_user_error(exc: UserError) -> NoReturn:
     raise SystemExit(EXIT_USER_ERROR) from None
 
 
-def checked_config(config_name: str, module: Any, cfg: Any) -> Any:
+def checked_config(config_name: str, module: Any, cfg: Any, task: str | None = None) -> Any:
     """``cfg`` checked before any work: against its task's schema (keys and types), then
     every check its values allow (:func:`rlmusic.config.preflight.preflight`: counts, model
     lists and specs, the device, the objective among the metrics the task's module names
@@ -206,7 +206,8 @@ def checked_config(config_name: str, module: Any, cfg: Any) -> Any:
 
     cfg = validate_config(config_name, cfg)
     names = getattr(module, "metric_names", None)
-    preflight(config_name, cfg, names(cfg) if names else None, resolve_spec=spec_kind)
+    # the preflight names the task as the user typed it (`rlmusic data`, not its config file)
+    preflight(task or config_name, cfg, names(cfg) if names else None, resolve_spec=spec_kind)
     return cfg
 
 
@@ -223,7 +224,7 @@ def task_main(task: str, cfg: Any) -> float | None:
     if job_dir is not None:
         return _sweep_job(task, module, config_name, cfg, job_dir)
     try:
-        cfg = checked_config(config_name, module, cfg)
+        cfg = checked_config(config_name, module, cfg, task)
         result = module.run(cfg)
         return objective_value(result, cfg.get("objective"))
     except UserError as exc:
@@ -246,7 +247,7 @@ def _sweep_job(task: str, module: Any, config_name: str, cfg: Any, job_dir: Any)
     direction = cfg.get("objective_direction") or "maximize"
     result = None
     try:
-        cfg = checked_config(config_name, module, cfg)
+        cfg = checked_config(config_name, module, cfg, task)
         result = module.run(cfg)
         value = objective_value(result, cfg.get("objective"))
     except Exception as exc:  # the sweep goes on; KeyboardInterrupt still stops it
@@ -376,6 +377,51 @@ def check_plugins(task: str, args: Sequence[str]) -> None:
         )
 
 
+def check_overrides(task: str, args: Sequence[str]) -> None:
+    """Refuse an override that does not fit its key's type, or names no key, as one line.
+
+    Hydra checks overrides of the typed nodes (an algorithm's config class, registered by
+    conf/__init__.py) while composing, and reports a failure in several lines with exit
+    status 1; this composes first (sweep values unexpanded) and names the override instead.
+    Anything else wrong is left to Hydra.
+
+    Raises:
+        ConfigError: ``algo.lr=abc`` -> "algo.lr=abc: config key 'algo.lr' expects float, ...".
+    """
+    overrides = _config_overrides(args)
+    if not overrides:
+        return
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import ConfigCompositionException
+    from hydra.types import RunMode
+    from omegaconf.errors import OmegaConfBaseException
+
+    from rlmusic.config import ConfigError
+    from rlmusic.config.validate import describe_error
+
+    with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):
+        loader = GlobalHydra.instance().config_loader()
+        try:
+            loader.load_configuration(
+                TASKS[task][1], list(overrides), RunMode.MULTIRUN, validate_sweep_overrides=False
+            )
+        except ConfigCompositionException as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, OmegaConfBaseException):
+                return  # Hydra reports it, as it would without this check
+            key = getattr(cause, "full_key", None) or "?"
+            given = next((a for a in overrides if _override_key(a) == key), None)
+            value = given.split("=", 1)[1] if given else "?"
+            raise ConfigError(f"{given or key}: {describe_error(cause, key, value)}") from None
+        except Exception:  # Hydra reports it, as it would without this check
+            return
+
+
+def _override_key(arg: str) -> str:
+    return re.sub(r"^(?:override\s+|[+~]{1,2})?", "", arg).split("=", 1)[0]
+
+
 def _importable(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -407,6 +453,7 @@ def run_task(task: str, overrides: Sequence[str]) -> None:
     args = _positional(task, overrides)
     check_renamed(args)
     check_plugins(task, args)
+    check_overrides(task, args)
     sys.argv = [f"rlmusic {task}", *args]
     _main()
 

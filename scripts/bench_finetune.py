@@ -34,7 +34,7 @@ from omegaconf import OmegaConf
 
 from rlmusic.algos.batched.run import batched_config
 from rlmusic.algos.batched.trainer import BatchedTrainer
-from rlmusic.algos.setup import build_setup
+from rlmusic.algos.finetune_setup import build_setup
 from rlmusic.tasks import finetune
 
 LENGTH = 32

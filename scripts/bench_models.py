@@ -29,10 +29,10 @@ from rlmusic.models import PRETRAINED, load_pretrained
 from rlmusic.models.checkpoint import build_model, read_record
 from rlmusic.models.registry import pretrained_path
 from rlmusic.models.sampling import generate, generate_recompute
+from rlmusic.pretraining.config import TrainConfig
+from rlmusic.pretraining.optim import make_optimizer
+from rlmusic.pretraining.validation import evaluate_tunes
 from rlmusic.rewards.statistics import Statistic, composition_stats
-from rlmusic.training.config import TrainConfig
-from rlmusic.training.optim import make_optimizer
-from rlmusic.training.validation import evaluate_tunes
 
 # the shipped configurations and the windows they train on (scripts/build_pretrained.sh)
 SHIPPED = {
@@ -184,7 +184,7 @@ def repeated_run_share(tokens: np.ndarray, encoding: MelodyEncoding, limit: int 
 
 def bench_eval(device: str, n: int = 1000, length: int = 32) -> None:
     from rlmusic.data.prepare import prepare_corpus
-    from rlmusic.training.windows import ngram_baselines
+    from rlmusic.pretraining.windows import ngram_baselines
 
     encoding = MelodyEncoding()
     corpus = prepare_corpus({"source": "all", "split_seed": 0}, encoding, progress=False)

@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_module
 from torch import nn
 
 from rlmusic.algos.advantages import discounted_returns
-from rlmusic.algos.setup import build_setup
+from rlmusic.algos.finetune_setup import build_setup
 from rlmusic.algos.value import ValueFunction, explained_variance
 from rlmusic.models.base import with_bos
 from rlmusic.models.sampling import sample_with_log_probs

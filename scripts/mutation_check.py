@@ -110,7 +110,9 @@ def run_tests(copy: Path, tests: tuple[str, ...], timeout_s: float) -> tuple[boo
 def check_imports_resolve_in_copy(copy: Path) -> None:
     """Fail loudly if the copy's package is not the one imported (the check would be void)."""
     env = {**os.environ, "PYTHONPATH": str(copy)}
-    probe = "import rlmusic, rlmusic.envs, rlmusic.conf; print(rlmusic.__file__, rlmusic.envs.__file__)"
+    probe = (
+        "import rlmusic, rlmusic.envs, rlmusic.conf; print(rlmusic.__file__, rlmusic.envs.__file__)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=copy, env=env, capture_output=True, text=True
     )
@@ -156,7 +158,9 @@ def main() -> int:
         finally:
             path.write_text(original)
         verdict = "SURVIVED" if passed else "killed"
-        print(f"{verdict:8s} {time.perf_counter() - started:6.1f} s  {m.area}: {m.name}", flush=True)
+        print(
+            f"{verdict:8s} {time.perf_counter() - started:6.1f} s  {m.area}: {m.name}", flush=True
+        )
         if passed:
             survivors.append(m)
             print(f"         tests run: {' '.join(m.tests)}\n         {tail}", flush=True)

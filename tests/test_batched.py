@@ -23,6 +23,8 @@ def tiny_config(**overrides) -> BatchedConfig:
     base = dict(
         batch_size=32, minibatch_size=16, length=8, group_size=8, lr=3e-3, epochs=2, kl_coef=0.01
     )
+    # the values these tests were written against (BatchedConfig's defaults are the shipped run's)
+    base.update(method="ppo", gamma=1.0, kl_pitch_coef=None)
     return BatchedConfig(**{**base, **overrides})
 
 

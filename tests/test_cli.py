@@ -41,7 +41,7 @@ def test_unknown_task_lists_known_ones(capsys: pytest.CaptureFixture) -> None:
 @pytest.mark.parametrize("data", ["all", "essen", "oneills", "ryans", "bach", "midi_dir"])
 def test_every_data_option_composes(data: str) -> None:
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose("data", overrides=[f"data={data}", "data.path=/x"])
+        cfg = compose("prepare_data", overrides=[f"data={data}", "data.path=/x"])
     assert cfg.data.source == data
     assert cfg.data.split_seed == 0  # fixed: the run's seed does not move the split
     assert encoding_from_cfg(cfg.encoding).vocab_size == 38

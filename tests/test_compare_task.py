@@ -18,8 +18,8 @@ from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.evaluation import report
 from rlmusic.evaluation.columns import GENERATOR, HELDOUT, MIDI, spec_kind, split_heldout
 from rlmusic.evaluation.comparison import prior_metrics
-from rlmusic.evaluation.critic_test import POWER, SANITY, CriticTest, CriticTestConfig, Side
 from rlmusic.evaluation.model_eval import evaluate_samples
+from rlmusic.evaluation.two_sample_critic import POWER, SANITY, CriticTest, CriticTestConfig, Side
 from rlmusic.models import load_generator
 from rlmusic.models.sampling import sample_seeded
 from rlmusic.tasks import compare

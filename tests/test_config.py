@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
+from omegaconf import DictConfig, OmegaConf
 
 from rlmusic import cli
 from rlmusic.config import ConfigError, validate_config
@@ -44,29 +45,49 @@ def test_every_task_default_config_fits_its_schema(task: str) -> None:
 
 @pytest.mark.parametrize("algo", ["batched", "ppo", "rl_tuner"])
 def test_every_algorithm_config_fits_its_schema(algo: str) -> None:
-    validate_config("finetune", composed("finetune", [f"algo={algo}"]))
+    cfg = validate_config("finetune", composed("finetune", [f"algo={algo}"]))
+    finetune.check_algo(cfg)  # the algorithm's own config class
+
+
+def plain(overrides: list[str] | None = None) -> DictConfig:
+    """A composed finetune config as plain data (as a saved run's config is read back)."""
+    return OmegaConf.create(OmegaConf.to_container(composed("finetune", overrides)))
 
 
 def test_a_wrong_type_names_the_key_the_value_and_the_type() -> None:
-    cfg = composed("finetune", ["algo.lr=abc"])
+    with pytest.raises(
+        ConfigError, match=r"algo.lr=abc: config key 'algo.lr' expects float, got 'abc' \(str\)"
+    ):
+        cli.check_overrides("finetune", ["algo.lr=abc"])  # Hydra's composition refuses it
+    cfg = plain()
+    cfg.algo.lr = "abc"
     with pytest.raises(ConfigError, match=r"'algo.lr' expects float, got 'abc' \(str\)"):
-        validate_config("finetune", cfg)
+        finetune.check_algo(cfg)
 
 
 def test_a_misspelt_key_is_named() -> None:
-    cfg = composed("finetune", ["+algo.lrr=0.1"])
+    with pytest.raises(ConfigError, match=r"algo.lrr=0.1: unknown config key 'algo.lrr'"):
+        cli.check_overrides("finetune", ["algo.lrr=0.1"])
+    cfg = composed("finetune", ["+algo.lrr=0.1"])  # `+` adds it past the class
     with pytest.raises(ConfigError, match=r"unknown config key 'algo.lrr'"):
-        validate_config("finetune", cfg)
+        finetune.check_algo(cfg)
+
+
+def test_a_bad_value_is_named_by_the_algorithms_config_class() -> None:
+    with pytest.raises(ConfigError, match=r"algo.variant='zz' is not known"):
+        finetune.check_algo(composed("finetune", ["algo=rl_tuner", "algo.variant=zz"]))
 
 
 def test_values_are_converted_to_their_declared_types() -> None:
-    cfg = validate_config("finetune", composed("finetune", ["algo.lr=1", "seed=3"]))
+    cfg = plain(["seed=3"])
+    cfg.algo.lr = 1
+    cfg = finetune.check_algo(cfg)
     assert isinstance(cfg.algo.lr, float) and cfg.algo.lr == 1.0
 
 
 def test_a_required_value_left_unset_is_named() -> None:
-    cfg = composed("finetune", ["~algo.lr"])
-    with pytest.raises(ConfigError, match=r"\['algo.lr'\] must be set"):
+    cfg = composed("finetune", ["~seed"])
+    with pytest.raises(ConfigError, match=r"\['seed'\] must be set"):
         validate_config("finetune", cfg)
 
 
@@ -74,7 +95,7 @@ def test_cli_fails_before_any_work_on_a_bad_value(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        cli.run_task("finetune", ["algo.lr=abc", f"hydra.run.dir={tmp_path}"])
+        cli.main(["finetune", "algo.lr=abc", f"hydra.run.dir={tmp_path}"])
     assert exited.value.code == 2
     assert "config key 'algo.lr' expects float, got 'abc'" in capsys.readouterr().err
     assert not (tmp_path / "run_config.yaml").exists()

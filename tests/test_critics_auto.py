@@ -51,7 +51,7 @@ def default_reward(*overrides: str) -> tuple[dict[str, Any], dict[str, Any]]:
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
         cfg = compose("finetune", overrides=list(overrides))
     reward = OmegaConf.to_container(cfg.reward, resolve=True)
-    reward.pop("prior")  # the KL reference, not a term (rlmusic.algos.setup)
+    reward.pop("prior")  # the KL reference, not a term (rlmusic.algos.finetune_setup)
     return reward, OmegaConf.to_container(cfg.data, resolve=True)
 
 

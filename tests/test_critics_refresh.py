@@ -106,8 +106,60 @@ def test_the_sb3_algorithms_refuse_a_refresh(tmp_path: Path, tiny_checkpoint: Pa
         finetune.run(cfg, output_dir=tmp_path / "run")
 
 
+def rl_tuner_cfg(tmp_path: Path, tiny_checkpoint: Path):
+    """``finetune_cfg``'s reward and data with ``algo=rl_tuner``: rounds of 128 env steps, a
+    refresh every 100 env steps (crossed by every round)."""
+    cfg = finetune_cfg(tmp_path, tiny_checkpoint, "critic_refresh.every=100")
+    rl_tuner = [
+        "algo=rl_tuner",
+        "algo.total_timesteps=512",
+        "algo.n_envs=8",
+        "algo.batch_size=32",
+        "algo.checkpoint_every=128",
+        "algo.stats_every=0",
+        "algo.sample_every=0",
+    ]
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg.algo = compose("finetune", overrides=rl_tuner).algo
+    return cfg
+
+
+def test_rl_tuner_refreshes_the_critic_and_a_resumed_run_keeps_it(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The harness calls the refresh for every algorithm that runs through it: rl_tuner
+    refreshes when a round crosses a multiple of ``every`` env steps, and a run resumed after a
+    crash goes on against the refreshed critic (its weights end where a straight run's end)."""
+    from rlmusic.algos.rl_tuner.trainer import RLTunerTrainer
+    from tests.sb3_helpers import Crash, assert_same_weights
+
+    cfg = rl_tuner_cfg(tmp_path, tiny_checkpoint)
+    straight = tmp_path / "straight"
+    finetune.run(cfg, output_dir=straight)
+    rows = list(csv.DictReader(open(straight / "metrics.csv")))
+    assert [r["env_steps"] for r in rows] == ["128", "256", "384", "512"]
+    assert all(0.0 <= float(r["critic/realism/accuracy_before"]) <= 1.0 for r in rows)
+    original = RLTunerTrainer.gradient_step
+
+    def dying(self: RLTunerTrainer) -> dict[str, float]:
+        if self.env_steps >= 384:
+            raise Crash
+        return original(self)
+
+    resumed = tmp_path / "resumed"
+    monkeypatch.setattr(RLTunerTrainer, "gradient_step", dying)
+    with pytest.raises(Crash):
+        finetune.run(cfg, output_dir=resumed)
+    monkeypatch.setattr(RLTunerTrainer, "gradient_step", original)
+    result = finetune.run(cfg, output_dir=resumed)
+    assert result.resumed_from == 256
+    assert_same_weights(resumed / "tuned.safetensors", straight / "tuned.safetensors")
+    again = list(csv.DictReader(open(resumed / "metrics.csv")))
+    assert again[-1]["reward/realism"] == rows[-1]["reward/realism"]
+
+
 def test_a_resumed_run_keeps_the_refreshed_critic(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    """Audit item: the refreshed weights were not in trainer_state.pt, so a resumed run went back
+    """Audit item: the refreshed weights were not in the resume point, so a resumed run went back
     to the shipped critic and ended elsewhere than a run that never stopped."""
     from tests.sb3_helpers import assert_same_weights
 

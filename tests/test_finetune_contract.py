@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from rlmusic.algos import ALGORITHMS, get_train
-from rlmusic.algos.setup import FinetuneResult, build_setup
+from rlmusic.algos.finetune_setup import FinetuneResult, build_setup
 from rlmusic.models import load_generator
 from rlmusic.models.checkpoint import load_checkpoint
 from rlmusic.tasks.finetune import FINAL_STATISTICS, metric_names
@@ -98,7 +98,7 @@ def test_the_reference_defaults_to_the_start_model_whatever_it_is(
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
         cfg = compose("finetune", overrides=["reward=rl_tuner"])
     assert cfg.reward.prior.checkpoint == "start"
-    with caplog.at_level("INFO", logger="rlmusic.algos.setup"):
+    with caplog.at_level("INFO", logger="rlmusic.algos.finetune_setup"):
         setup = build_setup(str(tiny_checkpoint), cfg.reward, tmp_path, device="cpu")
     assert setup.reference.configured and setup.reference.weight == 1.0
     assert setup.reference.spec == str(tiny_checkpoint)

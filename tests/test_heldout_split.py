@@ -23,8 +23,8 @@ from rlmusic.data.corpus import split_of
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.data.prepare import prepare_corpus
 from rlmusic.data.split import ids_sha1
-from rlmusic.evaluation import critic_test
-from rlmusic.evaluation.critic_test import Side
+from rlmusic.evaluation import two_sample_critic as critic_test
+from rlmusic.evaluation.two_sample_critic import Side
 from rlmusic.tasks import compare, evaluate, finetune
 from tests.conftest import make_tiny_checkpoint
 from tests.critic_helpers import tiny_critic

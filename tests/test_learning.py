@@ -22,7 +22,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from rlmusic.algos.setup import build_setup
+from rlmusic.algos.finetune_setup import build_setup
 from rlmusic.models import load_generator
 from rlmusic.models.sampling import sample_seeded
 from rlmusic.tasks import finetune

@@ -241,11 +241,11 @@ def test_shipped_models_beat_the_bigram_baseline_clearly(name: str) -> None:
     from rlmusic.data.encoding import encoding_from_cfg
     from rlmusic.data.prepare import prepare_corpus
     from rlmusic.models import load_checkpoint, pretrained_path
-    from rlmusic.training.validation import evaluate_tunes
-    from rlmusic.training.windows import ngram_baselines
+    from rlmusic.pretraining.validation import evaluate_tunes
+    from rlmusic.pretraining.windows import ngram_baselines
 
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose("data")
+        cfg = compose("prepare_data")
     corpus = prepare_corpus(cfg.data, encoding_from_cfg(cfg.encoding), progress=False)
     bigram = ngram_baselines(corpus.tunes("train"), corpus.tunes("valid"), 38)["bigram_nll"]
     model, _, info = load_checkpoint(pretrained_path(name))

@@ -51,7 +51,7 @@ def _install_and_locate(tmp_path: Path, editable: bool) -> tuple[str, str]:
     probe = (
         "import gymnasium, rlmusic.envs, rlmusic.conf, importlib.resources as r;"
         "print(rlmusic.envs.__file__);"
-        "print(r.files('rlmusic.conf').joinpath('data.yaml').is_file())"
+        "print(r.files('rlmusic.conf').joinpath('prepare_data.yaml').is_file())"
     )
     out = subprocess.run(
         [python, "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path

@@ -22,9 +22,8 @@ from rlmusic.config import ConfigError
 from rlmusic.data.corpus import Corpus
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import CheckpointError, load_checkpoint, load_generator
-from rlmusic.tasks import pretrain
-from rlmusic.training.optim import lr_factor
-from rlmusic.training.windows import (
+from rlmusic.pretraining.optim import lr_factor
+from rlmusic.pretraining.windows import (
     IGNORE,
     epoch_windows,
     make_batch,
@@ -32,6 +31,7 @@ from rlmusic.training.windows import (
     valid_windows,
     with_bos_np,
 )
+from rlmusic.tasks import pretrain
 from tests.test_models import one_thread  # noqa: F401  (autouse fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -226,7 +226,7 @@ pretrain.run(cfg, corpus=synthetic_corpus())
 """
 # Under torchrun, also: the process group is freed and its threads joined when run() returns.
 # gloo threads that live on into interpreter finalization made this test abort now and then
-# ("terminate called without an active exception", see rlmusic.training.distributed); this
+# ("terminate called without an active exception", see rlmusic.pretraining.distributed); this
 # check fails every time that state comes back, not one run in twenty.
 NO_GLOO_THREADS_LEFT = """
 import os
@@ -415,8 +415,8 @@ def test_init_mismatch_is_one_line_naming_both_values(
 
 
 def test_init_takes_the_fine_tuning_warmup_then_the_decay(tmp_path: Path) -> None:
-    from rlmusic.training.distributed import setup
-    from rlmusic.training.loop import Pretrainer
+    from rlmusic.pretraining.distributed import setup
+    from rlmusic.pretraining.loop import Pretrainer
 
     corpus = synthetic_corpus()
     scratch = pretrain.train_config(init_cfg(tmp_path))

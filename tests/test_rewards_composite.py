@@ -93,7 +93,7 @@ def test_a_user_term_from_a_module_outside_the_package(
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "my_rewards", raising=False)
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose("rewards", overrides=["reward=key_only", override])
+        cfg = compose("list_rewards", overrides=["reward=key_only", override])
     reward = build_reward(cfg.reward, ENC)
     assert reward.names == ["key", "stepwise"]
     total, shares = reward.score(np.array([[14, 16, 1, 18, 37]]))
@@ -122,7 +122,7 @@ def test_a_user_class_by_target_gets_the_encoding_and_its_arguments(
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_composes_and_builds(preset: str) -> None:
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose("rewards", overrides=[f"reward={preset}", "reward.prior=null"])
+        cfg = compose("list_rewards", overrides=[f"reward={preset}", "reward.prior=null"])
     reward = build_reward(cfg.reward, ENC)
     assert reward.names[0] == "key"
     assert all(t.weight == 2.0 for t in reward.terms)
@@ -130,7 +130,7 @@ def test_every_preset_composes_and_builds(preset: str) -> None:
 
 def test_rl_tuner_preset_is_all_nine_plus_the_prior() -> None:
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose("rewards", overrides=["reward=rl_tuner"])
+        cfg = compose("list_rewards", overrides=["reward=rl_tuner"])
     assert list(cfg.reward.rules) == list(RULES)
     assert cfg.reward.c == 0.5 and cfg.reward.prior.weight == 1.0
     assert cfg.reward.prior.checkpoint == "start"  # the model the run starts from
@@ -190,7 +190,7 @@ def test_rewards_task_lists_every_term(capsys: pytest.CaptureFixture[str]) -> No
     from rlmusic.tasks.rewards import run
 
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose("rewards", overrides=["reward=basic"])
+        cfg = compose("list_rewards", overrides=["reward=basic"])
     listed = run(cfg)
     out = capsys.readouterr().out
     assert listed == known_terms()

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_module
 
+from rlmusic.algos.finetune_setup import build_setup
+from rlmusic.algos.harness import RESUME_FILE
 from rlmusic.algos.rl_tuner.acting import act, policy_logits
 from rlmusic.algos.rl_tuner.config import RLTunerConfig
-from rlmusic.algos.rl_tuner.run import RESUME_FILE
 from rlmusic.algos.rl_tuner.targets import piece_targets
 from rlmusic.algos.rl_tuner.trainer import RLTunerTrainer, resolve_precision
-from rlmusic.algos.setup import build_setup
 from rlmusic.models import MusicTransformer, TransformerConfig, load_generator
 from rlmusic.models.base import sequence_log_probs, with_bos
 from rlmusic.models.sampling import sample_seeded

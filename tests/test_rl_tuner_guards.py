@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlmusic.algos.finetune_setup import build_setup
 from rlmusic.algos.rl_tuner.acting import act
 from rlmusic.algos.rl_tuner.config import RLTunerConfig
 from rlmusic.algos.rl_tuner.run import reward_function
 from rlmusic.algos.rl_tuner.trainer import RLTunerTrainer
-from rlmusic.algos.setup import build_setup
 from rlmusic.models.base import sequence_log_probs, with_bos
 from tests.conftest import tiny_lstm
 
@@ -374,7 +374,7 @@ def test_each_variants_learning_reward_scales_with_the_kl_weight(
     }
     setup = build_setup(str(tiny_checkpoint), reward_cfg, tmp_path, device="cpu", length=8)
     assert RLTunerConfig(kl_coef=3.0).with_kl_weight(2.0).kl_coef == 3.0
-    assert RLTunerConfig().with_kl_weight(2.0).kl_coef == 2.0
+    assert RLTunerConfig(kl_coef=None).with_kl_weight(2.0).kl_coef == 2.0
     tokens = np.random.default_rng(0).integers(0, 38, (6, 8))
     task = setup.reward.score(tokens)[0]
     with torch.no_grad():

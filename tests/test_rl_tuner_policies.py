@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_module
 
-from rlmusic.algos.setup import build_setup
+from rlmusic.algos.finetune_setup import build_setup
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.evaluation.columns import load_column
 from rlmusic.evaluation.model_eval import evaluate_model

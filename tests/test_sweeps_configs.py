@@ -153,7 +153,7 @@ def test_every_reward_composes_and_builds(option: str) -> None:
 
     cfg = validate_config("finetune", composed("finetune", [f"reward={option}"]))
     node = OmegaConf.to_container(cfg.reward, resolve=True)
-    node.pop("prior")  # the prior is the KL reference (rlmusic.algos.setup), not a rule
+    node.pop("prior")  # the prior is the KL reference (rlmusic.algos.finetune_setup), not a rule
     reward = build_reward(node, MelodyEncoding())  # every preset's critics ship with the package
     tokens = torch.randint(0, 38, (2, 32)).numpy()
     total, shares = reward.score(tokens)
@@ -164,7 +164,9 @@ def test_every_reward_composes_and_builds(option: str) -> None:
 def test_every_data_option_composes_and_names_a_source(option: str) -> None:
     from rlmusic.data.sources import SOURCES
 
-    cfg = validate_config("data", composed("data", [f"data={option}", "data.path=/x"]))
+    cfg = validate_config(
+        "prepare_data", composed("prepare_data", [f"data={option}", "data.path=/x"])
+    )
     assert cfg.data.source in SOURCES
 
 

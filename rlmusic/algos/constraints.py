@@ -126,7 +126,8 @@ class RuleConstraints:
 
     Wraps a :class:`CompositeReward`'s ``score``: each call scores the batch with the current
     multipliers, then updates them from that batch's statistics (used from the next batch on).
-    Called as an algorithm's hook ``(iteration, policy)`` it returns the latest metrics.
+    Called as a run harness hook ``(step, policy)`` (:mod:`rlmusic.algos.harness`) it returns
+    the latest metrics; its ``state_dict`` rides in the resume point with the other hooks'.
 
     Args:
         reward: the composite whose term weights it scales (in place).
@@ -225,7 +226,7 @@ class RuleConstraints:
 
         return constrained
 
-    def __call__(self, iteration: int, policy: Any) -> dict[str, float]:
+    def __call__(self, step: int, policy: Any) -> dict[str, float]:
         return dict(self.latest)
 
     def state_dict(self) -> dict[str, Any]:
@@ -266,22 +267,6 @@ def applied(setup: Any, algo_cfg: Mapping[str, Any], algo: str, default: bool) -
         ", ".join(c.term for c in setup.constraints.constraints),
     )
     return replace(setup, constraints=None)
-
-
-def restore_saved(constraints: RuleConstraints | None, saved: Any, path: Any) -> None:
-    """Put a resume point's multipliers (``saved``: its ``constraints`` entry, None when it has
-    none) back into this run's ``constraints``.
-
-    Raises:
-        ValueError: one of the two has constraints and the other has not.
-    """
-    if (saved is None) != (constraints is None):
-        raise ValueError(
-            f"{path}: saved {'without' if saved is None else 'with'} reward.constraints, and "
-            "this run is not: resume with the same reward, or use a new output folder"
-        )
-    if constraints is not None:
-        constraints.load_state_dict(saved)
 
 
 def build_constraints(

@@ -15,7 +15,7 @@ from rlmusic.data.encoding import FIRST_PITCH_TOKEN, MelodyEncoding
 from rlmusic.models.sampling import sample_seeded
 
 if TYPE_CHECKING:
-    from rlmusic.algos.setup import FinetuneSetup
+    from rlmusic.algos.finetune_setup import FinetuneSetup
 
 FINAL_SAMPLES = 256  # compositions behind the final/* metrics
 

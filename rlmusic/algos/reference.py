@@ -1,7 +1,7 @@
 """The reference policy of KL control: a frozen generator every fine-tuning run is held near.
 
 RL Tuner's reward ``log p_prior(a|s) + r_MT / c`` and the KL penalty ``beta (log pi - log
-p_prior)`` both read it. It is built once by :func:`rlmusic.algos.setup.build_setup`, from the
+p_prior)`` both read it. It is built once by :func:`rlmusic.algos.finetune_setup.build_setup`, from the
 reward preset's ``prior`` node (``{checkpoint, weight}``), and handed to every algorithm as an
 object of its own, never as a reward term to be pulled back out.
 """

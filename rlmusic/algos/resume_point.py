@@ -1,5 +1,5 @@
-"""Reading a training run's resume point: one check of what wrote it, shared by the
-algorithms that write one (``algo=ppo``'s and ``algo=rl_tuner``'s ``resume.pt``)."""
+"""Reading a training run's resume point: one check of what wrote it, shared by every
+algorithm's ``resume.pt`` (written by :mod:`rlmusic.algos.harness`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rlmusic.errors import UserError
 from rlmusic.models.checkpoint import read_torch_file
+
+
+class ResumeError(UserError, ValueError):
+    """A run folder's resume point that this run cannot continue (the CLI prints one line)."""
 
 
 def read_resume_point(
@@ -20,7 +25,7 @@ def read_resume_point(
     algorithm's file says which algorithm wrote it.
 
     Raises:
-        ValueError: another kind of run's file, another format (``kind`` names the expected
+        ResumeError: (a ``ValueError``) another kind of run's file, another format (``kind`` names the expected
             one) or another version of this one.
         CheckpointError: a damaged file or one holding pickled objects.
     """
@@ -29,14 +34,17 @@ def read_resume_point(
     diff = {k: (saved.get(k), v) for k, v in run.items() if k in saved and saved.get(k) != v}
     if diff:
         detail = ", ".join(f"{k} {a!r} (this run: {b!r})" for k, (a, b) in diff.items())
-        raise ValueError(
+        raise ResumeError(
             f"{path} was written by another kind of run: {detail}; re-run the same command to "
             "resume it, or use a new output folder (hydra.run.dir)"
         )
     if not isinstance(state, dict) or state.get("format") != file_format:
-        raise ValueError(f"{path}: not {kind} (format={file_format!r})")
+        raise ResumeError(
+            f"{path}: not {kind} (format={file_format!r}; an earlier release's resume file "
+            "cannot be continued): start the run in a new output folder (hydra.run.dir)"
+        )
     if state.get("version") != version:
-        raise ValueError(
+        raise ResumeError(
             f"{path} is a resume point of version {state.get('version')} and this release reads "
             f"version {version}: start the run again in a new output folder (hydra.run.dir)"
         )

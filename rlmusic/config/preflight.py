@@ -373,12 +373,13 @@ def _task_checks(task: str, cfg: Any, resolve_spec: Callable[[str], Any] | None)
         if prior not in (None, "start"):
             check_generator_spec("reward.prior.checkpoint", prior)
         algo = OmegaConf.select(cfg, "algo.name", default=None)
+        # the run harness calls the refresh hook; SB3's learn() owns its loop (no hooks)
         if int(OmegaConf.select(cfg, "critic_refresh.every", default=0) or 0) > 0 and (
-            algo != "batched"
+            algo not in ("batched", "rl_tuner")
         ):
             raise ConfigError(
-                f"rlmusic {task}: critic_refresh.every > 0 needs algo=batched (algo={algo} "
-                "trains against a static critic): set critic_refresh.every=0"
+                f"rlmusic {task}: critic_refresh.every > 0 needs algo=batched or algo=rl_tuner "
+                f"(algo={algo} trains against a static critic): set critic_refresh.every=0"
             )
         if _final_eval_wanted(cfg) and cfg.get("data") is None:
             raise ConfigError(

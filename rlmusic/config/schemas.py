@@ -2,8 +2,12 @@
 configs: a misspelt key or a value of the wrong type is an error naming the key.
 
 Values live in the YAML files; these classes only say which keys exist and their types
-(``MISSING``: the YAML must give it). Open nodes (a reward's extra terms, rule parameters) are
-``dict[str, Any]``: their contents are checked by the code that builds them.
+(``MISSING``: the YAML must give it). Where a layer below has its own config class, the schema
+is that class (``train``: :class:`~rlmusic.pretraining.config.TrainConfig`; ``critic`` of compare:
+:class:`~rlmusic.evaluation.two_sample_critic_config.CriticTestConfig`); ``finetune``'s ``algo`` is
+checked against the algorithm's class by the task (rlmusic/config does not import
+algorithms). Open nodes (a reward's extra terms, rule parameters) are ``dict[str, Any]``: their
+contents are checked by the code that builds them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List  # noqa: UP035 - OmegaConf reads typing's forms
 
 from omegaconf import MISSING
+
+from rlmusic.evaluation.two_sample_critic_config import CriticTestConfig
+from rlmusic.pretraining.config import TrainConfig
 
 # ruff: noqa: UP006, UP007 - structured configs need typing.Optional / List / Dict
 
@@ -61,112 +68,6 @@ class RewardSchema:
 
 
 @dataclass
-class BatchedAlgoSchema:
-    name: str = MISSING
-    apply_constraints: bool = True
-    iterations: int = MISSING
-    checkpoint_every: int = MISSING
-    sample_every: int = MISSING
-    method: str = MISSING
-    batch_size: int = MISSING
-    group_size: int = MISSING
-    lr: float = MISSING
-    value_lr: float = MISSING
-    epochs: int = MISSING
-    minibatch_size: int = MISSING
-    clip_range: float = MISSING
-    gamma: float = MISSING
-    gae_lambda: float = MISSING
-    vf_coef: float = MISSING
-    ent_coef: float = MISSING
-    kl_coef: float | None = None
-    kl_pitch_coef: float | None = None
-    kl_target: float | None = None
-    kl_horizon: int = MISSING
-    kl_mode: str = MISSING
-    max_grad_norm: float = MISSING
-    normalize_advantages: bool = MISSING
-    temperature: float = MISSING
-
-
-@dataclass
-class SB3RunSchema:
-    """What an SB3 algorithm's run reads: env-step budgets and intervals."""
-
-    name: str = MISSING
-    total_timesteps: int = MISSING
-    checkpoint_every: int = MISSING
-    sample_every: int = MISSING
-    stats_every: int = MISSING
-    stats_samples: int = MISSING
-    log_interval: int = MISSING
-    learning_rate: float = MISSING
-    batch_size: int = MISSING
-    gamma: float = MISSING
-    max_grad_norm: float = MISSING
-
-
-@dataclass
-class PPOAlgoSchema(SB3RunSchema):
-    n_envs: int = MISSING
-    apply_constraints: bool = False
-    n_steps: int = MISSING
-    n_epochs: int = MISSING
-    value_lr: float = MISSING
-    clip_range: float = MISSING
-    gae_lambda: float = MISSING
-    ent_coef: float = MISSING
-    vf_coef: float = MISSING
-    normalize_advantage: bool = MISSING
-    target_kl: float | None = None
-    kl_mode: str = MISSING
-    kl_coef: float | None = None
-    kl_pitch_coef: float | None = None
-    kl_target: float | None = None
-    kl_horizon: int = MISSING
-
-
-@dataclass
-class RLTunerAlgoSchema:
-    """``algo=rl_tuner`` (rlmusic.algos.rl_tuner: values are checked by RLTunerConfig)."""
-    apply_constraints: bool = False
-
-    name: str = MISSING
-    variant: str = MISSING
-    total_timesteps: int = MISSING
-    n_envs: int = MISSING
-    learning_rate: float = MISSING
-    buffer_size: int = MISSING
-    learning_starts: int = MISSING
-    batch_size: int = MISSING
-    replay_ratio: float = MISSING
-    tau: float = MISSING
-    gamma: float = MISSING
-    max_grad_norm: float = MISSING
-    loss: str = MISSING
-    double_q: bool = MISSING
-    exploration: str = MISSING
-    exploration_initial_eps: float = MISSING
-    exploration_final_eps: float = MISSING
-    exploration_fraction: float = MISSING
-    boltzmann_temperature: float = MISSING
-    psi_temperature: float = MISSING
-    kl_coef: float | None = None
-    precision: str = MISSING
-    checkpoint_every: int = MISSING
-    sample_every: int = MISSING
-    stats_every: int = MISSING
-    stats_samples: int = MISSING
-
-
-ALGO_SCHEMAS: dict[str, type] = {
-    "batched": BatchedAlgoSchema,
-    "ppo": PPOAlgoSchema,
-    "rl_tuner": RLTunerAlgoSchema,
-}
-
-
-@dataclass
 class CriticRefreshSchema:
     every: int = 0
     steps: int = MISSING
@@ -195,7 +96,9 @@ class FinetuneSchema:
     data: DataSchema | None = None
     critic_refresh: CriticRefreshSchema = field(default_factory=CriticRefreshSchema)
     reward: RewardSchema = MISSING
-    algo: Any = MISSING  # one of ALGO_SCHEMAS, chosen by algo.name
+    # open here: the algorithm's own config class checks it (rlmusic.algos.CONFIGS, through
+    # rlmusic.tasks.finetune.check_algo); Hydra composes conf/algo/*.yaml onto that class
+    algo: Any = MISSING
     checkpoint: str = MISSING
     seed: int = MISSING
     device: str = MISSING
@@ -263,27 +166,6 @@ class SampleSchema:
 
 
 @dataclass
-class TrainSchema:
-    epochs: int = MISSING
-    batch_size: int = MISSING
-    window: int = MISSING
-    lr: float = MISSING
-    min_lr_ratio: float = MISSING
-    warmup_steps: int = MISSING
-    weight_decay: float = MISSING
-    beta1: float = MISSING
-    beta2: float = MISSING
-    grad_clip: float = MISSING
-    max_steps: int | None = None
-    checkpoint_every_steps: int = MISSING
-    keep_epoch_checkpoints: bool = MISSING
-    log_every_steps: int = MISSING
-    valid_batch_size: int = MISSING
-    init_lr: float = MISSING
-    init_warmup_steps: int = MISSING
-
-
-@dataclass
 class PretrainSchema:
     encoding: EncodingSchema = MISSING
     data: DataSchema = MISSING
@@ -296,7 +178,7 @@ class PretrainSchema:
     progress: bool = MISSING
     threads: int | None = None
     resume: str = MISSING
-    train: TrainSchema = MISSING
+    train: TrainConfig = MISSING  # the pretraining loop's own config class
     objective: str | None = None
     objective_direction: str = "maximize"  # or minimize
 
@@ -330,18 +212,10 @@ class CompareOverlapSchema:
 
 
 @dataclass
-class CompareCriticSchema:
+class CompareCriticSchema(CriticTestConfig):
+    """``critic`` in conf/compare.yaml: the critic test's own config, and whether it runs."""
+
     enabled: bool = True
-    steps: int = MISSING
-    batch_size: int = MISSING
-    lr: float = MISSING
-    holdout: float = MISSING
-    samples: int = MISSING
-    real_windows: int = MISSING
-    window_start: str = "onset"
-    embed_dim: int = MISSING
-    channels: int = MISSING
-    dilations: List[int] = MISSING
 
 
 @dataclass
@@ -366,7 +240,7 @@ class CompareSchema:
     bootstrap: CompareBootstrapSchema = MISSING
     diversity: CompareDiversitySchema = MISSING
     overlap: CompareOverlapSchema = MISSING
-    critic: CompareCriticSchema = MISSING
+    critic: CompareCriticSchema = MISSING  # the critic test's config, plus enabled
     objective: str | None = None
     objective_direction: str = "maximize"  # or minimize
 
@@ -389,15 +263,15 @@ class ListenSchema:
     objective_direction: str = "maximize"  # or minimize
 
 
-# task name -> (schema, {group key: (discriminating key, {option: schema})})
-TASK_SCHEMAS: dict[str, tuple[type, dict[str, tuple[str, dict[str, type]]]]] = {
-    "data": (DataTaskSchema, {}),
-    "rewards": (RewardsTaskSchema, {}),
-    "pretrain": (PretrainSchema, {}),
-    "sample": (SampleSchema, {}),
-    "evaluate": (EvaluateSchema, {}),
-    "finetune": (FinetuneSchema, {"algo": ("name", ALGO_SCHEMAS)}),
-    "sweep_report": (SweepReportSchema, {}),
-    "compare": (CompareSchema, {}),
-    "listen": (ListenSchema, {}),
+# task name -> its schema
+TASK_SCHEMAS: dict[str, type] = {
+    "prepare_data": DataTaskSchema,  # rlmusic data
+    "list_rewards": RewardsTaskSchema,  # rlmusic rewards
+    "pretrain": PretrainSchema,
+    "sample": SampleSchema,
+    "evaluate": EvaluateSchema,
+    "finetune": FinetuneSchema,
+    "sweep_report": SweepReportSchema,
+    "compare": CompareSchema,
+    "listen": ListenSchema,
 }

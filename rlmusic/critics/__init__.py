@@ -13,6 +13,11 @@ critic=discriminator|ensemble|preference`` trains one; ``reward.extra`` uses one
 ``{name: discriminator, checkpoint: <file or run folder>, weight: 1.0}``.
 """
 
+from rlmusic.critics.bradley_terry import (
+    PreferenceTrainConfig,
+    pairs_from_preferences,
+    train_preference,
+)
 from rlmusic.critics.cnn import CausalCNN, CriticConfig
 from rlmusic.critics.data import cut_windows, midi_folder_windows, sample_generators
 from rlmusic.critics.discriminator import (
@@ -29,11 +34,6 @@ from rlmusic.critics.ensemble import (
     save_ensemble,
 )
 from rlmusic.critics.io import load_cnn_critic, read_critic_record, save_cnn_critic
-from rlmusic.critics.bradley_terry import (
-    PreferenceTrainConfig,
-    pairs_from_preferences,
-    train_preference,
-)
 from rlmusic.critics.preference_file import (
     Preference,
     PreferenceFileError,

@@ -1,14 +1,16 @@
-"""Adversarial refresh during fine-tuning (SeqGAN, Yu et al. 2017): every ``every`` iterations
-the discriminator terms of the reward are retrained on the current policy's samples against
-fresh real windows, so the policy keeps chasing a critic that keeps up with it.
+"""Adversarial refresh during fine-tuning (SeqGAN, Yu et al. 2017): every ``every`` steps
+(iterations for ``algo=batched``, env steps for ``algo=rl_tuner``) the discriminator terms of
+the reward are retrained on the current policy's samples against fresh real windows, so the
+policy keeps chasing a critic that keeps up with it.
 
-:func:`refresh_hook` returns a :class:`CriticRefresh`, a callable ``hook(iteration, policy) ->
-metrics`` for ``FinetuneSetup.hooks``; the batched trainer calls it after every iteration and logs
-what it returns (``critic/<term>/accuracy_before``, ``.../accuracy``, ``.../auc``, ...). The
-refreshed weights shape every later reward, so the hook has a ``state_dict`` that the trainer
-saves in its resume point (``trainer_state.pt``) and loads back: a resumed run goes on against
-the critic it had, not the shipped one. Each refresh draws its windows, samples and updates from
-seeds of ``(seed, iteration)``, so nothing else needs saving.
+:func:`refresh_hook` returns a :class:`CriticRefresh`, a callable ``hook(step, policy) ->
+metrics`` for ``FinetuneSetup.hooks``; the run harness (:mod:`rlmusic.algos.harness`) calls it
+after every step and logs what it returns (``critic/<term>/accuracy_before``, ``.../accuracy``,
+``.../auc``, ...). It refreshes when a step crosses a multiple of ``every``. The refreshed
+weights shape every later reward, so the hook has a ``state_dict`` (the critics and the last
+step seen) that the harness saves in the resume point (``resume.pt``) and loads back: a resumed
+run goes on against the critic it had, not the shipped one. Each refresh draws its windows,
+samples and updates from seeds of ``(seed, step)``, so nothing else needs saving.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def refreshable_terms(reward: CompositeReward) -> dict[str, DiscriminatorReward]
 
 
 class CriticRefresh:
-    """Retrains the reward's discriminator terms every ``every`` iterations (see :func:`refresh_hook`)."""
+    """Retrains the reward's discriminator terms when a step crosses a multiple of ``every``
+    (see :func:`refresh_hook`)."""
 
     def __init__(
         self,
@@ -53,9 +56,11 @@ class CriticRefresh:
         self.terms, self.real_tunes = terms, real_tunes
         self.length, self.every, self.steps = int(length), int(every), int(steps)
         self.samples, self.seed, self.lr = int(samples), int(seed), float(lr)
+        self.last_step = 0  # the step of the previous call (a run starts at 0)
 
     def __call__(self, iteration: int, policy: nn.Module) -> dict[str, float]:
-        if iteration % self.every:
+        before, self.last_step = self.last_step, int(iteration)
+        if iteration // self.every <= before // self.every:  # no multiple in (before, iteration]
             return {}
         rng = np.random.default_rng([self.seed, iteration])
         real = cut_windows(self.real_tunes, self.length, self.samples, rng)
@@ -74,8 +79,9 @@ class CriticRefresh:
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
-        """The refreshed critics' weights, by term name (tensors only)."""
-        return {name: term.model.state_dict() for name, term in self.terms.items()}
+        """The refreshed critics' weights by term name (tensors only), and the last step."""
+        critics = {name: term.model.state_dict() for name, term in self.terms.items()}
+        return {"critics": critics, "step": self.last_step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Put the critics back as a saved run had refreshed them.
@@ -83,14 +89,16 @@ class CriticRefresh:
         Raises:
             ValueError: the saved terms are not this reward's discriminator terms.
         """
-        if set(state) != set(self.terms):
+        critics = state.get("critics", {})
+        if set(critics) != set(self.terms):
             raise ValueError(
-                f"the resume point holds refreshed critics {sorted(state)}, but this run's reward "
-                f"has discriminator terms {sorted(self.terms)}"
+                f"the resume point holds refreshed critics {sorted(critics)}, but this run's "
+                f"reward has discriminator terms {sorted(self.terms)}"
             )
         for name, term in self.terms.items():
-            term.model.load_state_dict(state[name])
+            term.model.load_state_dict(critics[name])
             term.sync()
+        self.last_step = int(state["step"])
 
 
 def refresh_hook(
@@ -111,7 +119,7 @@ def refresh_hook(
             ``data.split_seed`` (:mod:`rlmusic.data.split`), so never a tune the run's held-out
             evaluation scores against, whatever the run's seed.
         length: steps per window (the compositions' length).
-        every: iterations between refreshes.
+        every: steps between refreshes (on the trainer's counter: iterations or env steps).
         steps: optimizer steps per refresh.
         samples: policy samples (and as many real windows) per refresh.
         seed: seeds the windows, the samples and the updates (with the iteration).

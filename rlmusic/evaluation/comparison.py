@@ -12,7 +12,7 @@ Per column (a generator's seeded samples, a MIDI folder, held-out melodies), in 
 * **realism vs held-out** — L1 distances of the interval, pitch-class and duration histograms
   (:mod:`rlmusic.evaluation.realism`), Yang & Lerch's overlap areas
   (:mod:`rlmusic.evaluation.overlap`) and the two-sample critic test
-  (:mod:`rlmusic.evaluation.critic_test`).
+  (:mod:`rlmusic.evaluation.two_sample_critic`).
 
 Intervals resample compositions (:mod:`rlmusic.evaluation.bootstrap`) with one seed for every
 column, so columns of equal size are resampled alike. Two columns' values of a metric are
@@ -38,7 +38,6 @@ from rlmusic.evaluation.bootstrap import (
     ratio_of_sums,
 )
 from rlmusic.evaluation.columns import Column
-from rlmusic.evaluation.critic_test import CriticTest, CriticTestConfig
 from rlmusic.evaluation.diversity import (
     distinct_ngram_terms,
     distinct_share_terms,
@@ -48,6 +47,7 @@ from rlmusic.evaluation.model_eval import prior_log_probs
 from rlmusic.evaluation.overlap import overlap_statistic, piece_features
 from rlmusic.evaluation.realism import HISTOGRAMS, histogram_l1, normalised, per_piece_counts
 from rlmusic.evaluation.table_rows import PieceCounts, table_intervals
+from rlmusic.evaluation.two_sample_critic import CriticTest, CriticTestConfig
 from rlmusic.rewards.statistics import KeySpec
 
 log = logging.getLogger(__name__)

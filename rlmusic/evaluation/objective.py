@@ -13,7 +13,7 @@ group's test split: ``data.split_seed``'s, whatever the run's seed; :mod:`rlmusi
 
 optimises how close the tuned model's intervals are to real tunes. ``final_eval.critic.enabled=true``
 (or ``objective=eval/critic_accuracy``) adds the two-sample critic test of ``rlmusic compare``
-(:mod:`rlmusic.evaluation.critic_test`, its default size) as ``eval/critic_accuracy``. The
+(:mod:`rlmusic.evaluation.two_sample_critic`, its default size) as ``eval/critic_accuracy``. The
 realism rows have short
 names (:data:`SHORT_NAMES`: ``eval/interval_l1``, ``eval/duration_l1``, ``eval/kl_per_token``,
 ...); a statistic of the table is its identifier (:class:`~rlmusic.rewards.statistics.Statistic`:
@@ -39,9 +39,9 @@ from rlmusic.data.encoding import FIRST_PITCH_TOKEN, MelodyEncoding
 from rlmusic.data.prepare import prepare_corpus
 from rlmusic.data.split import HeldOutSplit, split_record
 from rlmusic.evaluation.checks import EVAL_PREFIX, REFERENCE_LOGP_METRIC, eval_metric
-from rlmusic.evaluation.critic_test import CriticTest, CriticTestConfig
 from rlmusic.evaluation.model_eval import Evaluation, evaluate_samples
 from rlmusic.evaluation.table_rows import statistic_of
+from rlmusic.evaluation.two_sample_critic import CriticTest, CriticTestConfig
 from rlmusic.models.sampling import sample_seeded
 from rlmusic.rewards.statistics import KeySpec, Statistic
 
@@ -149,7 +149,7 @@ def critic_wanted(cfg: Mapping[str, Any]) -> bool:
 def playing_policy(result: Any, device: Any = "cpu") -> nn.Module:
     """The policy a fine-tuning result plays: what its ``final/*`` metrics sampled.
 
-    ``result`` is a :class:`rlmusic.algos.setup.FinetuneResult`. Its ``tuned.safetensors``
+    ``result`` is a :class:`rlmusic.algos.finetune_setup.FinetuneResult`. Its ``tuned.safetensors``
     records the policy it trained (RL Tuner's G-learning: ``p_prior * exp(G)``; Psi-learning:
     ``softmax(Psi / c_T)``; see :mod:`rlmusic.models.policy`), which ``load_generator`` builds.
     """
@@ -174,9 +174,9 @@ def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[st
         cfg: the finetune config: ``final_eval`` ({enabled, n, seed, critic}), ``data``
             (the held-out melodies: its test split, split by ``data.split_seed``),
             ``objective``, ``reward.tonic`` / ``reward.mode`` (the key of RL Tuner's table).
-        result: the run's :class:`rlmusic.algos.setup.FinetuneResult` (its policy is sampled;
+        result: the run's :class:`rlmusic.algos.finetune_setup.FinetuneResult` (its policy is sampled;
             ``final_eval.json`` is written to its run folder).
-        setup: the run's :class:`rlmusic.algos.setup.FinetuneSetup` (encoding, length, device,
+        setup: the run's :class:`rlmusic.algos.finetune_setup.FinetuneSetup` (encoding, length, device,
             and the KL reference the realism rows are measured under).
 
     Only when the evaluation is wanted (:func:`final_eval_wanted`) is the corpus read.

@@ -223,7 +223,9 @@ class PreferredIntervalsRule(Rule):
 
     def __post_init__(self) -> None:
         if self.silent_steps_paid is not None and self.silent_steps_paid < 0:
-            raise ValueError(f"silent_steps_paid must be >= 0 or null, got {self.silent_steps_paid}")
+            raise ValueError(
+                f"silent_steps_paid must be >= 0 or null, got {self.silent_steps_paid}"
+            )
 
     def _table(self, in_key: bool) -> np.ndarray:
         """Value by interval size 0..13 (13 stands for anything over an octave)."""
@@ -247,7 +249,9 @@ class PreferredIntervalsRule(Rule):
         pitch_class = v.prev_pitch % 12
         anchor = (pitch_class == self.tonic) | (pitch_class == (self.tonic + 7) % 12)
         if self.silent_steps_paid is not None:  # a bounded time after each onset
-            after &= v.onset | (np.arange(v.tokens.shape[1]) - v.prev_index <= self.silent_steps_paid)
+            after &= v.onset | (
+                np.arange(v.tokens.shape[1]) - v.prev_index <= self.silent_steps_paid
+            )
         holding = ~v.onset & (v.tokens == NO_EVENT) & ~v.rest_since_prev
         value += np.where(holding, np.where(anchor, self.hold_after_tonic_or_fifth, self.hold), 0.0)
         value += np.where(

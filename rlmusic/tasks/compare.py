@@ -39,10 +39,10 @@ from rlmusic.evaluation.comparison import (
     measure_column,
     separated_pairs,
 )
-from rlmusic.evaluation.critic_test import POWER, SANITY, CriticTest, CriticTestConfig
 from rlmusic.evaluation.objective import held_out
 from rlmusic.evaluation.realism import BIN_LABELS, HISTOGRAMS, normalised
 from rlmusic.evaluation.report import Report, Sample, write_report
+from rlmusic.evaluation.two_sample_critic import POWER, SANITY, CriticTest, CriticTestConfig
 from rlmusic.models.registry import load_generator
 from rlmusic.models.sampling import sample_seeded
 from rlmusic.rewards.build import build_reward

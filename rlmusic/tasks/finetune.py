@@ -1,6 +1,6 @@
 """`rlmusic finetune`: RL fine-tuning of a generator checkpoint against a reward.
 
-The task builds the setup (:func:`rlmusic.algos.setup.build_setup`: start model, task reward,
+The task builds the setup (:func:`rlmusic.algos.finetune_setup.build_setup`: start model, task reward,
 reference prior, device, seed, length, run folder), checks a resumed run's config against the
 saved one, and hands the setup to the configured algorithm's ``train(setup, algo_cfg)``
 (``algo=batched | ppo | rl_tuner``). A run folder that holds a run continues it exactly.
@@ -25,8 +25,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rlmusic.algos import get_train
-from rlmusic.algos.setup import FinetuneResult, FinetuneSetup, build_setup
+from rlmusic.algos import get_config_class, get_train, resumable_algo_keys
+from rlmusic.algos.finetune_setup import FinetuneResult, FinetuneSetup, build_setup
+from rlmusic.algos.settings import node_schema, read_config
+from rlmusic.config import ConfigError, validate_config
 from rlmusic.config.preflight import MetricNames, preflight
 from rlmusic.config.resume import check_resumed_config
 from rlmusic.critics.auto import resolve_auto_critics
@@ -56,13 +58,7 @@ RESUMABLE_KEYS = (
     "data.workers",
     "data.timeout_s",
     "data.cache_dir",
-    "algo.iterations",
-    "algo.total_timesteps",
-    "algo.checkpoint_every",
-    "algo.sample_every",
-    "algo.stats_every",
-    "algo.stats_samples",
-    "algo.log_interval",
+    *resumable_algo_keys(),  # the algo keys each config class marks resumable
 )
 
 # What every algorithm reports as final/<name> besides final/reward/<term>
@@ -90,7 +86,7 @@ LOGGED_NAMESPACES = (
 
 
 def task_reward_terms(reward: Any) -> list[str]:
-    """The terms of the task reward :func:`~rlmusic.algos.setup.build_setup` builds from a
+    """The terms of the task reward :func:`~rlmusic.algos.finetune_setup.build_setup` builds from a
     ``reward`` node: the rules, then the extra terms (the prior is the KL reference, no term)."""
     return [str(r) for r in reward.get("rules") or []] + [str(k) for k in reward.get("extra") or {}]
 
@@ -120,8 +116,28 @@ def metric_names(cfg: Any) -> MetricNames:
     )
 
 
+def check_algo(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with its ``algo`` node checked against the algorithm's own config class
+    (:data:`rlmusic.algos.CONFIGS`): its keys and types, then its values (the class's checks,
+    with the run's ``length``).
+
+    Raises:
+        ConfigError: an unknown algorithm, key or value, named.
+    """
+    try:
+        cls = get_config_class(str(OmegaConf.select(cfg, "algo.name")))
+        cfg = validate_config("finetune", cfg, {"algo": node_schema(cls)})
+        read_config(cls, OmegaConf.to_container(cfg.algo, resolve=True), length=int(cfg.length))
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"rlmusic finetune: {exc}") from None
+    return cfg
+
+
 def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
     preflight("finetune", cfg, metric_names(cfg))  # a mistake fails here, before any work
+    cfg = check_algo(cfg)
     run_dir = run_folder(output_dir, fallback="outputs/finetune")
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("threads"):

@@ -1,7 +1,7 @@
 """`rlmusic pretrain`: supervised (MLE) pretraining of a NoteLSTM or MusicTransformer.
 
 ``run(cfg)`` prepares the corpus (or loads its cache), builds the model from ``cfg.model``,
-and trains it with :class:`rlmusic.training.loop.Pretrainer`. The run directory keeps
+and trains it with :class:`rlmusic.pretraining.loop.Pretrainer`. The run directory keeps
 ``last.pt`` (resume), ``best.pt`` (best validation NLL), ``model.safetensors`` (the best
 weights, what ``checkpoint=`` and ``rlmusic sample`` take), ``metrics.csv`` and ``tb/``.
 Re-running the same command resumes; torchrun runs it data-parallel.
@@ -31,10 +31,10 @@ from rlmusic.data.corpus import Corpus
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models.checkpoint import CheckpointError, build_model, load_checkpoint
 from rlmusic.models.policy import POLICY_KEY, PRETRAINED_PREFIX, portable_spec
+from rlmusic.pretraining import distributed
+from rlmusic.pretraining.config import TrainConfig
+from rlmusic.pretraining.loop import Pretrainer
 from rlmusic.runtime import run_folder
-from rlmusic.training import distributed
-from rlmusic.training.config import TrainConfig
-from rlmusic.training.loop import Pretrainer
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,11 @@
 
 Files: rlmusic/algos/batched/trainer.py, rlmusic/algos/advantages.py, rlmusic/algos/kl.py,
 rlmusic/algos/value.py (the last three are shared with algo=ppo; their mutants live here, the
-SB3 wrappers' in sb3.py) and the default run's KL control in conf/algo/batched.yaml.
+SB3 wrappers' in sb3.py) and the default run's KL control in rlmusic/algos/batched/config.py.
 """
 
 TRAINER = "rlmusic/algos/batched/trainer.py"
+BATCHED_CONFIG = "rlmusic/algos/batched/config.py"  # the shipped defaults
 ADVANTAGES = "rlmusic/algos/advantages.py"
 KL = "rlmusic/algos/kl.py"
 VALUE = "rlmusic/algos/value.py"
@@ -29,7 +30,7 @@ MATH = "tests/test_algos_math.py"
 VALUE_TESTS = "tests/test_value.py"
 COLLAPSE = "tests/test_finetune_collapse.py"
 
-# multi-line texts of the trainer's constructor and of conf/algo/batched.yaml
+# multi-line texts of the trainer's constructor and of BatchedConfig's KL defaults
 PRIOR_COPY = (
     "        self.prior = frozen(prior if prior is not None else policy, copy=prior is None)\n"
     "        self.prior.to(self.device)\n"
@@ -40,10 +41,11 @@ FOLD = (
     "  # after the prior's copy\n"
 )
 KL_COEF_LINES = (
-    "kl_coef: {coef}           # beta on KL(pi || prior) per token; null = reward.prior.weight\n"
-    "                       # (with kl_pitch_coef set: beta on the strike / hold / rest part"
-    " only)\n"
-    "kl_pitch_coef: {pitch}    #"
+    "    kl_coef: float | None = {coef}\n"
+    "    # beta on the pitch part of the KL (which pitch, given that a note is struck); None: kl_coef\n"
+    "    # on the whole log ratio (see split_log_ratio). Applies to kl_mode=penalty; an adaptive\n"
+    "    # kl_target moves both betas by the same factor.\n"
+    "    kl_pitch_coef: float | None = {pitch}\n"
 )
 
 MUTANTS = [
@@ -408,19 +410,19 @@ MUTANTS = [
         "new": "self.pitch_coef *= 1.0",
         "tests": [MATH],
     },
-    # ---- the default run's KL control (conf/algo/batched.yaml) --------------------------------
+    # ---- the default run's KL control (BatchedConfig's defaults) ----------------------------------
     {
         "name": "default run without KL control (kl_coef 0, kl_pitch_coef null)",
-        "file": "conf/algo/batched.yaml",
-        "old": KL_COEF_LINES.format(coef="2.5", pitch="2.0 "),
-        "new": KL_COEF_LINES.format(coef="0.0", pitch="null"),
+        "file": BATCHED_CONFIG,
+        "old": KL_COEF_LINES.format(coef="2.5", pitch="2.0"),
+        "new": KL_COEF_LINES.format(coef="0.0", pitch="None"),
         "tests": [COLLAPSE],
     },
     {
         "name": "default run without the event KL (kl_coef 0, the pitch beta kept)",
-        "file": "conf/algo/batched.yaml",
-        "old": "kl_coef: 2.5           #",
-        "new": "kl_coef: 0.0           #",
+        "file": BATCHED_CONFIG,
+        "old": "    kl_coef: float | None = 2.5\n",
+        "new": "    kl_coef: float | None = 0.0\n",
         "tests": [COLLAPSE],
     },
 ]

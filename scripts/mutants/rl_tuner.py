@@ -278,8 +278,8 @@ MUTANTS = [
     {
         "name": "algo.kl_coef ignored (the reward preset's weight always wins)",
         "file": "rlmusic/algos/rl_tuner/config.py",
-        "old": "weight = prior_weight if self.kl_coef is None else self.kl_coef",
-        "new": "weight = prior_weight",
+        "old": "kl_coef=resolve_kl_coef(self.kl_coef, prior_weight)",
+        "new": "kl_coef=float(prior_weight)",
         "tests": [KL],
     },
 ]

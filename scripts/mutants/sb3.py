@@ -215,16 +215,16 @@ MUTANTS = [
     # ---- settings and positions ----
     {
         "name": "algo.gamma not passed to SB3 (its default 0.99 used)",
-        "file": PPO,
-        "old": '    "gamma",\n',
-        "new": "",
+        "file": "rlmusic/algos/sb3/config.py",
+        "old": "    gamma: float = sb3_arg(0.5)",
+        "new": "    gamma: float = 0.5",
         "tests": [SETTINGS],
     },
     {
         "name": "algo.gae_lambda not passed to SB3 (its default 0.95 used)",
-        "file": PPO,
-        "old": '    "gae_lambda",\n',
-        "new": "",
+        "file": "rlmusic/algos/sb3/config.py",
+        "old": "    gae_lambda: float = sb3_arg(0.95)",
+        "new": "    gae_lambda: float = 0.95",
         "tests": [SETTINGS],
     },
     {

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlmusic.algos.advantages import gae, group_advantages
+from rlmusic.algos.batched.config import BatchedConfig
 from rlmusic.algos.kl import (
-    check_kl_mode,
     kl_k3,
     kl_loss,
     kl_penalty,
@@ -47,51 +47,6 @@ from rlmusic.models.sampling import sample_with_log_probs
 
 # tokens (B, T) int -> (total reward (B, T), {term name: (B, T)})
 RewardFn = Callable[[np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]]
-
-
-@dataclass
-class BatchedConfig:
-    method: str = "ppo"  # ppo (value head + GAE) | grpo | rloo (group baselines, no critic)
-    batch_size: int = 256  # compositions per iteration
-    group_size: int = 16  # grpo / rloo: compositions sharing a baseline
-    length: int = 32  # steps per composition
-    lr: float = 2e-5
-    value_lr: float = 1e-3
-    epochs: int = 2
-    minibatch_size: int = 128
-    clip_range: float = 0.2
-    gamma: float = 1.0
-    gae_lambda: float = 0.95
-    vf_coef: float = 0.5
-    ent_coef: float = 0.0
-    kl_coef: float = 0.2  # beta: weight of KL(pi || prior) per token
-    # beta on the pitch part of the KL (which pitch, given that a note is struck); None: kl_coef.
-    # kl_coef then weighs only the event part (strike / hold / rest): see split_log_ratio.
-    # Applies to kl_mode=penalty; an adaptive kl_target moves both betas by the same factor.
-    kl_pitch_coef: float | None = None
-    kl_target: float | None = None  # a number makes the coefficient adaptive (Ziegler et al.)
-    kl_horizon: int = 100_000
-    kl_mode: str = "penalty"  # penalty (per-token, in the reward) | loss (k3 in the loss)
-    max_grad_norm: float = 1.0
-    normalize_advantages: bool = True
-    temperature: float = 1.0  # folded into the policy's output layer before the first update
-
-    def __post_init__(self) -> None:
-        if self.method not in ("ppo", "grpo", "rloo"):
-            raise ValueError(f"algo.method={self.method!r}; known: ppo, grpo, rloo")
-        check_kl_mode(self.kl_mode, "batched", ("penalty", "loss"))
-        if self.method != "ppo" and self.batch_size % self.group_size:
-            raise ValueError(
-                f"algo.batch_size={self.batch_size} must be a multiple of algo.group_size={self.group_size}"
-            )
-        if self.kl_pitch_coef is not None and self.kl_mode != "penalty":
-            raise ValueError("algo.kl_pitch_coef splits the KL penalty: it needs kl_mode=penalty")
-        if self.temperature <= 0:
-            raise ValueError(f"algo.temperature must be > 0, got {self.temperature}")
-        if self.batch_size % self.minibatch_size:
-            raise ValueError(
-                f"algo.batch_size={self.batch_size} must be a multiple of algo.minibatch_size={self.minibatch_size}"
-            )
 
 
 class BatchedTrainer:

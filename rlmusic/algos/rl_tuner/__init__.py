@@ -11,6 +11,15 @@ many compositions acting at once and a replay of whole compositions.
 See docs/rl_tuner.md.
 """
 
-from rlmusic.algos.rl_tuner.run import train
+from typing import Any
 
 __all__ = ["train"]
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use: conf/__init__.py imports .config (no torch) to register it
+    if name in __all__:
+        from rlmusic.algos.rl_tuner import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,33 +1,28 @@
-"""``algo=rl_tuner``'s settings (conf/algo/rl_tuner.yaml), checked once, with errors that name
-the key and the value."""
+"""``algo=rl_tuner``'s settings: every key of the ``algo`` node, its shipped default and its
+checks, with errors that name the key and the value (conf/algo/rl_tuner.yaml names the group;
+Hydra composes it onto :class:`RLTunerConfig`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
+
+from rlmusic.algos.settings import read_config, resolve_kl_coef, run_key, run_keys, setup_value
 
 VARIANTS = ("q", "psi", "g")
 EXPLORATIONS = ("egreedy", "boltzmann")
 LOSSES = ("mse", "huber")
 PRECISIONS = ("auto", "fp32", "bf16")
-# keys of the algo node that steer the run around the trainer, not the trainer itself
-RUN_KEYS = (
-    "name",
-    "checkpoint_every",
-    "sample_every",
-    "stats_every",
-    "stats_samples",
-    "apply_constraints",
-)
 
 
 @dataclass
 class RLTunerConfig:
-    """What shapes an RL Tuner run (the paper's values are conf/algo/rl_tuner.yaml's).
+    """What shapes an RL Tuner run: the paper's values, except ``kl_coef`` (module doc).
 
     Attributes:
+        name: the group's name.
         variant: ``q`` | ``psi`` | ``g`` (the backups in :mod:`rlmusic.algos.rl_tuner.targets`).
         total_timesteps: env steps (one note each), rounded up to whole compositions.
         n_envs: compositions acting together in one round (one batched generator step each).
@@ -52,11 +47,18 @@ class RLTunerConfig:
         precision: ``auto`` | ``fp32`` | ``bf16``: bf16 autocast of the replayed passes only
             (acting, rewards, the targets' arithmetic, Adam and the weights stay fp32); ``auto``
             is bf16 where the hardware computes it natively (trainer.resolve_precision).
-        length: steps per composition (from the run's setup).
+        checkpoint_every: env steps between resume points (resume.pt with the replay buffer).
+        sample_every: env steps between MIDI sample folders (0: only at the end).
+        stats_every, stats_samples: env steps between KL / entropy estimates, on this many
+            sampled pieces.
+        apply_constraints: move reward.constraints' multipliers (off here: docs/finetuning.md,
+            "Realism").
+        length: steps per composition (from the run's setup, not a key of ``algo``).
     """
 
+    name: str = run_key("rl_tuner")
     variant: str = "q"
-    total_timesteps: int = 1_000_000
+    total_timesteps: int = run_key(1_000_000, resumable=True)
     n_envs: int = 256
     learning_rate: float = 1e-3
     buffer_size: int = 100_000
@@ -74,9 +76,14 @@ class RLTunerConfig:
     exploration_fraction: float = 0.5
     boltzmann_temperature: float = 1.0
     psi_temperature: float = 1.0
-    kl_coef: float | None = None
+    kl_coef: float | None = 5.0
     precision: str = "auto"
-    length: int = 32
+    checkpoint_every: int = run_key(50_000, resumable=True)
+    sample_every: int = run_key(100_000, resumable=True)
+    stats_every: int = run_key(10_000, resumable=True)
+    stats_samples: int = run_key(64, resumable=True)
+    apply_constraints: bool = run_key(False)
+    length: int = setup_value(32)
 
     def __post_init__(self) -> None:
         _choice("variant", self.variant, VARIANTS)
@@ -119,8 +126,7 @@ class RLTunerConfig:
 
     def with_kl_weight(self, prior_weight: float) -> RLTunerConfig:
         """This config with ``kl_coef`` resolved (None: the reward's ``prior_weight``)."""
-        weight = prior_weight if self.kl_coef is None else self.kl_coef
-        return replace(self, kl_coef=float(weight))
+        return replace(self, kl_coef=resolve_kl_coef(self.kl_coef, prior_weight))
 
     @property
     def pieces_per_batch(self) -> int:
@@ -149,20 +155,17 @@ class RLTunerConfig:
         )
 
 
+# keys of the algo node that steer the run around the trainer, not the trainer itself
+RUN_KEYS = run_keys(RLTunerConfig)
+
+
 def rl_tuner_config(algo_cfg: Mapping[str, Any], length: int) -> RLTunerConfig:
-    """The trainer's config from the ``algo`` node (run-control keys dropped).
+    """The trainer's config from the ``algo`` node (every key of it) and the run's length.
 
     Raises:
         ValueError: an unknown key (the known ones are listed) or a bad value (named).
     """
-    values = {k: v for k, v in dict(algo_cfg).items() if k not in RUN_KEYS}
-    known = {f.name for f in fields(RLTunerConfig)} - {"length"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(
-            f"algo=rl_tuner has no key(s) {unknown}; known: {sorted(known | set(RUN_KEYS))}"
-        )
-    return RLTunerConfig(length=int(length), **values)
+    return read_config(RLTunerConfig, algo_cfg, length=int(length))
 
 
 def _choice(key: str, value: Any, known: tuple[str, ...]) -> None:

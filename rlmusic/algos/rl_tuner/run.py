@@ -22,30 +22,24 @@ command with the same ``hydra.run.dir``), ``metrics.csv`` and ``tb/`` (one row p
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
-from rlmusic.algos.constraints import applied, restore_saved
-from rlmusic.algos.outputs import finish_run, policy_statistics, write_midi_samples
+from rlmusic.algos.constraints import applied
+from rlmusic.algos.finetune_setup import FinetuneResult, FinetuneSetup
+from rlmusic.algos.harness import crossed, finish, run_trainer
+from rlmusic.algos.harness import interval as _interval
+from rlmusic.algos.outputs import policy_statistics
 from rlmusic.algos.reference import PRIOR_TERM
-from rlmusic.algos.resume_point import read_resume_point
 from rlmusic.algos.rl_tuner.config import RLTunerConfig, rl_tuner_config
 from rlmusic.algos.rl_tuner.trainer import RewardFn, RewardOut, RLTunerTrainer
-from rlmusic.algos.setup import FinetuneResult, FinetuneSetup
-from rlmusic.models.checkpoint import atomic_torch_save
 from rlmusic.models.policy import g_policy_info, psi_policy_info
-from rlmusic.runlog import CSVLog
 
 log = logging.getLogger(__name__)
-RESUME_FILE = "resume.pt"
-RESUME_FORMAT = "rlmusic-rl-tuner-resume"
-RESUME_VERSION = 1
-STEP_COLUMN = "env_steps"
 
 
 def reward_function(setup: FinetuneSetup, config: RLTunerConfig) -> RewardFn:
@@ -105,19 +99,6 @@ def run_identity(setup: FinetuneSetup, config: RLTunerConfig) -> dict[str, Any]:
     }
 
 
-def load_resume(path: Path, run: dict[str, Any]) -> dict[str, Any]:
-    """The resume point saved at ``path`` (``trainer``, and ``constraints`` when the run had
-    them), after checking it belongs to this kind of run.
-
-    Raises:
-        ValueError: another algorithm's or kind of run's resume point (both values named), or
-            another version of this one.
-        CheckpointError: a damaged file or one holding pickled objects.
-    """
-    state = read_resume_point(path, RESUME_FORMAT, RESUME_VERSION, run, "an RL Tuner resume point")
-    return state
-
-
 def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     """``rlmusic finetune algo=rl_tuner``: train (or resume) to ``algo.total_timesteps``."""
     setup = applied(setup, algo_cfg, "rl_tuner", default=False)
@@ -133,7 +114,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     checkpoint_every = _interval(algo_cfg, "checkpoint_every")
     sample_every = _interval(algo_cfg, "sample_every")
     stats_every = _interval(algo_cfg, "stats_every")
-    stats_samples = int(algo_cfg.get("stats_samples", 64))
+    stats_samples = config.stats_samples
     trainer = RLTunerTrainer(
         setup.generator,
         reward_function(setup, config),
@@ -150,65 +131,23 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         config.batch_size,
         trainer.precision,
     )
-    run = run_identity(setup, config)
-    path = setup.run_dir / RESUME_FILE
-    resumed_from = None
-    if path.exists():
-        state = load_resume(path, run)  # read once: the trainer and the multipliers
-        trainer.load_state_dict(state["trainer"])
-        restore_saved(setup.constraints, state.get("constraints"), path)
-        resumed_from = trainer.env_steps
-        log.info("resumed from %s at env step %d", path, trainer.env_steps)
-
-    def save() -> None:
-        state = {"format": RESUME_FORMAT, "version": RESUME_VERSION, "run": run}
-        if setup.constraints is not None:  # rule targets' multipliers (reward.constraints)
-            state["constraints"] = setup.constraints.state_dict()
-        atomic_torch_save({**state, "trainer": trainer.state_dict()}, path)
-
-    metrics_log = CSVLog(setup.run_dir, STEP_COLUMN, resume_step=resumed_from)
-    samples = setup.run_dir / "samples"
-    started = time.perf_counter()
-    start_steps = trainer.env_steps
-    last: dict[str, float] = {}
-    bar = _progress(config.total_timesteps, trainer.env_steps)
-    while trainer.round_size() > 0:
-        if setup.time_s is not None and time.perf_counter() - started > setup.time_s:
-            log.info("time budget of %s s reached at env step %d", setup.time_s, trainer.env_steps)
-            break
-        before = trainer.env_steps
-        last = trainer.round()
-        if setup.constraints is not None:
-            last.update(setup.constraints.latest)
-        if trainer.rounds == 1 or _crossed(before, trainer.env_steps, stats_every):
-            stats = policy_statistics(
-                trainer.policy(), setup, stats_samples, setup.seed + 7, with_reward=False
-            )
-            last.update(stats)
-        metrics_log.write(trainer.env_steps, last)
-        if bar is not None:
-            bar.update(trainer.env_steps - before)
-            bar.set_postfix(
-                reward=f"{last['reward/total']:.1f}", td=f"{last.get('losses/td', 0):.2f}"
-            )
-        if _crossed(before, trainer.env_steps, checkpoint_every):
-            save()
-        if _crossed(before, trainer.env_steps, sample_every):
-            write_midi_samples(
-                trainer.policy(),
-                setup.encoding,
-                samples / f"step_{trainer.env_steps:08d}",
-                setup.n_samples,
-                setup.length,
-                setup.seed,
-            )
-    if bar is not None:
-        bar.close()
-    seconds = time.perf_counter() - started
-    save()  # a finished run's end is a resume point too: running it again changes nothing
-    metrics_log.close()
-    steps_per_s = (trainer.env_steps - start_steps) / max(seconds, 1e-9)
-    log.info("%d env steps (%.0f/s this process)", trainer.env_steps, steps_per_s)
+    # reward.constraints: the multipliers move in the reward (once per round: one scoring of
+    # the round's pieces); as a hook they log and ride in the resume point, as in batched
+    hooks = (
+        [*setup.hooks, setup.constraints] if setup.constraints is not None else list(setup.hooks)
+    )
+    rounds = _Rounds(trainer, setup, stats_every, stats_samples)
+    outcome = run_trainer(
+        setup,
+        rounds,
+        run_identity(setup, config),
+        hooks=hooks,
+        checkpoint_every=checkpoint_every,
+        sample_every=sample_every,
+        sample_folder="step_{step:08d}",
+        desc="rl_tuner",
+        postfix={"td": "losses/td"},
+    )
     info = {
         "algo": "rl_tuner",
         "variant": config.variant,
@@ -216,17 +155,51 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         "gradient_steps": trainer.gradient_steps,
         **_policy_info(setup, config),
     }
-    tuned, final = finish_run(setup, trainer.q_network, trainer.policy(), info)
-    return FinetuneResult(
-        tuned=tuned,
-        run_dir=setup.run_dir,
-        steps=trainer.env_steps,
-        step_unit="env_steps",
-        seconds=seconds,
-        resumed_from=resumed_from,
-        metrics={**last, "charts/steps_per_s": steps_per_s, **final},
-        extras={"trainer": trainer},
-    )
+    speed = {"charts/steps_per_s": outcome.steps_per_s}
+    return finish(setup, rounds, outcome, trainer.q_network, info, speed, {"trainer": trainer})
+
+
+class _Rounds:
+    """The trainer's rounds as the harness's :class:`~rlmusic.algos.harness.Trainer`, with the
+    policy's statistics after the first round and every ``stats_every`` env steps."""
+
+    unit = "env_steps"
+
+    def __init__(
+        self, trainer: RLTunerTrainer, setup: FinetuneSetup, stats_every: int, stats_samples: int
+    ) -> None:
+        self.trainer, self.setup = trainer, setup
+        self.stats_every, self.stats_samples = stats_every, stats_samples
+        self.total = trainer.config.total_timesteps
+
+    @property
+    def steps(self) -> int:
+        return self.trainer.env_steps
+
+    def step(self) -> dict[str, float]:
+        before = self.trainer.env_steps
+        metrics = self.trainer.round()
+        if self.trainer.rounds == 1 or crossed(before, self.trainer.env_steps, self.stats_every):
+            setup = self.setup
+            metrics.update(
+                policy_statistics(
+                    self.trainer.policy(),
+                    setup,
+                    self.stats_samples,
+                    setup.seed + 7,
+                    with_reward=False,
+                )
+            )
+        return metrics
+
+    def policy(self) -> nn.Module:
+        return self.trainer.policy()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.trainer.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.trainer.load_state_dict(dict(state))
 
 
 def _policy_info(setup: FinetuneSetup, config: RLTunerConfig) -> dict[str, Any]:
@@ -236,23 +209,3 @@ def _policy_info(setup: FinetuneSetup, config: RLTunerConfig) -> dict[str, Any]:
     if config.variant == "psi":
         return {"policy": psi_policy_info(config.psi_temperature)}
     return {}
-
-
-def _interval(algo_cfg: Mapping[str, Any], key: str) -> int:
-    value = int(algo_cfg.get(key) or 0)
-    if value < 0:
-        raise ValueError(f"algo.{key}={value} must be >= 0 (0: never)")
-    return value
-
-
-def _crossed(before: int, after: int, every: int) -> bool:
-    """True when (before, after] holds a multiple of ``every`` (never for every = 0)."""
-    return every > 0 and after // every > before // every
-
-
-def _progress(total: int, initial: int) -> Any:
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm comes with the dependencies
-        return None
-    return tqdm(total=total, initial=initial, desc="rl_tuner", unit="step")

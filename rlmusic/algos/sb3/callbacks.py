@@ -20,17 +20,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from torch import nn
 
+from rlmusic.algos.finetune_setup import FinetuneSetup
+from rlmusic.algos.harness import next_multiple, progress
 from rlmusic.algos.outputs import policy_statistics
-from rlmusic.algos.setup import FinetuneSetup
 
 log = logging.getLogger(__name__)
 
 
 # ---- callbacks ------------------------------------------------------------------------------
-
-
-def _next_multiple(step: int, every: int) -> int:
-    return (step // every + 1) * every
 
 
 class RunControl(BaseCallback):
@@ -52,7 +49,7 @@ class RunControl(BaseCallback):
     def _on_training_start(self) -> None:
         self.started = time.perf_counter()
         self.boundary = True  # a fresh run and every resume point start compositions
-        self.next_due = _next_multiple(self.model.num_timesteps, self.every)
+        self.next_due = next_multiple(self.model.num_timesteps, self.every)
 
     def _on_rollout_start(self) -> None:
         if not self.boundary or self.stop:
@@ -62,7 +59,7 @@ class RunControl(BaseCallback):
         if expired or step >= self.next_due:
             self.save()
             self.saved_at = step
-            self.next_due = _next_multiple(step, self.every)
+            self.next_due = next_multiple(step, self.every)
         if expired:
             log.info("time budget of %s s reached at step %d", self.seconds, step)
             self.stop = True
@@ -135,13 +132,13 @@ class Periodic(BaseCallback):
 
     def _on_training_start(self) -> None:
         step = self.model.num_timesteps
-        self.next_due = step if step % max(self.every, 1) == 0 else _next_multiple(step, self.every)
+        self.next_due = step if step % max(self.every, 1) == 0 else next_multiple(step, self.every)
 
     def _on_rollout_start(self) -> None:
         step = self.model.num_timesteps
         if self.every > 0 and step >= self.next_due:
             self.action(step)
-            self.next_due = _next_multiple(step, self.every)
+            self.next_due = next_multiple(step, self.every)
 
     def _on_step(self) -> bool:
         return True
@@ -171,13 +168,11 @@ class ProgressBar(BaseCallback):
         self.total, self.desc = int(total), desc
 
     def _on_training_start(self) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(
-            total=self.total, initial=self.model.num_timesteps, desc=self.desc, unit="step"
-        )
+        self.bar = progress(self.total, self.model.num_timesteps, self.desc, "step")
 
     def _on_step(self) -> bool:
+        if self.bar is None:
+            return True
         self.bar.update(self.training_env.num_envs)
         for info in self.locals["infos"]:
             if "episode" in info:  # Monitor's summary of a finished composition
@@ -185,4 +180,5 @@ class ProgressBar(BaseCallback):
         return True
 
     def _on_training_end(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()

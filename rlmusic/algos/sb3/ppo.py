@@ -26,7 +26,7 @@ names another), ``algo.kl_mode``:
 
 The rollout's own KL is logged in both modes (``kl/rollout_per_token``).
 
-Run folder and resume: :mod:`rlmusic.algos.sb3.common` (``tuned.safetensors``, ``model.zip``,
+Run folder and resume: :mod:`rlmusic.algos.sb3.run` (``tuned.safetensors``, ``model.zip``,
 ``resume.pt``, ``progress.csv``, ``tb/``, ``samples/``).
 """
 
@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -48,29 +49,16 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
 from rlmusic.algos.constraints import applied
+from rlmusic.algos.finetune_setup import FinetuneResult, FinetuneSetup
 from rlmusic.algos.kl import check_kl_mode, kl_penalty, make_kl_controller, token_log_probs
-from rlmusic.algos.sb3.common import RunSettings, finish, learn
+from rlmusic.algos.sb3.config import KL_MODES, PPO_KEYS, PPOConfig
 from rlmusic.algos.sb3.positions import position_logits, position_outputs
 from rlmusic.algos.sb3.ppo_policy import GeneratorPolicy, generator_policy_kwargs
-from rlmusic.algos.setup import FinetuneResult, FinetuneSetup
+from rlmusic.algos.sb3.run import RunSettings, finish, learn
+from rlmusic.algos.settings import read_config, resolve_kl_coef
 from rlmusic.algos.value import explained_variance
 
 log = logging.getLogger(__name__)
-KL_MODES = ("penalty", "prior_reward")  # see rlmusic.algos.kl.KL_MODES
-PPO_KEYS = (
-    "learning_rate",
-    "n_steps",
-    "batch_size",
-    "n_epochs",
-    "gamma",
-    "gae_lambda",
-    "clip_range",
-    "ent_coef",
-    "vf_coef",
-    "max_grad_norm",
-    "normalize_advantage",
-    "target_kl",
-)
 
 
 class GeneratorPPO(PPO):
@@ -282,7 +270,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     """``rlmusic finetune algo=ppo``: train (or resume) to ``algo.total_timesteps`` env steps."""
     from rlmusic.envs.composition import CompositionEnv
 
-    algo = dict(algo_cfg)
+    algo = asdict(read_config(PPOConfig, algo_cfg))  # every key, typed and checked
     setup = applied(setup, algo, "ppo", default=False)
     settings = RunSettings.from_setup(setup, algo)
     length = setup.length
@@ -293,9 +281,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         )
     kl_mode = check_kl_mode(str(algo["kl_mode"]), "ppo", KL_MODES)
     reference = setup.reference
-    kl_coef = algo["kl_coef"]
-    if kl_coef is None:
-        kl_coef = reference.weight
+    kl_coef = resolve_kl_coef(algo["kl_coef"], reference.weight)
     if not reference.configured:
         log.warning("the reward names no prior: KL to the start model is measured, not paid")
     env_reward = setup.env_reward() if kl_mode == "prior_reward" else setup.reward
@@ -308,7 +294,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         GeneratorPolicy,
         env,
         kl_mode=kl_mode,
-        kl_coef=float(kl_coef),
+        kl_coef=kl_coef,
         kl_pitch_coef=algo.get("kl_pitch_coef"),
         kl_target=algo["kl_target"],
         kl_horizon=int(algo["kl_horizon"]),

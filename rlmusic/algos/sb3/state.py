@@ -1,6 +1,9 @@
 """Exact resume for the SB3 runs: everything a run's future depends on, in a weights-only file.
 
-``resume.pt`` is written with ``torch.save`` and read with ``torch.load(weights_only=True)``
+``resume.pt`` is the run harness's resume format (:func:`rlmusic.algos.harness.write_resume` /
+:func:`~rlmusic.algos.harness.read_resume`: format, version, run identity, this module's trainer
+state, the hooks' states), written with ``torch.save`` and read with
+``torch.load(weights_only=True)``
 (tensors and plain values only; SB3's ``model.zip`` is pickled and is never needed to resume).
 It holds the policy's state dict and optimizer state, SB3's counters (steps, updates, episodes,
 training progress), the last observation, the episode-statistics window, every random generator
@@ -32,13 +35,9 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rlmusic.algos.constraints import restore_saved
-from rlmusic.algos.resume_point import read_resume_point
-from rlmusic.models.checkpoint import atomic_torch_save
+from rlmusic.algos.harness import RESUME_FILE, read_resume, write_resume
 
-RESUME_FILE = "resume.pt"
-RESUME_FORMAT = "rlmusic-sb3-resume"
-RESUME_VERSION = 2  # 2: every optimizer of the policy (the value function has its own)
+__all__ = ["RESUME_FILE", "load_resume", "save_resume"]
 # SB3 (and our subclasses') attributes that change while learning; saved when the model has them
 COUNTERS = (
     "num_timesteps",
@@ -106,12 +105,10 @@ def save_resume(
         model: the SB3 algorithm.
         path: the ``resume.pt`` to write (atomically: a kill mid-save keeps the previous one).
         run: what this run is (``algo``, ``length``, ``vocab_size``, ``n_envs``), checked on load.
-        constraints: the run's ``reward.constraints`` multipliers (None: none).
+        constraints: the run's ``reward.constraints`` multipliers (None: none), saved as the
+            harness saves a hook's state.
     """
     state: dict[str, Any] = {
-        "format": RESUME_FORMAT,
-        "version": RESUME_VERSION,
-        "run": dict(run),
         "policy": model.policy.state_dict(),
         "optimizers": {
             name: getattr(model.policy, name).state_dict()
@@ -123,9 +120,7 @@ def save_resume(
         "episode_stats": [dict(e) for e in (model.ep_info_buffer or [])],
         "rng": rng_state(model),
     }
-    if constraints is not None:
-        state["constraints"] = constraints.state_dict()
-    atomic_torch_save(state, path)
+    write_resume(path, run, state, [] if constraints is None else [constraints])
 
 
 def load_resume(
@@ -135,12 +130,11 @@ def load_resume(
 
     Raises:
         ValueError: the file was written by another kind of run (algorithm, composition length,
-            vocabulary or number of environments), named with both values.
+            vocabulary or number of environments), named with both values, or with(out)
+            ``reward.constraints`` when this run is not.
         CheckpointError: a damaged file or one holding pickled objects.
     """
-    state = read_resume_point(
-        path, RESUME_FORMAT, RESUME_VERSION, run, "an rlmusic SB3 resume file"
-    )
+    state = read_resume(path, run, [] if constraints is None else [constraints])
     model.policy.load_state_dict(state["policy"])
     for name, optimizer_state in state["optimizers"].items():
         getattr(model.policy, name).load_state_dict(optimizer_state)
@@ -158,5 +152,4 @@ def load_resume(
         env.reset(options={"primer": obs[:position]} if position else None)
         env.unwrapped.np_random.bit_generator.state = rng
     restore_rng(model, state["rng"])
-    restore_saved(constraints, state.get("constraints"), path)
     return int(model.num_timesteps)

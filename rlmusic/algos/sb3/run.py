@@ -35,6 +35,7 @@ from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from torch import nn
 
+from rlmusic.algos.finetune_setup import FinetuneResult, FinetuneSetup
 from rlmusic.algos.outputs import finish_run, write_midi_samples
 from rlmusic.algos.sb3.callbacks import (
     ConstraintUpdate,
@@ -45,7 +46,6 @@ from rlmusic.algos.sb3.callbacks import (
     policy_stats,
 )
 from rlmusic.algos.sb3.state import RESUME_FILE, load_resume, save_resume
-from rlmusic.algos.setup import FinetuneResult, FinetuneSetup
 from rlmusic.runlog import tensorboard_writer, truncate_csv
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from rlmusic.training.config import TrainConfig
+from rlmusic.pretraining.config import TrainConfig
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:

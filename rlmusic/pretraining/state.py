@@ -20,7 +20,7 @@ from rlmusic.models.checkpoint import (
     generator_record,
     read_torch_file,
 )
-from rlmusic.training.distributed import DistInfo, all_gather_tensor
+from rlmusic.pretraining.distributed import DistInfo, all_gather_tensor
 
 
 def capture_rng(info: DistInfo) -> dict[str, list[torch.Tensor]]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from rlmusic.critics.data import cut_windows, window_offsets
 from rlmusic.critics.discriminator import score_all
 from rlmusic.critics.stats import seeded_split
 from rlmusic.evaluation.bootstrap import Interval, bootstrap_weights, interval
+from rlmusic.evaluation.two_sample_critic_config import CriticTestConfig
 
 log = logging.getLogger(__name__)
 
@@ -45,52 +46,22 @@ SANITY = "critic sanity: held-out vs held-out"
 POWER = "critic power: prior vs held-out"
 
 
-@dataclass
-class CriticTestConfig:
-    """The critic's size and budget (``critic`` in conf/compare.yaml).
-
-    ``steps`` x ``batch_size`` rows: 1,000 x 128, about 45 s per model on one busy core; more
-    steps over-fit the few hundred real tunes the critic learns from (docs/finetuning.md,
-    "The critic test"). ``samples``: pieces a generator column
-    draws for the test (its own seeded draw beside the column's ``n``), since the test's power
-    is bounded by its smaller side. ``real_windows``: windows cut from each real share at most.
-    """
-
-    steps: int = 1000
-    batch_size: int = 128
-    lr: float = 2e-3
-    holdout: float = 0.3
-    samples: int = 5000
-    real_windows: int = 20000
-    window_start: str = "onset"
-    embed_dim: int = 32
-    channels: int = 64
-    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.holdout < 1.0:
-            raise ValueError(f"critic.holdout must lie in (0, 1), got {self.holdout}")
-        if self.samples < 2 or self.real_windows < 2:
-            raise ValueError(
-                f"critic.samples and critic.real_windows must be >= 2, got {self.samples} "
-                f"and {self.real_windows}"
-            )
-
-    def train_config(self, vocab_size: int) -> DiscriminatorTrainConfig:
-        model = CriticConfig(
-            vocab_size=vocab_size,
-            embed_dim=self.embed_dim,
-            channels=self.channels,
-            dilations=list(self.dilations),
-        )
-        return DiscriminatorTrainConfig(
-            steps=self.steps,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            holdout=self.holdout,
-            log_every=0,
-            model=model,
-        )
+def discriminator_config(cfg: CriticTestConfig, vocab_size: int) -> DiscriminatorTrainConfig:
+    """The fresh critic's model and training budget from the test's config."""
+    model = CriticConfig(
+        vocab_size=vocab_size,
+        embed_dim=cfg.embed_dim,
+        channels=cfg.channels,
+        dilations=list(cfg.dilations),
+    )
+    return DiscriminatorTrainConfig(
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        holdout=cfg.holdout,
+        log_every=0,
+        model=model,
+    )
 
 
 @dataclass
@@ -237,7 +208,7 @@ class CriticTest:
             model, figures = train_discriminator(
                 self.real.fit,
                 fake.fit,
-                self.cfg.train_config(self.vocab_size),
+                discriminator_config(self.cfg, self.vocab_size),
                 seed=self.seed,
                 valid=(self.real.held, fake.held),
             )

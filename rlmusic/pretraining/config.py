@@ -1,7 +1,7 @@
 """The ``train`` node of conf/pretrain.yaml as a dataclass.
 
-Its own module so that :mod:`rlmusic.training.optim` and :mod:`rlmusic.training.loop` both
-import it without importing each other. :mod:`rlmusic.training.loop` re-exports it.
+Its own module so that :mod:`rlmusic.pretraining.optim` and :mod:`rlmusic.pretraining.loop` both
+import it without importing each other. :mod:`rlmusic.pretraining.loop` re-exports it.
 """
 
 from __future__ import annotations

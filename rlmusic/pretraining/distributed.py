@@ -89,7 +89,7 @@ def teardown(info: DistInfo) -> bool:
         log.warning(
             "the process group is still referenced after destroy_process_group: its threads "
             "will be stopped at interpreter exit, where gloo can abort the process "
-            "(rlmusic.training.distributed explains)"
+            "(rlmusic.pretraining.distributed explains)"
         )
         return False
     return True

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlmusic.training.windows import IGNORE, iter_batches, make_batch, valid_windows, with_bos_np
+from rlmusic.pretraining.windows import IGNORE, iter_batches, make_batch, valid_windows, with_bos_np
 
 
 @torch.no_grad()

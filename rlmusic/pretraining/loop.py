@@ -1,7 +1,7 @@
 """The supervised (MLE) training loop: AdamW, warmup + cosine decay, clipping, exact resume.
 
 One optimizer step reads top to bottom in :meth:`Pretrainer.train_step`; :meth:`Pretrainer.fit`
-runs epochs of windows (see :mod:`rlmusic.training.windows`), validates after each, and keeps
+runs epochs of windows (see :mod:`rlmusic.pretraining.windows`), validates after each, and keeps
 ``last.pt`` (resume state, every epoch and every ``checkpoint_every_steps``), ``best.pt`` (best
 validation NLL) and finally ``model.safetensors`` (the best weights) in the output directory.
 
@@ -28,13 +28,13 @@ from torch import nn
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models.checkpoint import CheckpointError, atomic_torch_save, generator_record
-from rlmusic.training.config import TrainConfig
-from rlmusic.training.distributed import DistInfo, all_reduce_sum
-from rlmusic.training.logs import MetricsLog
-from rlmusic.training.optim import lr_factor, make_optimizer
-from rlmusic.training.state import capture_rng, load_train_state, restore_rng, save_train_state
-from rlmusic.training.validation import nll_metrics, window_sums
-from rlmusic.training.windows import (
+from rlmusic.pretraining.config import TrainConfig
+from rlmusic.pretraining.distributed import DistInfo, all_reduce_sum
+from rlmusic.pretraining.logs import MetricsLog
+from rlmusic.pretraining.optim import lr_factor, make_optimizer
+from rlmusic.pretraining.state import capture_rng, load_train_state, restore_rng, save_train_state
+from rlmusic.pretraining.validation import nll_metrics, window_sums
+from rlmusic.pretraining.windows import (
     IGNORE,
     epoch_windows,
     iter_batches,
@@ -44,7 +44,7 @@ from rlmusic.training.windows import (
     with_bos_np,
 )
 
-__all__ = ["Pretrainer", "TrainConfig"]  # TrainConfig lives in rlmusic.training.config
+__all__ = ["Pretrainer", "TrainConfig"]  # TrainConfig lives in rlmusic.pretraining.config
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Pretrainer:
     def close(self) -> None:
         """Drop the DDP wrapper (it holds the process group) and close the logs.
 
-        Call it before :func:`rlmusic.training.distributed.teardown`; the trainer still
+        Call it before :func:`rlmusic.pretraining.distributed.teardown`; the trainer still
         checkpoints and evaluates on the plain module afterwards, it no longer trains.
         """
         self.train_model = self.model
