@@ -187,3 +187,27 @@ def test_the_loss_mode_uses_the_reverse_kl_estimator() -> None:
     for _ in range(15):
         last = trainer.step()["kl/prior_per_token"]
     assert last < first / 2
+
+
+@pytest.mark.slow
+def test_kill_9_then_the_same_command_resumes_exactly(tmp_path) -> None:
+    """``algo=batched`` through the run harness: SIGKILL after the first resume point, the same
+    command again, and the same weights as a run never interrupted (the default reward, its
+    constraints' multipliers included)."""
+    from rlmusic.algos.harness import RESUME_FILE
+    from tests.conftest import make_tiny_checkpoint
+    from tests.sb3_helpers import kill_9_then_resume
+
+    overrides = [
+        f"checkpoint={make_tiny_checkpoint(tmp_path)}",
+        "algo.iterations=60",
+        "algo.batch_size=64",
+        "algo.minibatch_size=32",
+        "algo.group_size=16",
+        "algo.checkpoint_every=5",
+        "algo.sample_every=0",
+        "length=16",
+        "n_samples=2",
+        "device=cpu",
+    ]
+    kill_9_then_resume(tmp_path, overrides, RESUME_FILE)
