@@ -4,16 +4,25 @@ downloaded).
 - ``tiny_lstm(seed)`` / ``make_tiny_checkpoint(dir, seed)``: a one-layer NoteLSTM (8-dim
   embeddings, 16 hidden units, no dropout) and its safetensors checkpoint;
 - ``tiny_checkpoint``: that checkpoint, built once per session (tests only read it);
-- ``toy_generator``: :class:`tests.toy_generator.ToyGenerator`, a GRU test double.
+- ``toy_generator``: :class:`tests.toy_generator.ToyGenerator`, a GRU test double;
+- ``one_torch_thread``: torch limited to one thread for the test, restored after (a module opts
+  in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``);
+- ``compose_finetune(overrides)``: the ``finetune`` Hydra config with those overrides;
+- ``tiny_batched_run(prior)``: overrides for a one-iteration batched run of a tiny model;
+- ``run_rlmusic(*args, cwd=...)``: the ``rlmusic`` command in a subprocess.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pretty_midi
 import pytest
 import torch
+from hydra import compose, initialize_config_module
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import LSTMConfig, NoteLSTM, save_checkpoint
@@ -58,6 +67,50 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def toy_generator() -> ToyGenerator:
     return ToyGenerator()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: a second thread only waits (and can stall)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def compose_finetune(overrides: list[str]):
+    """The ``finetune`` config composed from ``rlmusic.conf`` with these overrides."""
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        return compose("finetune", overrides=overrides)
+
+
+def tiny_batched_run(prior: Path) -> list[str]:
+    """Overrides for a one-iteration batched run on CPU (8 steps, one sample), ``prior`` the
+    reward's prior checkpoint."""
+    return [
+        f"reward.prior.checkpoint={prior}",
+        "length=8",
+        "algo.iterations=1",
+        "algo.batch_size=16",
+        "algo.minibatch_size=8",
+        "algo.group_size=8",
+        "algo.sample_every=0",
+        "n_samples=1",
+        "device=cpu",
+    ]
+
+
+def run_rlmusic(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """``python -m rlmusic.cli *args`` in ``cwd`` (5 minutes at most) with ``env`` added to this
+    process's environment; its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "rlmusic.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env={**os.environ, **env},
+    )
 
 
 def write_midi(

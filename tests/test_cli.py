@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,18 @@ from hydra import compose, initialize_config_module
 
 from rlmusic import cli
 from rlmusic.data.encoding import encoding_from_cfg
-from tests.conftest import C_MAJOR_TUNE, write_midi
+from tests.conftest import C_MAJOR_TUNE, run_rlmusic, write_midi
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rlmusic.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
+def run_data_task(tmp_path: Path) -> subprocess.CompletedProcess:
+    """`rlmusic data` on the MIDI folder ``tmp_path/in`` (cache and run folder beside it)."""
+    return run_rlmusic(
+        "data",
+        "data=midi_dir",
+        f"data.path={tmp_path / 'in'}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
     )
 
 
@@ -50,14 +51,7 @@ def test_every_data_option_composes(data: str) -> None:
 def test_data_task_on_a_midi_folder(tmp_path: Path) -> None:
     write_midi(tmp_path / "in" / "a.mid", C_MAJOR_TUNE)
     (tmp_path / "in" / "broken.mid").write_bytes(b"MThd\x00")
-    result = run_cli(
-        "data",
-        "data=midi_dir",
-        f"data.path={tmp_path / 'in'}",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
-    )
+    result = run_data_task(tmp_path)
     assert result.returncode == 0, result.stderr
     assert "tunes kept: 1" in result.stdout
     assert "broken.mid (corrupt MIDI" in result.stdout
@@ -68,14 +62,7 @@ def test_data_task_on_a_midi_folder(tmp_path: Path) -> None:
 def test_data_task_fails_clearly_when_nothing_is_usable(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "x.mid").write_bytes(b"")
-    result = run_cli(
-        "data",
-        "data=midi_dir",
-        f"data.path={tmp_path / 'in'}",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
-    )
+    result = run_data_task(tmp_path)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: no usable tune in "), result.stderr

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import importlib.resources
 import importlib.util
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +21,7 @@ import torch
 from rlmusic import cli
 from rlmusic.errors import EXIT_USER_ERROR
 from rlmusic.models.checkpoint import CheckpointError
-from tests.conftest import write_midi
+from tests.conftest import run_rlmusic, write_midi
 
 LFS_POINTER = (
     "version https://git-lfs.github.com/spec/v1\n"
@@ -365,22 +362,11 @@ def test_a_bug_keeps_its_traceback(
     assert not any(line.startswith("error: ") for line in lines)
 
 
-def _rlmusic(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rlmusic.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        env={**os.environ, **env},
-    )
-
-
 @pytest.mark.parametrize("full_error", [False, True], ids=["one-line", "HYDRA_FULL_ERROR=1"])
 def test_the_entry_point_on_a_git_lfs_pointer(tmp_path: Path, full_error: bool) -> None:
     (tmp_path / "model.safetensors").write_text(LFS_POINTER)
     env = {"HYDRA_FULL_ERROR": "1" if full_error else "0"}
-    done = _rlmusic(
+    done = run_rlmusic(
         "sample",
         "checkpoint=model.safetensors",
         f"hydra.run.dir={tmp_path / 'o'}",

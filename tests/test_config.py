@@ -13,24 +13,14 @@ from rlmusic import cli
 from rlmusic.config import ConfigError, validate_config
 from rlmusic.config.schemas import TASK_SCHEMAS
 from rlmusic.tasks import finetune
+from tests.conftest import tiny_batched_run
 
 TASKS = sorted(TASK_SCHEMAS)
 
 
 def tiny_run(checkpoint: Path) -> list[str]:
     """Overrides for a one-iteration batched run of the tiny model."""
-    return [
-        f"checkpoint={checkpoint}",
-        f"reward.prior.checkpoint={checkpoint}",
-        "length=8",
-        "algo.iterations=1",
-        "algo.batch_size=16",
-        "algo.minibatch_size=8",
-        "algo.group_size=8",
-        "algo.sample_every=0",
-        "n_samples=1",
-        "device=cpu",
-    ]
+    return [f"checkpoint={checkpoint}", *tiny_batched_run(checkpoint)]
 
 
 def composed(task: str, overrides: list[str] | None = None):

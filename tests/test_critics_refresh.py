@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
 
 from rlmusic.critics.refresh import refresh_hook, refreshable_terms
 from rlmusic.rewards.build import build_reward
 from rlmusic.tasks import finetune
-from tests.conftest import tiny_lstm, write_midi
+from tests.conftest import compose_finetune, tiny_lstm, write_midi
 from tests.critic_helpers import ENC, scale_melodies, tiny_critic
 from tests.test_critics_task import tune_notes
 
@@ -79,8 +78,7 @@ def finetune_cfg(tmp_path: Path, tiny_checkpoint: Path, *extra: str):
         "device=cpu",
         *extra,
     ]
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        return compose("finetune", overrides=overrides)
+    return compose_finetune(overrides)
 
 
 def test_batched_finetuning_refreshes_and_logs_the_critic(
@@ -95,8 +93,7 @@ def test_batched_finetuning_refreshes_and_logs_the_critic(
 
 
 def compose_algo(name: str):
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        return compose("finetune", overrides=[f"algo={name}"]).algo
+    return compose_finetune([f"algo={name}"]).algo
 
 
 def test_the_sb3_algorithms_refuse_a_refresh(tmp_path: Path, tiny_checkpoint: Path) -> None:
@@ -119,8 +116,7 @@ def rl_tuner_cfg(tmp_path: Path, tiny_checkpoint: Path):
         "algo.stats_every=0",
         "algo.sample_every=0",
     ]
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg.algo = compose("finetune", overrides=rl_tuner).algo
+    cfg.algo = compose_finetune(rl_tuner).algo
     return cfg
 
 

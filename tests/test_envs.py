@@ -6,7 +6,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import rlmusic.envs
-import torch
 from gymnasium.utils.env_checker import check_env
 from rlmusic.envs.composition import CompositionEnv
 from rlmusic.envs.vector import CompositionVectorEnv
@@ -21,13 +20,7 @@ from tests.toy_generator import ToyGenerator
 ENC = MelodyEncoding()
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models on a shared 2-core machine: a second thread only waits (and can stall)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 PRIMERS = [np.array([14, 1, 16, 1, 18, 1, 0, 1]), np.array([21, 1, 1, 1, 19, 18, 16, 14])]

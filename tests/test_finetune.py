@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
 from rlmusic.tasks import finetune
+from tests.conftest import compose_finetune
 
 
 def config(checkpoint: Path, iterations: int, **extra: object):
@@ -30,8 +30,7 @@ def config(checkpoint: Path, iterations: int, **extra: object):
         "device=cpu",
         *[f"{k}={v}" for k, v in extra.items()],
     ]
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        return compose("finetune", overrides=overrides)
+    return compose_finetune(overrides)
 
 
 def test_finetune_writes_a_loadable_model_samples_and_logs(

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_module
 
 from rlmusic.algos.finetune_setup import build_setup
 from rlmusic.algos.harness import RESUME_FILE
@@ -22,7 +21,7 @@ from rlmusic.models import MusicTransformer, TransformerConfig, load_generator
 from rlmusic.models.base import sequence_log_probs, with_bos
 from rlmusic.models.sampling import sample_seeded
 from rlmusic.tasks import finetune
-from tests.conftest import make_tiny_checkpoint, tiny_lstm
+from tests.conftest import compose_finetune, make_tiny_checkpoint, tiny_lstm
 from tests.sb3_helpers import RL_TUNER_TERMS, Crash, assert_same_weights, kill_9_then_resume
 
 LENGTH = 8
@@ -224,8 +223,7 @@ def config(checkpoint: Path, variant: str = "q", **extra: object):
         "device=cpu",
         *[f"{k}={v}" for k, v in {"algo.kl_coef": "null", **extra}.items()],  # w: the prior's
     ]
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        return compose("finetune", overrides=overrides)
+    return compose_finetune(overrides)
 
 
 def test_finetune_writes_the_tuned_network_logs_and_samples(
@@ -456,8 +454,7 @@ def test_a_short_run_raises_the_variants_own_objective(variant: str, tmp_path: P
         "n_samples=1",
         "device=cpu",
     ]
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose("finetune", overrides=overrides)
+    cfg = compose_finetune(overrides)
     result = finetune.run(cfg, output_dir=tmp_path / "run")
     setup = build_setup(str(cfg.checkpoint), cfg.reward, tmp_path / "measure", device="cpu")
     start, _ = load_generator("pretrained:note_lstm")

@@ -29,7 +29,7 @@ from rlmusic.evaluation.objective import (
 )
 from rlmusic.models import load_generator
 from rlmusic.models.sampling import sample_seeded
-from tests.conftest import make_tiny_checkpoint, write_midi
+from tests.conftest import make_tiny_checkpoint, tiny_batched_run, write_midi
 
 SCALE = [60, 62, 64, 65, 67, 69, 71, 72, 74]
 
@@ -64,15 +64,7 @@ def sweep_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         cfg = compose("finetune", overrides=data)
     prepare_corpus(cfg.data, MelodyEncoding(), progress=False)
     tiny = [
-        f"reward.prior.checkpoint={a}",
-        "length=8",
-        "algo.iterations=1",
-        "algo.batch_size=16",
-        "algo.minibatch_size=8",
-        "algo.group_size=8",
-        "algo.sample_every=0",
-        "n_samples=1",
-        "device=cpu",
+        *tiny_batched_run(a),
         "final_eval.n=32",
         # the realism critic this MIDI data gets (checkpoint: auto), tiny: the test's budget
         "+reward.extra.realism.auto={steps: 10, windows: 256, samples: 64}",

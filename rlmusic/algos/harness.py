@@ -184,6 +184,14 @@ def read_resume(path: Path, run: Mapping[str, Any], hooks: Sequence[Any] = ()) -
 # ---- the loop ----------------------------------------------------------------------------------
 
 
+def setup_hooks(setup: FinetuneSetup) -> list[Any]:
+    """The run's hooks: ``setup.hooks``, then the reward constraints when configured (their
+    multipliers log as a hook and their state rides in the resume point with the others')."""
+    if setup.constraints is not None:
+        return [*setup.hooks, setup.constraints]
+    return list(setup.hooks)
+
+
 @dataclass
 class Outcome:
     """What :func:`run_trainer` leaves for :func:`finish`."""

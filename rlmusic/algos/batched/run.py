@@ -21,7 +21,7 @@ from typing import Any
 from rlmusic.algos.batched.trainer import BatchedConfig, BatchedTrainer
 from rlmusic.algos.constraints import applied
 from rlmusic.algos.finetune_setup import FinetuneResult, FinetuneSetup
-from rlmusic.algos.harness import finish, run_trainer
+from rlmusic.algos.harness import finish, run_trainer, setup_hooks
 from rlmusic.algos.settings import read_config, resolve_kl_coef, run_keys
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,8 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     checkpoint_every = config.checkpoint_every
     sample_every = int(config.sample_every or 0)
     # reward.constraints: rule weights scaled by multipliers that follow their targets; their
-    # state rides in the resume point with the other hooks'
+    # state rides in the resume point with the other hooks' (setup_hooks)
     constraints = setup.constraints
-    hooks = [*setup.hooks, constraints] if constraints is not None else list(setup.hooks)
     trainer = BatchedTrainer(
         setup.generator,
         constraints.wrap(setup.reward.score) if constraints is not None else setup.reward.score,
@@ -60,7 +59,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         setup,
         steps,
         run,
-        hooks=hooks,
+        hooks=setup_hooks(setup),
         checkpoint_every=checkpoint_every,
         sample_every=sample_every,
         sample_folder="iter_{step:05d}",

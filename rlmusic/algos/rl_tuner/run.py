@@ -31,7 +31,7 @@ from torch import nn
 
 from rlmusic.algos.constraints import applied
 from rlmusic.algos.finetune_setup import FinetuneResult, FinetuneSetup
-from rlmusic.algos.harness import crossed, finish, run_trainer
+from rlmusic.algos.harness import crossed, finish, run_trainer, setup_hooks
 from rlmusic.algos.harness import interval as _interval
 from rlmusic.algos.outputs import policy_statistics
 from rlmusic.algos.reference import PRIOR_TERM
@@ -132,16 +132,14 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         trainer.precision,
     )
     # reward.constraints: the multipliers move in the reward (once per round: one scoring of
-    # the round's pieces); as a hook they log and ride in the resume point, as in batched
-    hooks = (
-        [*setup.hooks, setup.constraints] if setup.constraints is not None else list(setup.hooks)
-    )
+    # the round's pieces); as a hook (setup_hooks) they log and ride in the resume point, as in
+    # batched
     rounds = _Rounds(trainer, setup, stats_every, stats_samples)
     outcome = run_trainer(
         setup,
         rounds,
         run_identity(setup, config),
-        hooks=hooks,
+        hooks=setup_hooks(setup),
         checkpoint_every=checkpoint_every,
         sample_every=sample_every,
         sample_folder="step_{step:08d}",
