@@ -74,7 +74,7 @@ def _foreign_torch_file(tmp: Path, good: Path) -> tuple[str, str]:
 
 def _folder_without_checkpoint(tmp: Path, good: Path) -> tuple[str, str]:
     (tmp / "run").mkdir()
-    return str(tmp / "run"), "without model.safetensors, best.pt or last.pt"
+    return str(tmp / "run"), "without tuned.safetensors, model.safetensors, best.pt or last.pt"
 
 
 def _unknown_pretrained(tmp: Path, good: Path) -> tuple[str, str]:

@@ -175,7 +175,9 @@ def test_every_model_composes_and_instantiates(option: str) -> None:
     from rlmusic.data.encoding import encoding_from_cfg
     from rlmusic.tasks.pretrain import model_from_cfg
 
-    cfg = validate_config("pretrain", composed("pretrain", [f"model={option}"]))
+    # model=custom names the user's module: the test helper's plain-torch GRU
+    user = ["model._target_=tests.user_models.TinyGRU"] if option == "custom" else []
+    cfg = validate_config("pretrain", composed("pretrain", [f"model={option}", *user]))
     model = model_from_cfg(cfg.model, encoding_from_cfg(cfg.encoding))
     logits = model(torch.zeros(1, 4, dtype=torch.long))
     assert logits.shape == (1, 4, model.vocab_size)

@@ -10,7 +10,6 @@ checkpoint files, run folders); a saved ensemble holds the members' weights, not
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from rlmusic.critics.io import read_critic_record, record_encoding, save_critic_
 from rlmusic.critics.stats import binary_auc
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models.base import frozen, sequence_log_probs
-from rlmusic.models.checkpoint import CheckpointError, build_model
+from rlmusic.models.checkpoint import CheckpointError, build_model, generator_config
 
 ARCH = "generator_ensemble"
 GRID = ("min_pitch", "max_pitch", "steps_per_quarter")  # what members must share
@@ -153,7 +152,7 @@ def save_ensemble(
     """Save every member's weights (``member<k>.<param>``) with its arch and config."""
     members, state = [], {}
     for k, (name, model) in enumerate(zip(critic.names, critic.members)):
-        members.append({"spec": name, "arch": model.arch, "config": asdict(model.config)})
+        members.append({"spec": name, "arch": model.arch, "config": generator_config(model)})
         state.update({f"member{k}.{key}": v.float() for key, v in model.state_dict().items()})
     config = {"members": members}
     return save_critic_record(

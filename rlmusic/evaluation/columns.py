@@ -76,9 +76,7 @@ def spec_kind(spec: str) -> tuple[str, str]:
             f"model spec {spec!r}: no such file or folder (a spec is pretrained:<name>, a "
             f"checkpoint, a run folder, a folder of MIDI files or {' / '.join(HELDOUT_SPECS)})"
         )
-    if (path / TUNED_FILE).is_file():
-        return GENERATOR, str(path / TUNED_FILE)
-    try:
+    try:  # tuned.safetensors first: find_in_directory's order
         return GENERATOR, str(find_in_directory(path))
     except CheckpointError:  # no checkpoint: a folder of MIDI files, or nothing usable
         pass

@@ -1,5 +1,8 @@
 """The generator interface shared by NoteLSTM and MusicTransformer (DESIGN.md "Generators").
 
+A user's own module needs only ``forward``; :class:`rlmusic.models.custom.CustomGenerator`
+wraps it with ``bos_token``, ``step``, ``prefill`` and ``forward_with_hidden`` fallbacks.
+
 Token conventions: the output vocabulary is the encoding's (``vocab_size``, 38 by default).
 Inputs may also hold ``bos_token == vocab_size``, a start-of-sequence token that is only
 ever an input: to score or sample a melody ``x_0..x_{T-1}`` the model reads

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from torch import nn
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.errors import UserError
+from rlmusic.models.custom import CUSTOM_ARCH, build_custom
 from rlmusic.models.lstm import LSTMConfig, NoteLSTM
 from rlmusic.models.transformer import MusicTransformer, TransformerConfig
 
@@ -39,6 +41,8 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "lstm": (NoteLSTM, LSTMConfig),
     "transformer": (MusicTransformer, TransformerConfig),
 }
+# a user's own module: ``arch: custom`` with ``config["_target_"]`` (rlmusic.models.custom)
+KNOWN_ARCHES = (*ARCHITECTURES, CUSTOM_ARCH)
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -49,12 +53,18 @@ class CheckpointError(UserError, RuntimeError):
 def build_model(arch: str, config: dict[str, Any], where: str = "model config") -> nn.Module:
     """A fresh generator from an architecture name and its config fields.
 
+    ``arch == "custom"`` imports ``config["_target_"]`` and calls it with ``vocab_size`` and
+    the config's other keys (:func:`rlmusic.models.custom.build_custom`).
+
     Raises:
-        CheckpointError: unknown architecture or config field (``where`` prefixes the message).
+        CheckpointError: unknown architecture or config field, a user's module that does not
+            import or rejects its arguments (``where`` prefixes the message).
     """
+    if arch == CUSTOM_ARCH:
+        return build_custom(config, CheckpointError, where)
     if arch not in ARCHITECTURES:
         raise CheckpointError(
-            f"{where}: unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}"
+            f"{where}: unknown architecture {arch!r}; known: {', '.join(KNOWN_ARCHES)}"
         )
     model_cls, config_cls = ARCHITECTURES[arch]
     known = {f.name for f in fields(config_cls)}
@@ -81,6 +91,12 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
+def generator_config(model: nn.Module) -> dict[str, Any]:
+    """A generator's config as plain values: what :func:`build_model` rebuilds it from."""
+    config = unwrap(model).config
+    return dict(config) if isinstance(config, Mapping) else asdict(config)
+
+
 def generator_record(
     model: nn.Module, encoding: MelodyEncoding, info: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -90,7 +106,7 @@ def generator_record(
         "format": GENERATOR_FORMAT,
         "version": FORMAT_VERSION,
         "arch": model.arch,
-        "config": asdict(model.config),
+        "config": generator_config(model),
         "encoding": asdict(encoding),
         "info": dict(info or {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -264,12 +280,21 @@ def check_finite(state_dict: Any, path: str | Path) -> None:
         )
 
 
+# what a run folder's model is, first found first: a fine-tuning run's tuned policy, then a
+# pretraining run's best weights, then its best or last training checkpoint
+RUN_FOLDER_FILES = ("tuned.safetensors", "model.safetensors", "best.pt", "last.pt")
+
+
 def find_in_directory(directory: Path) -> Path:
-    """A run directory's model: model.safetensors, else best.pt, else last.pt."""
-    for name in ("model.safetensors", "best.pt", "last.pt"):
+    """A run directory's model: tuned.safetensors (fine-tuning), else model.safetensors, else
+    best.pt, else last.pt (pretraining)."""
+    for name in RUN_FOLDER_FILES:
         if (directory / name).is_file():
             return directory / name
-    raise CheckpointError(f"{directory}: a directory without model.safetensors, best.pt or last.pt")
+    raise CheckpointError(
+        f"{directory}: a directory without {', '.join(RUN_FOLDER_FILES[:-1])} or "
+        f"{RUN_FOLDER_FILES[-1]}"
+    )
 
 
 def load_checkpoint(
@@ -283,7 +308,7 @@ def load_checkpoint(
 
     Args:
         path: a checkpoint file (safetensors or torch) or a run directory.
-        arch: expected architecture (``lstm`` | ``transformer``); None accepts any.
+        arch: expected architecture (``lstm`` | ``transformer`` | ``custom``); None accepts any.
         vocab_size: expected output vocabulary; None accepts any.
         encoding: expected token encoding (every field); None accepts any.
         device: where the returned model lives.

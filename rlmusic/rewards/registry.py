@@ -6,7 +6,6 @@ their own with :func:`register_term`, or point a config at ``_target_: my_module
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.rewards.base import RewardError
 from rlmusic.rewards.theory import RULES
+from rlmusic.targets import import_target
 
 # name -> (factory(**kwargs) -> term, one-line description)
 REGISTRY: dict[str, tuple[Callable[..., Any], str]] = dict(RULES)
@@ -93,17 +93,7 @@ def known_terms() -> dict[str, str]:
 
 
 def _import_target(path: str) -> Any:
-    module_name, _, attribute = path.rpartition(".")
-    if not module_name:
-        raise RewardError(f"_target_ {path!r} must be a dotted path like my_module.my_term")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise RewardError(f"_target_ {path!r}: cannot import {module_name!r} ({exc})") from None
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise RewardError(f"_target_ {path!r}: {module_name!r} has no {attribute!r}") from None
+    return import_target(path, RewardError)
 
 
 def _accepts(factory: Callable[..., Any], name: str) -> bool:

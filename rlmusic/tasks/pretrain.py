@@ -29,7 +29,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rlmusic.config import ConfigError
 from rlmusic.data.corpus import Corpus
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.models.checkpoint import CheckpointError, build_model, load_checkpoint
+from rlmusic.models.checkpoint import (
+    CheckpointError,
+    build_model,
+    generator_config,
+    load_checkpoint,
+)
 from rlmusic.models.policy import POLICY_KEY, PRETRAINED_PREFIX, portable_spec
 from rlmusic.pretraining import distributed
 from rlmusic.pretraining.config import TrainConfig
@@ -159,7 +164,7 @@ def model_from_init(
         else dict(model_cfg)
     )
     chose_arch, chosen = chosen_model_fields(model_cfg)
-    saved_config = {k: v for k, v in asdict(checkpoint.config).items() if k != "vocab_size"}
+    saved_config = {k: v for k, v in generator_config(checkpoint).items() if k != "vocab_size"}
     if chose_arch and node.get("arch") != checkpoint.arch:
         raise ConfigError(
             f"init={spec} holds model={checkpoint.arch}, the config asks for "

@@ -11,11 +11,12 @@ short prefixes are not padded to the longest one (:func:`span_groups`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import nn
+
+from rlmusic.models.checkpoint import generator_config
 
 # Rows are grouped by prefix length on CPU when a group saves more padded positions (rows x
 # steps) than this: what one more forward call costs. On CPU the oneDNN LSTM reorders its
@@ -36,9 +37,9 @@ def check_vocabulary(generator_config: dict[str, Any], action_space: Any) -> Non
 
 def check_same_generator(model: nn.Module, arch: str, config: dict[str, Any]) -> None:
     """Fail when ``model`` is not of the architecture and config a policy was built for."""
-    if model.arch != arch or asdict(model.config) != config:
+    if model.arch != arch or generator_config(model) != config:
         raise ValueError(
-            f"the generator ({model.arch}, {asdict(model.config)}) is not the one this policy "
+            f"the generator ({model.arch}, {generator_config(model)}) is not the one this policy "
             f"was built for ({arch}, {config})"
         )
 

@@ -17,7 +17,6 @@ policy has freshly initialised weights; :func:`generator_policy_kwargs` and
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -29,20 +28,20 @@ from torch import nn
 
 from rlmusic.algos.sb3.positions import check_same_generator, check_vocabulary, position_outputs
 from rlmusic.algos.value import ValueFunction
-from rlmusic.models.checkpoint import build_model, unwrap
+from rlmusic.models.checkpoint import build_model, generator_config, unwrap
 
 
 def generator_policy_kwargs(generator: nn.Module, value_lr: float | None = None) -> dict[str, Any]:
     """``policy_kwargs`` that rebuild ``generator``'s architecture (weights are loaded after).
 
     Args:
-        generator: a NoteLSTM or MusicTransformer (anything in ``models.ARCHITECTURES``).
+        generator: a NoteLSTM, MusicTransformer or a user's model (``model=custom``).
         value_lr: the value function's learning rate (None: the same as the generator's).
     """
     model = unwrap(generator)
     kwargs: dict[str, Any] = {
         "generator_arch": model.arch,
-        "generator_config": asdict(model.config),
+        "generator_config": generator_config(model),
     }
     if value_lr is not None:
         kwargs["value_lr"] = float(value_lr)
