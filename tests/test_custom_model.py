@@ -275,3 +275,15 @@ def test_every_algorithm_tunes_a_users_model(
     model, _ = load_generator(str(tuned))  # the run folder is a checkpoint
     assert "TinyGRU" in repr(model)
     assert sample_seeded(model, 2, 8, seed=0)[0].shape == (2, 8)
+
+
+def test_a_temperature_on_a_model_without_a_head_is_a_user_error() -> None:
+    """Folding a temperature needs a linear ``head``; a model that names it otherwise is told
+    so in one line (a UserError), and temperature 1 never needs one."""
+    from rlmusic.errors import UserError
+    from rlmusic.models.base import fold_temperature
+
+    headless = custom("tests.user_models.HeadlessGRU")
+    fold_temperature(custom(), 0.5)  # TinyGRU's head is found through the wrapper
+    with pytest.raises(UserError, match="has no linear output layer named `head`"):
+        fold_temperature(headless, 0.5)

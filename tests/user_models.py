@@ -30,3 +30,16 @@ class SteppingGRU(TinyGRU):
     def step(self, token: torch.Tensor, state: torch.Tensor | None):
         out, state = self.gru(self.embed(token)[:, None], state)  # (B, 1, H)
         return self.head(out[:, 0]), state
+
+
+class HeadlessGRU(TinyGRU):
+    """TinyGRU whose output layer is called ``out``: no temperature can be folded into it."""
+
+    def __init__(self, vocab_size: int, hidden: int = 32) -> None:
+        super().__init__(vocab_size, hidden)
+        self.out = self.head
+        del self.head
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(self.embed(tokens))
+        return self.out(out)

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlmusic.errors import UserError
+
 
 @runtime_checkable
 class Generator(Protocol):
@@ -89,6 +91,11 @@ def frozen(module: nn.Module, copy: bool = False) -> nn.Module:
     return module
 
 
+class HeadlessGeneratorError(UserError, ValueError):
+    """A setting needs the generator's output layer (``head``) and the generator has none: a
+    user's choice of model and setting, printed by the CLI as one line."""
+
+
 @torch.no_grad()
 def fold_temperature(generator: nn.Module, temperature: float) -> nn.Module:
     """Divide the output layer by ``temperature``: the model then *is* ``softmax(logits / T)``.
@@ -98,14 +105,18 @@ def fold_temperature(generator: nn.Module, temperature: float) -> nn.Module:
     (which samples at temperature 1) see one and the same distribution.
 
     Raises:
-        ValueError: a temperature <= 0, or a generator without a linear ``head``.
+        ValueError: a temperature <= 0.
+        HeadlessGeneratorError: a generator without a linear ``head`` (a user error).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 to fold it into a policy, got {temperature}")
     head = getattr(generator, "head", None)
     if not isinstance(head, nn.Linear):
-        raise ValueError(
-            f"{type(generator).__name__} has no linear output layer `head` to fold into"
+        raise HeadlessGeneratorError(
+            f"a temperature of {temperature} is folded into the generator's output layer, and "
+            f"{type(generator).__name__} has no linear output layer named `head`: leave the "
+            "temperature at 1 (algo.temperature / algo.psi_temperature) or name your model's "
+            "last nn.Linear `head`"
         )
     head.weight.div_(temperature)
     if head.bias is not None:
