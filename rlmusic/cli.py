@@ -322,7 +322,7 @@ def check_renamed(args: Sequence[str]) -> None:
     from rlmusic.config import ConfigError
 
     for arg in _config_overrides(args):
-        key = re.sub(r"^(?:override\s+|[+~]{1,2})?", "", arg).split("=", 1)[0]
+        key = _override_key(arg)
         if key in RENAMED_KEYS:
             raise ConfigError(f"{arg}: {key} was renamed: use {RENAMED_KEYS[key]}")
 
