@@ -20,11 +20,6 @@ import numpy as np
 
 from rlmusic.data.encoding import NO_EVENT, MelodyEncoding
 
-# The statistics' old home: callers that import them from here keep working.
-from rlmusic.rewards.statistics import CompositionStats as CompositionStats
-from rlmusic.rewards.statistics import KeySpec as KeySpec
-from rlmusic.rewards.statistics import composition_stats as composition_stats
-
 INTERVAL_CLIP = 13  # signed histogram: |interval| > 12 lands in the +-13 bins
 ABS_INTERVAL_BINS = 13  # |interval| 0..11 and >= 12
 DURATION_BINS = 16  # 1..15 steps and >= 16

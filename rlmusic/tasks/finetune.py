@@ -33,7 +33,6 @@ from rlmusic.config.preflight import MetricNames, preflight
 from rlmusic.config.resume import check_resumed_config
 from rlmusic.critics.auto import resolve_auto_critics
 from rlmusic.evaluation.checks import REFERENCE_LOGP_METRIC
-from rlmusic.evaluation.metrics import CompositionStats
 from rlmusic.evaluation.objective import (
     CRITIC_METRIC,
     EVAL_PREFIX,
@@ -41,6 +40,7 @@ from rlmusic.evaluation.objective import (
     final_evaluation,
     metric_name,
 )
+from rlmusic.rewards.statistics import CompositionStats
 from rlmusic.runtime import run_folder
 
 log = logging.getLogger(__name__)
