@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from rlmusic import cli
-from rlmusic.data.encoding import encoding_from_cfg
+from rlmusic.data.encodings import encoding_from_cfg
 from tests.conftest import C_MAJOR_TUNE, run_rlmusic, write_midi
 
 

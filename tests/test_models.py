@@ -238,7 +238,7 @@ def test_shipped_models_beat_the_bigram_baseline_clearly(name: str) -> None:
     """On the default corpus's validation split (parses the corpus if it is not cached)."""
     from hydra import compose, initialize_config_module
 
-    from rlmusic.data.encoding import encoding_from_cfg
+    from rlmusic.data.encodings import encoding_from_cfg
     from rlmusic.data.prepare import prepare_corpus
     from rlmusic.models import load_checkpoint, pretrained_path
     from rlmusic.pretraining.validation import evaluate_tunes

@@ -172,7 +172,7 @@ def test_every_data_option_composes_and_names_a_source(option: str) -> None:
 
 @pytest.mark.parametrize("option", options("model"))
 def test_every_model_composes_and_instantiates(option: str) -> None:
-    from rlmusic.data.encoding import encoding_from_cfg
+    from rlmusic.data.encodings import encoding_from_cfg
     from rlmusic.tasks.pretrain import model_from_cfg
 
     # model=custom names the user's module: the test helper's plain-torch GRU

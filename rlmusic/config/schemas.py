@@ -25,6 +25,7 @@ from rlmusic.pretraining.config import TrainConfig
 
 @dataclass
 class EncodingSchema:
+    kind: str = "melody"  # rlmusic.data.encodings.ENCODINGS
     min_pitch: int = MISSING
     max_pitch: int = MISSING
     steps_per_quarter: int = MISSING

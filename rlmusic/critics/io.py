@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import encoding_from_record, encoding_record
 from rlmusic.models.checkpoint import (
     CheckpointError,
     _is_safetensors,
@@ -75,7 +76,7 @@ def save_critic_record(
         "kind": kind,
         "arch": arch,
         "config": config,
-        "encoding": asdict(encoding),
+        "encoding": encoding_record(encoding),
         "metrics": dict(metrics or {}),
         "trained": dict(trained or {}),
     }
@@ -151,7 +152,7 @@ def read_critic_record(path: str | Path, kind: str) -> dict[str, Any]:
 
 def record_encoding(record: dict[str, Any]) -> MelodyEncoding:
     try:
-        return MelodyEncoding(**record["encoding"])
+        return encoding_from_record(record["encoding"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{record.get('path')}: invalid encoding ({exc})") from None
 

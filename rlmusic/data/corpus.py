@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import encoding_from_record, encoding_record
 from rlmusic.errors import UserError
 
 SPLITS = ("train", "valid", "test")
@@ -102,7 +103,7 @@ class Corpus:
             "tokens": np.concatenate(self.tokens) if self.tokens else np.zeros(0, np.uint8),
             "offsets": offsets,
             "split": self.split.astype(str),
-            "encoding": np.array(json.dumps(self.encoding.__dict__, sort_keys=True)),
+            "encoding": np.array(json.dumps(encoding_record(self.encoding), sort_keys=True)),
             "rejected_name": np.array([r[0] for r in self.rejected], dtype=str),
             "rejected_reason": np.array([r[1] for r in self.rejected], dtype=str),
         }
@@ -133,7 +134,7 @@ class Corpus:
                 offsets = data["offsets"]
                 flat = data["tokens"]
                 tokens = [flat[a:b].copy() for a, b in zip(offsets[:-1], offsets[1:])]
-                encoding = MelodyEncoding(**json.loads(str(data["encoding"])))
+                encoding = encoding_from_record(json.loads(str(data["encoding"])))
                 metadata = {k[len("meta_") :]: data[k] for k in data.files if k.startswith("meta_")}
                 rejected = list(
                     zip(data["rejected_name"].tolist(), data["rejected_reason"].tolist())

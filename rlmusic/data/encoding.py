@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -63,9 +63,12 @@ class MelodyEncoding:
     melody_length: int = 32
     beats_per_bar: int = 4
 
-    NOTE_OFF = NOTE_OFF
-    NO_EVENT = NO_EVENT
-    FIRST_PITCH_TOKEN = FIRST_PITCH_TOKEN
+    kind: ClassVar[str] = "melody"
+    voice_names: ClassVar[tuple[str, ...]] = ("melody",)
+    NOTE_OFF: ClassVar[int] = NOTE_OFF
+    NO_EVENT: ClassVar[int] = NO_EVENT
+    FIRST_PITCH_TOKEN: ClassVar[int] = FIRST_PITCH_TOKEN
+    default_program: ClassVar[int] = 0  # General MIDI 1: Acoustic Grand Piano
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_pitch <= self.max_pitch <= 127:
@@ -94,6 +97,21 @@ class MelodyEncoding:
     @property
     def steps_per_bar(self) -> int:
         return self.steps_per_quarter * self.beats_per_bar
+
+    @property
+    def num_voices(self) -> int:
+        return 1
+
+    @property
+    def tokens_per_step(self) -> int:
+        return 1
+
+    def tokens_for(self, steps: int) -> int:
+        """Tokens in a piece of ``steps`` time steps (one token a step)."""
+        return int(steps)
+
+    def steps_in(self, tokens: np.ndarray) -> int:
+        return len(tokens)
 
     def pitch_to_token(self, pitch: int) -> int:
         if not self.min_pitch <= pitch <= self.max_pitch:
@@ -169,13 +187,26 @@ class MelodyEncoding:
             notes.append(Note(pitch, start, len(tokens)))
         return notes
 
+    def decode_voices(self, tokens: np.ndarray) -> list[list[Note]]:
+        """The one voice's notes, as a one-element list (the chorale encoding gives four)."""
+        return [self.decode(tokens)]
+
+    def voice_columns(self, tokens: np.ndarray) -> np.ndarray:
+        """(..., n) tokens -> (..., 1, n): the one voice's column."""
+        return np.asarray(tokens)[..., None, :]
+
     # ---- external formats ----------------------------------------------------------------
     def to_pretty_midi(
-        self, tokens: np.ndarray, qpm: float = 80.0, program: int = 0, velocity: int = 100
+        self,
+        tokens: np.ndarray,
+        qpm: float = 80.0,
+        program: int | None = None,
+        velocity: int = 100,
     ) -> pretty_midi.PrettyMIDI:
         """Tokens -> a one-instrument PrettyMIDI at ``qpm`` quarter notes per minute (RL Tuner: 80)."""
         import pretty_midi
 
+        program = self.default_program if program is None else program
         midi = pretty_midi.PrettyMIDI(initial_tempo=qpm)
         instrument = pretty_midi.Instrument(program=program, name="melody")
         seconds_per_step = 60.0 / qpm / self.steps_per_quarter
@@ -214,14 +245,3 @@ class MelodyEncoding:
             score.metadata = metadata.Metadata(title=title)
         return score
 
-
-def encoding_from_cfg(node: Mapping[str, Any]) -> MelodyEncoding:
-    """A task config's ``encoding`` node (a DictConfig or a dict) -> MelodyEncoding.
-
-    Unknown keys are an error (MelodyEncoding's own TypeError names them)."""
-    from omegaconf import DictConfig, OmegaConf
-
-    values = (
-        OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-    )
-    return MelodyEncoding(**values)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import encoding_from_record, encoding_record
 from rlmusic.errors import UserError
 from rlmusic.models.custom import CUSTOM_ARCH, build_custom
 from rlmusic.models.lstm import LSTMConfig, NoteLSTM
@@ -107,7 +108,7 @@ def generator_record(
         "version": FORMAT_VERSION,
         "arch": model.arch,
         "config": generator_config(model),
-        "encoding": asdict(encoding),
+        "encoding": encoding_record(encoding),
         "info": dict(info or {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
@@ -322,7 +323,7 @@ def load_checkpoint(
     record = read_record(path)
     try:
         saved_arch, config = str(record["arch"]), dict(record["config"])
-        saved_encoding = MelodyEncoding(**record["encoding"])
+        saved_encoding = encoding_from_record(record["encoding"], str(path))
         state_dict = record["state_dict"]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: incomplete or invalid checkpoint ({exc!r})") from None

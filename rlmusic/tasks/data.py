@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from rlmusic.data.encoding import encoding_from_cfg
+from rlmusic.data.encodings import encoding_from_cfg
 from rlmusic.data.prepare import prepare_corpus
 from rlmusic.data.summary import CorpusSummary, format_summary, summarize
 from rlmusic.runtime import run_folder

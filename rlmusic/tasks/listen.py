@@ -18,7 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rlmusic.config.preflight import preflight
-from rlmusic.data.encoding import encoding_from_cfg
+from rlmusic.data.encodings import encoding_from_cfg
 from rlmusic.evaluation import audio
 from rlmusic.evaluation.columns import HELDOUT, load_column, spec_kind, split_heldout
 from rlmusic.evaluation.listening import key_path, write_listening_page

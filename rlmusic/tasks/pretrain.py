@@ -230,7 +230,7 @@ def run(
     Returns:
         The last validation metrics, the best validation NLL and the run directory.
     """
-    from rlmusic.data.encoding import encoding_from_cfg
+    from rlmusic.data.encodings import encoding_from_cfg
 
     if cfg.resume not in ("auto", "never"):
         raise ValueError(f"resume={cfg.resume!r}; known: auto, never")

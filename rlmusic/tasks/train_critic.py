@@ -57,7 +57,8 @@ from rlmusic.critics.training import (
     train_corpus_discriminator,
 )
 from rlmusic.data.corpus import Corpus
-from rlmusic.data.encoding import MelodyEncoding, encoding_from_cfg
+from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import encoding_from_cfg
 from rlmusic.data.split import split_record
 from rlmusic.runtime import resolve_device, run_folder
 
