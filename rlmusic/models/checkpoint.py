@@ -344,11 +344,9 @@ def load_checkpoint(
             f"{saved_vocab}, expected {vocab_size}"
         )
     if encoding is not None and saved_encoding != encoding:
-        diff = {
-            k: (v, getattr(encoding, k))
-            for k, v in asdict(saved_encoding).items()
-            if getattr(encoding, k) != v
-        }
+        saved, expected = encoding_record(saved_encoding), encoding_record(encoding)
+        # the kind first: a chorale checkpoint where a melody was expected says so
+        diff = {k: (v, expected.get(k)) for k, v in saved.items() if expected.get(k) != v}
         detail = ", ".join(f"{k}={a} (expected {b})" for k, (a, b) in diff.items())
         raise CheckpointError(f"{path}: encoding mismatch: {detail}")
     check_finite(state_dict, path)
