@@ -1,4 +1,5 @@
-"""Gymnasium environments for composing melodies (installed as ``rlmusic.envs``).
+"""Gymnasium environments for composing music in any encoding: melodies, chorales (installed as
+``rlmusic.envs``).
 
 Importing this package registers ``rlmusic/Composition-v1``; it imports nothing heavy.
 v1 (the leap rule pays as RL Tuner's leap detector decides; the motif rules pay every step of

@@ -1,4 +1,5 @@
-"""CompositionEnv: compose one melody, a token per step, rewarded by the reward composite."""
+"""CompositionEnv: compose one piece (a melody, a chorale: any encoding), a token per env step,
+rewarded by the reward composite."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from gymnasium import spaces
 from rlmusic.envs.render import piano_roll_text
 
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
 from rlmusic.rewards.composite import CompositeReward
 
 
-def default_reward(encoding: MelodyEncoding) -> CompositeReward:
+def default_reward(encoding: Encoding) -> CompositeReward:
     """RL Tuner's nine rules weighted 1/c (c = 0.5), without a prior (no checkpoint needed)."""
     from rlmusic.rewards.build import build_reward
     from rlmusic.rewards.theory import RULES
@@ -23,7 +25,7 @@ def default_reward(encoding: MelodyEncoding) -> CompositeReward:
 
 
 def resolve_reward(
-    reward: CompositeReward | Mapping[str, Any] | None, encoding: MelodyEncoding
+    reward: CompositeReward | Mapping[str, Any] | None, encoding: Encoding
 ) -> CompositeReward:
     """A composite as given, one built from a ``reward`` config mapping, or the default."""
     if reward is None:
@@ -40,19 +42,20 @@ def resolve_reward(
 def resolve_primers(
     primers: Sequence[np.ndarray] | None,
     primer_midi: str | None,
-    encoding: MelodyEncoding,
+    encoding: Encoding,
     primer_steps: int = 0,
 ) -> list[np.ndarray]:
-    """Primer sources as token arrays: the given tunes plus the melody of ``primer_midi``.
+    """Primer sources as token arrays: the given tunes plus the piece of ``primer_midi`` (read
+    by :func:`rlmusic.data.io.load_primer` in the encoding).
 
-    With ``primer_steps > 0``, tunes shorter than ``primer_steps`` cannot give a primer and are
-    left out; none left is an error, as is a token outside the vocabulary.
+    With ``primer_steps > 0`` (tokens), tunes shorter than ``primer_steps`` cannot give a
+    primer and are left out; none left is an error, as is a token outside the vocabulary.
     """
     out = [np.asarray(p, dtype=np.int64).reshape(-1) for p in (primers or [])]
     if primer_midi is not None:
-        from rlmusic.data.io import load_melody
+        from rlmusic.data.io import load_primer
 
-        out.append(load_melody(primer_midi, encoding).astype(np.int64))
+        out.append(load_primer(primer_midi, encoding).astype(np.int64))
     for tune in out:
         if tune.size and (tune.min() < 0 or tune.max() >= encoding.vocab_size):
             raise ValueError(f"primer tokens must be in 0..{encoding.vocab_size - 1}")
@@ -80,52 +83,77 @@ def score_step(
     return total[:, -1], {name: share[:, -1] for name, share in shares.items()}
 
 
-def observation_space_for(encoding: MelodyEncoding, length: int) -> spaces.Box:
+def whole_steps(encoding: Encoding, tokens: int, what: str) -> int:
+    """``tokens`` checked to be whole time steps of the encoding (a chorale's step is 4 tokens:
+    an episode or a primer cut inside a step would leave voices unwritten)."""
+    tokens = int(tokens)
+    if tokens % encoding.tokens_per_step:
+        raise ValueError(
+            f"{what}: {tokens} tokens is not a whole number of {encoding.kind} time steps "
+            f"({encoding.tokens_per_step} tokens each)"
+        )
+    return tokens
+
+
+def default_length(encoding: Encoding, length: int | None) -> int:
+    """An episode's tokens: ``length``, else ``encoding.tokens_for(encoding.melody_length)``."""
+    if length is None:
+        return encoding.tokens_for(encoding.melody_length)
+    return whole_steps(encoding, length, "length")
+
+
+def observation_space_for(encoding: Encoding, length: int) -> spaces.Box:
     high = max(encoding.vocab_size, length)  # pad token == vocab_size; the step index <= length
     return spaces.Box(low=0, high=high, shape=(length + 1,), dtype=np.int64)
 
 
 class CompositionEnv(gym.Env):
-    """Compose a melody of ``length`` steps, one token per step.
+    """Compose a piece of ``length`` tokens, one token per env step, in any encoding.
 
     ## Description
-    The agent writes a monophonic melody on a 16th-note grid (RL Tuner's task). Each step adds
+    The agent writes a piece on a 16th-note grid: a monophonic melody (RL Tuner's task, one
+    token per time step) or a four-part chorale (``ChoraleEncoding``: soprano, alto, tenor and
+    bass tokens of each time step in turn, so a time step is four env steps). Each env step adds
     one token; the reward composite (music-theory rules, a prior, learned critics or your own
     terms) scores it given everything before it.
 
     ## Action Space
-    ``Discrete(vocab_size)``: 0 = NOTE_OFF (stop the note: rest), 1 = NO_EVENT (hold / keep
-    resting), 2.. = MIDI pitches ``min_pitch..max_pitch`` (48..83 by default).
+    ``Discrete(vocab_size)``: 0 = NOTE_OFF (the voice stops: a rest), 1 = NO_EVENT (the voice
+    holds its note, or its rest), 2.. = MIDI pitches ``min_pitch..max_pitch`` (melody 48..83:
+    38 actions; chorale 36..84 in every voice: 51 actions).
 
     ## Observation Space
     ``Box(0, max(vocab_size, length), (length + 1,), int64)``: ``obs[:length]`` are the tokens so
     far (the primer's included), padded with ``vocab_size`` (the generators' BOS token) after the
-    current step; ``obs[length]`` is the number of tokens written so far.
+    current one; ``obs[length]`` is the number of tokens written so far (its remainder mod
+    ``encoding.tokens_per_step`` is the voice to write next).
 
     ## Rewards
-    The composite's total for the step just written: ``sum_i w_i * term_i(tokens)[:, t]``.
-    End-of-piece terms pay on the last step. ``info["reward_terms"]`` has each term's share.
+    The composite's total for the token just written: ``sum_i w_i * term_i(tokens)[:, t]``.
+    End-of-piece terms pay on the last token. ``info["reward_terms"]`` has each term's share.
     With the default composite (the nine RL Tuner rules / c, c = 0.5, no prior) a uniformly
-    random policy earns about +169 per 32-step episode (motif +198, leap resolution +111,
+    random policy earns about +169 per 32-step melody (motif +198, leap resolution +111,
     preferred intervals -121, key -25): the rules alone pay for busy noise, which is why RL
-    Tuner adds the prior term (``reward=rl_tuner``).
+    Tuner adds the prior term (``reward=rl_tuner``). A chorale env needs a reward whose terms
+    read chorales (the harmony rules, a critic, a prior or your own function).
 
     ## Starting State
     Empty, or a primer: with ``primer_steps > 0`` the first ``primer_steps`` tokens of a
-    melody drawn (by the env's seeded RNG) from ``primers`` / ``primer_midi``, or of
-    ``options={"primer": tokens}`` given to ``reset``. Primer steps are not rewarded.
+    piece drawn (by the env's seeded RNG) from ``primers`` / ``primer_midi``, or of
+    ``options={"primer": tokens}`` given to ``reset``. Primer tokens are not rewarded.
 
     ## Episode End
-    Terminated when the melody reaches ``length`` steps (32 by default, two 4/4 bars); never
-    truncated.
+    Terminated when the piece reaches ``length`` tokens; never truncated. The default is
+    ``encoding.tokens_for(encoding.melody_length)``: 32 tokens (two 4/4 bars) for a melody,
+    256 (64 time steps, four bars, times four voices) for a chorale.
 
     ## Arguments
     ``reward`` (a CompositeReward, or a ``reward`` config mapping given to ``build_reward``;
-    default the nine rules), ``encoding`` (MelodyEncoding),
-    ``length`` (default ``encoding.melody_length``), ``primers`` (token arrays: tunes whose
-    first ``primer_steps`` tokens are primers; shorter tunes are left out),
-    ``primer_midi`` (a MIDI/MusicXML/ABC file), ``primer_steps`` (0 = compose from scratch),
-    ``render_mode`` (``"ansi"``: a text piano roll).
+    default the nine rules), ``encoding`` (default ``MelodyEncoding()``),
+    ``length`` (tokens per episode, whole time steps; default as above), ``primers`` (token
+    arrays: pieces whose first ``primer_steps`` tokens are primers; shorter ones are left out),
+    ``primer_midi`` (a MIDI/MusicXML/ABC file), ``primer_steps`` (tokens, whole time steps;
+    0 = compose from scratch), ``render_mode`` (``"ansi"``: a text piano roll).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -133,7 +161,7 @@ class CompositionEnv(gym.Env):
     def __init__(
         self,
         reward: CompositeReward | Mapping[str, Any] | None = None,
-        encoding: MelodyEncoding | None = None,
+        encoding: Encoding | None = None,
         length: int | None = None,
         primers: list[np.ndarray] | None = None,
         primer_midi: str | None = None,
@@ -141,9 +169,9 @@ class CompositionEnv(gym.Env):
         render_mode: str | None = None,
     ) -> None:
         self.encoding = encoding or MelodyEncoding()
-        self.length = int(length or self.encoding.melody_length)
+        self.length = default_length(self.encoding, length or None)
         self.reward_fn = resolve_reward(reward, self.encoding)
-        self.primer_steps = int(primer_steps)
+        self.primer_steps = whole_steps(self.encoding, primer_steps, "primer_steps")
         if not 0 <= self.primer_steps < self.length:
             raise ValueError(f"primer_steps must be in 0..{self.length - 1}, got {primer_steps}")
         self.primers = resolve_primers(primers, primer_midi, self.encoding, self.primer_steps)
@@ -173,6 +201,7 @@ class CompositionEnv(gym.Env):
         if primer is not None:
             primer = np.asarray(primer, dtype=np.int64)[: self.primer_steps or len(primer)]
             resolve_primers([primer], None, self.encoding)  # checks the tokens
+            whole_steps(self.encoding, len(primer), "primer")
             if len(primer) >= self.length:
                 raise ValueError(
                     f"a primer of {len(primer)} steps leaves nothing to compose in {self.length}"
@@ -199,7 +228,7 @@ class CompositionEnv(gym.Env):
 
     @property
     def tokens(self) -> np.ndarray:
-        """The melody written so far (primer included)."""
+        """The tokens written so far (primer included)."""
         return self._tokens[: self._position].copy()
 
     def render(self) -> str | None:

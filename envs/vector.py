@@ -10,18 +10,23 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from rlmusic.envs.composition import (
+    default_length,
     observation_space_for,
     resolve_primers,
     resolve_reward,
     score_step,
+    whole_steps,
 )
 
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
 from rlmusic.rewards.composite import CompositeReward
 
 
 class CompositionVectorEnv(VectorEnv):
-    """``num_envs`` compositions in lock-step; same spaces and rewards as CompositionEnv.
+    """``num_envs`` compositions in lock-step; same spaces and rewards as CompositionEnv (any
+    encoding; ``length`` counts tokens, by default ``encoding.tokens_for(encoding.melody_length)``,
+    and like ``primer_steps`` is whole time steps).
 
     All episodes have the same length, so they end together. Autoreset follows Gymnasium 1.x's
     default (``NEXT_STEP``): the ``step`` after the last one resets every sub-environment, ignores
@@ -35,7 +40,7 @@ class CompositionVectorEnv(VectorEnv):
         self,
         num_envs: int,
         reward: CompositeReward | Mapping[str, Any] | None = None,
-        encoding: MelodyEncoding | None = None,
+        encoding: Encoding | None = None,
         length: int | None = None,
         primers: list[np.ndarray] | None = None,
         primer_midi: str | None = None,
@@ -45,9 +50,9 @@ class CompositionVectorEnv(VectorEnv):
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = num_envs
         self.encoding = encoding or MelodyEncoding()
-        self.length = int(length or self.encoding.melody_length)
+        self.length = default_length(self.encoding, length or None)
         self.reward_fn = resolve_reward(reward, self.encoding)
-        self.primer_steps = int(primer_steps)
+        self.primer_steps = whole_steps(self.encoding, primer_steps, "primer_steps")
         if not 0 <= self.primer_steps < self.length:
             raise ValueError(f"primer_steps must be in 0..{self.length - 1}, got {primer_steps}")
         self.primers = resolve_primers(primers, primer_midi, self.encoding, self.primer_steps)
@@ -80,6 +85,8 @@ class CompositionVectorEnv(VectorEnv):
                 )
             cut = [np.asarray(p, dtype=np.int64)[: self.primer_steps or len(p)] for p in primers]
             resolve_primers(cut, None, self.encoding)  # checks the tokens
+            for primer in cut:
+                whole_steps(self.encoding, len(primer), "primer")
             if len({len(p) for p in cut}) != 1:
                 raise ValueError(
                     "all primers must have the same length (the envs step in lock-step)"
@@ -126,5 +133,5 @@ class CompositionVectorEnv(VectorEnv):
 
     @property
     def tokens(self) -> np.ndarray:
-        """The melodies written so far, (num_envs, steps)."""
+        """The pieces written so far, (num_envs, tokens)."""
         return self._tokens[:, : self._position].copy()

@@ -4,6 +4,10 @@ algorithm is a function ``train(setup, algo_cfg) -> FinetuneResult``.
 ``build_setup`` is the only code that reads the start checkpoint, the reward, the reference
 (KL prior), the device, the seed, the composition length and the run folder, so every
 algorithm gets the same objects and the same checks (token grids, vocabularies, length).
+
+A run's ``length`` counts time steps (16ths) in every encoding; ``setup.length`` is what the
+algorithms act over, the tokens of such a piece (``encoding.tokens_for(length)``: the same
+number for melodies, four times it for chorales), so no trainer knows about encodings.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from torch import nn
 
 from rlmusic.algos.constraints import RuleConstraints, build_constraints
 from rlmusic.algos.reference import Reference
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
 from rlmusic.models.base import frozen
 from rlmusic.models.policy import PriorProductGenerator
 from rlmusic.rewards.build import START_MODEL, build_reward, plain
@@ -44,7 +48,8 @@ class FinetuneSetup:
             reward names one; with ``reward.prior: null`` the start model at weight 0
             (``configured=False``: KL is measured, not paid).
         checkpoint: the start model's spec (recorded in the tuned checkpoint).
-        device, seed, length: where, with which seed, and how many steps per composition.
+        device, seed: where, and with which seed.
+        length: tokens per composition (actions per episode): ``encoding.tokens_for(steps)``.
         run_dir: the run folder (exists).
         n_samples: MIDI samples written per sample folder.
         time_s: wall-clock budget (None: none); every algorithm stops at a clean resume point.
@@ -55,7 +60,7 @@ class FinetuneSetup:
     """
 
     generator: nn.Module
-    encoding: MelodyEncoding
+    encoding: Encoding
     reward: CompositeReward
     reference: Reference
     checkpoint: str
@@ -68,6 +73,11 @@ class FinetuneSetup:
     hooks: list[Any] = field(default_factory=list)
     constraints: RuleConstraints | None = None  # reward.constraints: multipliers on rule weights
     critics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        """Time steps per composition (the run's ``length``)."""
+        return self.length // self.encoding.tokens_per_step
 
     def env_reward(self) -> CompositeReward:
         """The task reward plus ``weight * log p_prior``: RL Tuner's per-step reward."""
@@ -121,7 +131,7 @@ def build_setup(
         run_dir: the run folder (created).
         seed: seeds torch once; algorithms derive their own generators from it.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``.
-        length: steps per composition (>= 2).
+        length: time steps per composition (>= 2); the setup's ``length`` is its tokens.
         n_samples: MIDI samples per sample folder.
         time_s: wall-clock budget (None: none).
         critics: the reward's critics' records, by term (:attr:`FinetuneSetup.critics`).
@@ -158,7 +168,7 @@ def build_setup(
         checkpoint=str(checkpoint),
         device=resolved,
         seed=int(seed),
-        length=int(length),
+        length=encoding.tokens_for(int(length)),
         run_dir=run_dir,
         n_samples=int(n_samples),
         time_s=None if time_s is None else float(time_s),
@@ -170,7 +180,7 @@ def build_setup(
 def _build_reference(
     prior_cfg: Mapping[str, Any],
     reward_cfg: Mapping[str, Any],
-    encoding: MelodyEncoding,
+    encoding: Encoding,
     device: torch.device,
     generator: nn.Module,
     checkpoint: str,

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlmusic.data.encoding import FIRST_PITCH_TOKEN, MelodyEncoding
+from rlmusic.data.encoding import FIRST_PITCH_TOKEN
+from rlmusic.data.encodings import Encoding
 from rlmusic.models.sampling import sample_seeded
 
 if TYPE_CHECKING:
@@ -21,9 +22,11 @@ FINAL_SAMPLES = 256  # compositions behind the final/* metrics
 
 
 def write_midi_samples(
-    generator: nn.Module, encoding: MelodyEncoding, directory: Path, n: int, length: int, seed: int
+    generator: nn.Module, encoding: Encoding, directory: Path, n: int, length: int, seed: int
 ) -> Path:
-    """``n`` seeded samples of ``generator`` as ``directory/sample_NNN.mid``."""
+    """``n`` seeded samples of ``length`` tokens (``setup.length``: whole time steps) of
+    ``generator`` as ``directory/sample_NNN.mid``, written by the encoding (a chorale: a track
+    per voice)."""
     from rlmusic.data.io import save_midi
 
     tokens, _ = sample_seeded(generator, n, length, seed)
@@ -40,7 +43,7 @@ def policy_statistics(
 
     Keys: ``reward/total`` and ``reward/<term>`` (per composition), ``kl/prior_per_token``,
     ``policy/log_prior_per_token``, ``policy/entropy`` (nats per token, Monte Carlo),
-    ``policy/distinct_share``, ``policy/onsets_per_piece``. ``with_reward=False`` skips the
+    ``policy/distinct_share``, ``policy/onsets_per_piece`` (every voice's, for a chorale). ``with_reward=False`` skips the
     reward (a caller that logs it from its own rollouts need not score the samples again).
     """
     tokens, log_pi = sample_seeded(policy, n, setup.length, seed)

@@ -1,4 +1,5 @@
-"""Single-file melody I/O: load one MIDI/MusicXML/ABC file, write MIDI, MusicXML and ABC.
+"""Single-file I/O: load one MIDI/MusicXML/ABC file as a melody (or a primer in any encoding),
+write any encoding's pieces as MIDI (a track per voice), MusicXML (a staff per voice) and ABC.
 
 :func:`load_melody` reads one melody, :func:`load_melodies` every tune of a file (an ABC
 tunebook) with a report of the rejected ones. Both run each tune through the same per-tune
@@ -15,7 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encoding import MelodyEncoding, Note
+from rlmusic.data.encodings import Encoding
 from rlmusic.data.prepare import ItemResult, parse_items, process_item
 from rlmusic.data.readers import MelodyWarning
 from rlmusic.data.sources import WorkItem, tune_items
@@ -153,25 +155,55 @@ def load_melodies(
     return Melodies(tunes, [_rejected(r) for r in results if r.tokens is None])
 
 
-def save_midi(
-    tokens: np.ndarray, path: str | Path, encoding: MelodyEncoding, qpm: float = 80.0
-) -> Path:
+def load_primer(path: str | Path, encoding: Encoding) -> np.ndarray:
+    """A file's piece as tokens in ``encoding``, for a primer: a melody's top line
+    (:func:`load_melody`), or a chorale's four parts (``rlmusic.data.chorales.read_chorale``).
+
+    Raises:
+        MelodyLoadError: the file does not load as such a piece; names the file.
+    """
+    if encoding.kind == "melody":
+        return load_melody(path, encoding)
+    if encoding.kind != "chorale":
+        raise MelodyLoadError(f"{path}: no reader for {encoding.kind} primers")
+    try:
+        from rlmusic.data.chorales import read_chorale
+    except ImportError:
+        raise MelodyLoadError(
+            f"{path}: a chorale primer needs rlmusic.data.chorales.read_chorale, not installed"
+        ) from None
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MelodyLoadError(f"{path}: no such file")
+    try:
+        tokens = read_chorale(path, encoding)
+    except Exception as exc:  # music21's and the reader's errors: one line naming the file
+        raise MelodyLoadError(f"{path}: not a four-part chorale ({exc})") from None
+    tokens = np.asarray(getattr(tokens, "tokens", tokens))
+    if tokens.ndim != 1 or len(tokens) % encoding.tokens_per_step or not len(tokens):
+        raise MelodyLoadError(f"{path}: not a four-part chorale (read {tokens.shape} tokens)")
+    return tokens
+
+
+def save_midi(tokens: np.ndarray, path: str | Path, encoding: Encoding, qpm: float = 80.0) -> Path:
+    """One piece as a MIDI file: a track per voice, named and in the encoding's order (a
+    chorale's soprano first), each playing ``encoding.default_program``."""
     path = Path(path)
     encoding.to_pretty_midi(tokens, qpm=qpm).write(str(path))
     return path
 
 
 def save_musicxml(
-    tokens: np.ndarray, path: str | Path, encoding: MelodyEncoding, title: str = ""
+    tokens: np.ndarray, path: str | Path, encoding: Encoding, title: str = ""
 ) -> Path:
+    """One piece as MusicXML: a part (staff) per voice, soprano first."""
     path = Path(path)
     encoding.to_music21(tokens, title=title or path.stem).write("musicxml", fp=str(path))
     return path
 
 
-def save_abc(
-    tokens: np.ndarray, path: str | Path, encoding: MelodyEncoding, title: str = ""
-) -> Path:
+def save_abc(tokens: np.ndarray, path: str | Path, encoding: Encoding, title: str = "") -> Path:
+    """One piece as ABC 2.1 (:func:`tokens_to_abc`; a chorale as four ``V:`` voices)."""
     path = Path(path)
     path.write_text(tokens_to_abc(tokens, encoding, title=title or path.stem))
     return path
@@ -187,25 +219,17 @@ def _abc_pitch(pitch: int) -> tuple[str, str]:
     return accidental, letter + "," * (-octave)
 
 
-def tokens_to_abc(
-    tokens: np.ndarray, encoding: MelodyEncoding, title: str = "", qpm: int = 80
-) -> str:
-    """Tokens -> an ABC 2.1 tune in C (L: one grid step, bars of ``steps_per_bar``, ties across bars).
-
-    >>> tokens_to_abc(np.array([14, 1, 1, 1, 20, 1, 0, 1]), MelodyEncoding(), title="t").splitlines()[-1]
-    'C4^F2z2 |]'
-    """
-    unit = 4 * encoding.steps_per_quarter  # L:1/16 for 16th-note steps
-    bar = encoding.steps_per_bar
+def _abc_line(notes: list[Note], steps: int, bar: int) -> str:
+    """One voice's notes over ``steps`` grid steps as ABC (L: one step; ties across bars)."""
     events: list[tuple[int | None, int, int]] = []  # (pitch or None for rest, start, end)
     cursor = 0
-    for note in encoding.decode(tokens):
+    for note in notes:
         if note.start > cursor:
             events.append((None, cursor, note.start))
         events.append((note.pitch, note.start, note.end))
         cursor = note.end
-    if cursor < len(tokens):
-        events.append((None, cursor, len(tokens)))
+    if cursor < steps:
+        events.append((None, cursor, steps))
     out: list[str] = []
     accidentals: dict[str, str] = {}  # accidentals carry through the bar in ABC
     for pitch, start, end in events:
@@ -225,12 +249,37 @@ def tokens_to_abc(
                 accidentals[letter] = accidental
                 out.append(f"{shown}{letter}{suffix}{'-' if piece_end < end else ''}")
             position = piece_end
+    return "".join(out) + " |]"
+
+
+# ABC clefs per voice of a chorale: tenor in the octave-down treble clef, as Bach's are printed
+_ABC_CLEFS = {"soprano": "treble", "alto": "treble", "tenor": "treble-8", "bass": "bass"}
+
+
+def tokens_to_abc(tokens: np.ndarray, encoding: Encoding, title: str = "", qpm: int = 80) -> str:
+    """Tokens -> an ABC 2.1 tune in C (L: one grid step, bars of ``steps_per_bar``, ties across
+    bars); several voices (a chorale) as ``V:`` voices, soprano first, one body line each.
+
+    >>> tokens_to_abc(np.array([14, 1, 1, 1, 20, 1, 0, 1]), MelodyEncoding(), title="t").splitlines()[-1]
+    'C4^F2z2 |]'
+    """
+    tokens = np.asarray(tokens)
+    unit = 4 * encoding.steps_per_quarter  # L:1/16 for 16th-note steps
+    steps = encoding.steps_in(tokens)
+    voices = encoding.decode_voices(tokens)
     header = [
         "X:1",
         f"T:{title}" if title else "T:untitled",
         f"M:{encoding.beats_per_bar}/4",
         f"L:1/{unit}",
         f"Q:1/4={qpm}",
-        "K:C",
     ]
-    return "\n".join(header) + "\n" + "".join(out) + " |]\n"
+    bar = encoding.steps_per_bar
+    if len(voices) == 1:
+        return "\n".join([*header, "K:C"]) + "\n" + _abc_line(voices[0], steps, bar) + "\n"
+    body = []
+    for v, (name, notes) in enumerate(zip(encoding.voice_names, voices, strict=True)):
+        # a V: line, then its music: music21 reads each voice as a part of its own
+        body.append(f'V:{v + 1} name="{name.capitalize()}" clef={_ABC_CLEFS.get(name, "treble")}')
+        body.append(_abc_line(notes, steps, bar))
+    return "\n".join([*header, "K:C", *body]) + "\n"
