@@ -229,7 +229,7 @@ def fit_transposition(voices: list[list[Note]], shift: int, low: int, high: int)
     """The shift to C (``shift``, or an octave away, smallest first) that keeps every voice
     inside ``low..high``; None when none does.
 
-    >>> fit_transposition([[Note(80, 0, 1)], [Note(40, 0, 1)]], 5, 36, 84)  # up 5: 85 > 84
+    >>> fit_transposition([[Note(80, 0, 1)], [Note(45, 0, 1)]], 5, 36, 84)  # up 5: 85 > 84
     -7
     """
     pitches = [n.pitch for v in voices for n in v]
