@@ -13,8 +13,9 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
+from rlmusic.data.chorale_encoding import ChoraleEncoding
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.data.io import load_melody
+from rlmusic.data.io import MelodyLoadError, load_melody, load_primer
 from rlmusic.models import LSTMConfig, NoteLSTM, save_checkpoint
 from rlmusic.tasks import sample
 from tests.conftest import C_MAJOR_TUNE, write_midi
@@ -26,6 +27,15 @@ def checkpoint(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     model = NoteLSTM(LSTMConfig(embed_dim=8, hidden_size=16))
     return save_checkpoint(tmp_path / "tiny.safetensors", model, MelodyEncoding())
+
+
+@pytest.fixture
+def chorale_checkpoint(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    model = NoteLSTM(
+        LSTMConfig(vocab_size=ChoraleEncoding().vocab_size, embed_dim=8, hidden_size=16)
+    )
+    return save_checkpoint(tmp_path / "chorale.safetensors", model, ChoraleEncoding())
 
 
 def sample_cfg(checkpoint: Path, out: Path, *overrides: str) -> DictConfig:
@@ -105,3 +115,36 @@ def test_the_command_through_hydra(tmp_path: Path, checkpoint: Path) -> None:
     assert "2 samples of 16 steps" in result.stdout
     assert (tmp_path / "run" / "sample_001.mid").is_file()
     assert (tmp_path / "run" / "sample_000.musicxml").is_file()
+
+
+def test_chorale_samples_count_steps_and_write_a_track_and_a_staff_per_voice(
+    tmp_path: Path, chorale_checkpoint: Path
+) -> None:
+    music21 = pytest.importorskip("music21")
+    result = sample.run(sample_cfg(chorale_checkpoint, tmp_path / "out", "length=8"))
+    encoding = ChoraleEncoding()
+    assert result.tokens.shape == (5, 32)  # 8 time steps of 4 voices
+    midi = pretty_midi.PrettyMIDI(str(result.midi[0]))
+    assert [i.name for i in midi.instruments] == ["soprano", "alto", "tenor", "bass"]
+    for instrument, notes in zip(midi.instruments, encoding.decode_voices(result.tokens[0])):
+        assert [n.pitch for n in instrument.notes] == [n.pitch for n in notes]
+        assert {instrument.program} == {encoding.default_program}
+    score = music21.converter.parse(str(result.musicxml[0]))
+    assert [p.partName for p in score.parts] == ["Soprano", "Alto", "Tenor", "Bass"]
+
+
+def test_a_chorale_primer_is_four_parts_or_a_clear_refusal(
+    tmp_path: Path, chorale_checkpoint: Path
+) -> None:
+    music21 = pytest.importorskip("music21")
+    bach = str(music21.corpus.getWork("bach/bwv66.6"))  # a four-part chorale music21 ships
+    expected = load_primer(bach, ChoraleEncoding())
+    assert len(expected) % 4 == 0 and len(expected) > 0
+    result = sample.run(
+        sample_cfg(chorale_checkpoint, tmp_path / "out", f"primer={bach}", "length=4")
+    )
+    assert result.tokens.shape == (5, len(expected) + 16)
+    assert (result.tokens[:, : len(expected)] == expected).all()
+    melody = write_midi(tmp_path / "melody.mid", C_MAJOR_TUNE)
+    with pytest.raises(MelodyLoadError, match="melody.mid: not a four-part chorale"):
+        sample.run(sample_cfg(chorale_checkpoint, tmp_path / "out", f"primer={melody}"))

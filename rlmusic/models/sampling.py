@@ -6,6 +6,9 @@ prefix at every step instead; it exists to check and benchmark the incremental p
 
 Randomness comes only from the ``torch.Generator`` passed in: the same seed, batch size and
 arguments give the same tokens.
+
+Lengths here count tokens, the model's unit: a piece of ``n`` time steps is
+``encoding.tokens_for(n)`` tokens (``n`` for a melody, ``4 n`` for a chorale); tasks convert.
 """
 
 from __future__ import annotations
@@ -76,16 +79,16 @@ def generate(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """``n`` melodies of ``length`` new steps after BOS and an optional primer, incrementally.
+    """``n`` pieces of ``length`` new tokens after BOS and an optional primer, incrementally.
 
     Args:
         model: any generator (its ``step`` carries the state).
-        n: number of melodies.
-        length: steps sampled after the primer.
+        n: number of pieces.
+        length: tokens sampled after the primer.
         rng: the only source of randomness (on ``device``).
         temperature, top_k, top_p: see :func:`sample_next` and :func:`filter_logits`.
-        primer: tokens every melody starts with (kept in the output).
-        batch_size: melodies sampled at once.
+        primer: tokens every piece starts with (kept in the output).
+        batch_size: pieces sampled at once.
         device: where the model runs.
 
     Returns:

@@ -1,12 +1,14 @@
-"""`rlmusic sample`: draw melodies from a generator; write MIDI, MusicXML and the tokens.
+"""`rlmusic sample`: draw pieces from a generator; write MIDI, MusicXML and the tokens.
 
 ``run(cfg)`` loads ``cfg.checkpoint`` (``pretrained:<name>``, a file or a pretrain run dir),
-samples ``n`` melodies of ``length`` steps (after the optional primer's melody) with the
-incremental ``step``, and writes into the output folder:
+samples ``n`` pieces of ``length`` time steps (after the optional primer) with the incremental
+``step``, in the checkpoint's encoding (a step is one token of a melody, four of a chorale:
+``encoding.tokens_for(length)``), and writes into the output folder:
 
-* ``sample_000.mid`` .. one MIDI file per sample (at ``qpm``),
-* ``sample_000.musicxml`` .. for the first ``musicxml`` samples,
-* ``tokens.npy`` (n, steps) int64 — the samples as tokens, primer included.
+* ``sample_000.mid`` .. one MIDI file per sample (at ``qpm``; a chorale has a track per voice,
+  soprano first),
+* ``sample_000.musicxml`` .. for the first ``musicxml`` samples (a chorale in four staves),
+* ``tokens.npy`` (n, tokens) int64 — the samples as tokens, primer included.
 
 The same seed, checkpoint, arguments and ``batch_size`` give the same files.
 """
@@ -22,7 +24,7 @@ import torch
 from omegaconf import DictConfig
 
 from rlmusic.config.preflight import preflight
-from rlmusic.data.io import load_melody, save_midi, save_musicxml
+from rlmusic.data.io import load_primer, save_midi, save_musicxml
 from rlmusic.models.registry import load_generator
 from rlmusic.models.sampling import generate
 from rlmusic.runtime import resolve_device, run_folder
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SampleResult:
-    tokens: np.ndarray  # (n, primer + length) int64
+    tokens: np.ndarray  # (n, tokens of the primer and of length steps) int64
     out_dir: Path
     midi: list[Path]
     musicxml: list[Path]
@@ -51,13 +53,13 @@ def run(cfg: DictConfig) -> SampleResult:
     model, encoding = load_generator(str(cfg.checkpoint), device=device)
     primer = None
     if cfg.get("primer"):
-        primer = load_melody(str(cfg.primer), encoding)
-        log.info("primer %s: %d steps", cfg.primer, len(primer))
+        primer = load_primer(str(cfg.primer), encoding)
+        log.info("primer %s: %d steps", cfg.primer, encoding.steps_in(primer))
     rng = torch.Generator(device=device).manual_seed(int(cfg.seed))
     tokens = generate(
         model,
         n=int(cfg.n),
-        length=int(cfg.length),
+        length=encoding.tokens_for(int(cfg.length)),
         rng=rng,
         temperature=float(cfg.temperature),
         top_k=int(cfg.top_k),
@@ -79,7 +81,8 @@ def run(cfg: DictConfig) -> SampleResult:
         for i, t in enumerate(tokens[: int(cfg.musicxml)])
     ]
     print(
-        f"{len(midi)} samples of {tokens.shape[1]} steps from {cfg.checkpoint} -> {out} "
+        f"{len(midi)} samples of {encoding.steps_in(tokens[0]) if len(tokens) else 0} steps "
+        f"from {cfg.checkpoint} -> {out} "
         f"({len(xml)} MusicXML)"
     )
     return SampleResult(tokens, out, midi, xml)
