@@ -17,7 +17,16 @@ from rlmusic.rewards.composite import CompositeReward
 
 
 def default_reward(encoding: Encoding) -> CompositeReward:
-    """RL Tuner's nine rules weighted 1/c (c = 0.5), without a prior (no checkpoint needed)."""
+    """RL Tuner's nine rules weighted 1/c (c = 0.5), without a prior (no checkpoint needed).
+
+    Those rules judge melodies: another encoding's env is given its reward.
+    """
+    if encoding.kind != "melody":
+        raise ValueError(
+            f"a {encoding.kind} environment has no default reward (the default is RL Tuner's "
+            "melody rules): pass reward= (a CompositeReward, a reward config mapping such as "
+            "conf/reward/*.yaml's, or your own terms)"
+        )
     from rlmusic.rewards.build import build_reward
     from rlmusic.rewards.theory import RULES
 

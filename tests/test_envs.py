@@ -11,8 +11,9 @@ from rlmusic.envs.composition import CompositionEnv
 from rlmusic.envs.vector import CompositionVectorEnv
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.rewards import WeightedTerm, build_reward
+from rlmusic.data.chorale_encoding import ChoraleEncoding
+from rlmusic.data.encoding import MelodyEncoding, Note
+from rlmusic.rewards import CompositeReward, WeightedTerm, build_reward
 from rlmusic.rewards.prior import PriorLogProb
 from tests.conftest import C_MAJOR_TUNE, write_midi
 from tests.toy_generator import ToyGenerator
@@ -181,3 +182,110 @@ def test_single_and_vector_envs_agree_with_the_prior_term() -> None:
             single_rewards = [single.step(int(a))[1] for a in episode[:, i]]
             np.testing.assert_allclose(single_rewards, rewards[:, i], rtol=1e-5, atol=1e-5)
         vector.step(np.zeros(3, dtype=int))  # the autoreset step
+
+
+# ---- chorales: the same envs, given the chorale encoding -----------------------------------------
+CHORALE = ChoraleEncoding()
+CHORALE_PRIMERS = [
+    CHORALE.encode_voices(
+        [[n] for n in (Note(72, 0, 4), Note(67, 0, 4), Note(64, 0, 4), Note(48, 0, 4))], 4
+    ),
+    CHORALE.encode_voices(
+        [[n] for n in (Note(74, 0, 2), Note(65, 0, 4), Note(59, 0, 4), Note(43, 0, 4))], 4
+    ),
+]
+
+
+def voice_in_range(tokens: np.ndarray) -> np.ndarray:
+    """A user's plain term: +1 for a pitch its voice can sing (the voice is position mod 4)."""
+    tokens = np.asarray(tokens)
+    voice = np.arange(tokens.shape[1]) % 4
+    low, high = np.array([60, 53, 48, 40])[voice], np.array([81, 74, 69, 62])[voice]
+    pitch = CHORALE.pitches(tokens)
+    return ((pitch >= low) & (pitch <= high)).astype(float)
+
+
+def no_crossing(tokens: np.ndarray) -> np.ndarray:
+    """-1 on the bass token of each step where a lower voice sounds above the one over it."""
+    tokens = np.asarray(tokens)
+    sounding = CHORALE.sounding(tokens)  # (B, 4, steps)
+    crossed = ((sounding[:, 1:] > sounding[:, :-1]) & (sounding[:, :-1] >= 0)).any(axis=1)
+    out = np.zeros(tokens.shape)
+    out[:, 3 : 4 * crossed.shape[1] : 4] = -crossed.astype(float)
+    return out
+
+
+def chorale_reward(prior: bool = False) -> CompositeReward:
+    terms = [WeightedTerm("range", voice_in_range, 0.5), WeightedTerm("crossing", no_crossing, 2.0)]
+    if prior:
+        terms.append(WeightedTerm("prior", PriorLogProb(ToyGenerator(CHORALE.vocab_size)), 1.0))
+    return CompositeReward(terms)
+
+
+def test_chorale_env_passes_gymnasium_and_sb3_checkers() -> None:
+    env = gym.make(
+        rlmusic.envs.ENV_ID, encoding=CHORALE, reward=chorale_reward(), render_mode="ansi"
+    )
+    check_env(env.unwrapped)
+    assert env.observation_space.shape == (257,) and env.action_space.n == 51  # 64 steps x 4
+    sb3_check_env(CompositionEnv(reward=chorale_reward(), encoding=CHORALE, length=32), warn=False)
+    primed = CompositionEnv(
+        reward=chorale_reward(), encoding=CHORALE, primers=CHORALE_PRIMERS, primer_steps=8
+    )
+    check_env(primed)
+    obs, info = primed.reset(seed=0)
+    assert info["position"] == 8 and any((obs[:8] == p[:8]).all() for p in CHORALE_PRIMERS)
+
+
+def test_chorale_env_lengths_and_primers_are_whole_steps() -> None:
+    with pytest.raises(ValueError, match="length: 30 tokens is not a whole number of chorale"):
+        CompositionEnv(reward=chorale_reward(), encoding=CHORALE, length=30)
+    with pytest.raises(ValueError, match="primer_steps: 6 tokens"):
+        CompositionEnv(
+            reward=chorale_reward(), encoding=CHORALE, primers=CHORALE_PRIMERS, primer_steps=6
+        )
+    env = CompositionEnv(reward=chorale_reward(), encoding=CHORALE, length=16)
+    with pytest.raises(ValueError, match="primer: 3 tokens"):
+        env.reset(options={"primer": CHORALE_PRIMERS[0][:3]})
+    with pytest.raises(ValueError, match="chorale environment has no default reward"):
+        CompositionEnv(encoding=CHORALE)
+
+
+def test_chorale_episode_rewards_are_the_pieces_and_render_four_voices() -> None:
+    env = CompositionEnv(reward=chorale_reward(), encoding=CHORALE, length=8, render_mode="ansi")
+    env.reset(seed=0)
+    c5, g4, e4, c3, a4 = (CHORALE.pitch_to_token(p) for p in (72, 67, 64, 48, 81))
+    actions = [c5, g4, e4, c3, 1, a4, 1, 1]  # step 2: the alto leaps over the soprano
+    rewards = [env.step(a)[1] for a in actions]
+    assert rewards == [0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, -2.0]
+    whole, _ = env.reward_fn.score(np.array([actions]))
+    np.testing.assert_allclose(rewards, whole[0])
+    roll = env.render().splitlines()
+    assert roll[0].split() == ["A5", ".A"] and roll[-1].split() == ["C3", "Bb"]  # struck, held
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_chorale_vector_env_gives_the_single_envs_rewards(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    batch, steps = int(rng.integers(1, 4)), int(rng.integers(2, 9))
+    primer_steps = 4 * int(rng.integers(0, min(steps, 3)))
+    length = 4 * steps
+    pool = [rng.integers(0, 51, 16) for _ in range(3)]
+    vector = CompositionVectorEnv(
+        batch, reward=chorale_reward(prior=True), encoding=CHORALE, length=length,
+        primers=pool if primer_steps else None, primer_steps=primer_steps,
+    )  # fmt: skip
+    vector.reset(seed=seed)
+    primers = vector.tokens
+    actions = rng.integers(0, 51, (length - primer_steps, batch))
+    steps_out = [vector.step(a) for a in actions]
+    assert steps_out[-1][2].all() and not any(s[2].any() for s in steps_out[:-1])
+    for i in range(batch):
+        single = CompositionEnv(reward=chorale_reward(prior=True), encoding=CHORALE, length=length)
+        single.reset(seed=seed, options={"primer": primers[i]} if primer_steps else None)
+        for (_, rewards, _, _, infos), action in zip(steps_out, actions[:, i]):
+            _, reward, _, _, info = single.step(int(action))
+            assert reward == pytest.approx(rewards[i], abs=1e-5)
+            for name, share in info["reward_terms"].items():
+                assert share == pytest.approx(infos["reward_terms"][name][i], abs=1e-5)
+        np.testing.assert_array_equal(single.tokens, vector.tokens[i])
