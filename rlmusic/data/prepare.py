@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from rlmusic.data.corpus import Corpus, CorpusError
-from rlmusic.data.encoding import MelodyEncoding, Note
+from rlmusic.data.encoding import Note
+from rlmusic.data.encodings import Encoding
 from rlmusic.data.melody import (
     cap_long_notes,
     encode_line,
@@ -43,10 +44,13 @@ from rlmusic.data.readers import (
 )
 from rlmusic.data.sources import (
     ALL_COLLECTIONS,
+    CHORALES,
     MUSIC21_COLLECTIONS,
     SOURCES,
     WorkItem,
+    chorale_items,
     collection_items,
+    encoding_mismatch,
     midi_dir_items,
 )
 from rlmusic.data.split import HeldOutSplit
@@ -55,6 +59,9 @@ log = logging.getLogger(__name__)
 
 # Bump when parsing or encoding logic changes: every cache is then re-prepared.
 READER_VERSION = 8
+# The same for data=chorales (rlmusic.data.chorales); its own number, so a change to the
+# chorale reader never re-prepares the melody caches.
+CHORALE_READER_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ def time_bounded(timeout_s: float) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
 
 
-def check_durations(line: list[Note], encoding: MelodyEncoding, max_note_bars: float) -> None:
+def check_durations(line: list[Note], encoding: Encoding, max_note_bars: float) -> None:
     """Reject absurd note lengths (``C99999`` is legal ABC) before they reach training windows.
 
     Runs on the grid line, before any token exists: ``C9999999999`` would otherwise allocate
@@ -134,7 +141,7 @@ def _import_readers(item: WorkItem) -> None:
         import music21.converter  # noqa: F401
 
 
-def _parse_notes(item: WorkItem, encoding: MelodyEncoding, max_note_bars: float) -> list[Note]:
+def _parse_notes(item: WorkItem, encoding: Encoding, max_note_bars: float) -> list[Note]:
     """One item's notes as its grid line: absurd notes refused, long rests shortened (inside
     the time bound)."""
     if item.abc_text is not None:
@@ -175,7 +182,7 @@ def _parse_notes(item: WorkItem, encoding: MelodyEncoding, max_note_bars: float)
 
 def process_item(
     item: WorkItem,
-    encoding: MelodyEncoding,
+    encoding: Encoding,
     min_notes: int,
     timeout_s: float,
     max_note_bars: float = 8.0,
@@ -206,12 +213,14 @@ _SHOWN_WARNINGS: dict = {}  # other libraries' warnings: shown once per text, as
 
 def _outcome(
     item: WorkItem,
-    encoding: MelodyEncoding,
+    encoding: Encoding,
     min_notes: int,
     timeout_s: float,
     max_note_bars: float,
 ) -> dict[str, Any]:
     """The ItemResult fields of one item: its tokens and metadata, or the rejection."""
+    if item.source == CHORALES:
+        return _chorale_outcome(item, encoding, min_notes, timeout_s)
     try:
         with time_bounded(timeout_s):
             line = _parse_notes(item, encoding, max_note_bars)
@@ -230,6 +239,40 @@ def _outcome(
         "transposition": melody.transposition,
         "notes": melody.notes,
         "folded_notes": melody.folded_notes,
+    }
+
+
+def _chorale_outcome(
+    item: WorkItem, encoding: Encoding, min_notes: int, timeout_s: float
+) -> dict[str, Any]:
+    """The ItemResult fields of one chorale (:func:`rlmusic.data.chorales.read_chorale`)."""
+    from rlmusic.data.chorales import read_chorale
+
+    try:
+        with time_bounded(timeout_s):
+            tune = read_chorale(item.path, encoding)
+    except _ParseTimeout:
+        return {"reason": "timeout", "detail": f"took over {timeout_s:g} s"}
+    except RejectedInput as exc:
+        return {"reason": exc.reason, "detail": exc.detail}
+    except Exception as exc:  # a reader bug must not end the whole preparation
+        return {"reason": "parse error", "detail": f"{type(exc).__name__}: {exc}"[:200]}
+    if tune.notes < min_notes:
+        return {"reason": "too short", "detail": f"{tune.notes} notes < {min_notes}"}
+    if tune.merged_notes:
+        warnings.warn(
+            MelodyWarning(
+                f"{item.describe()}: merged {tune.merged_notes} note(s) shorter than the grid "
+                "into the 16th they start in"
+            ),
+            stacklevel=2,
+        )
+    return {
+        "tokens": tune.tokens,
+        "key": tune.key,
+        "transposition": tune.transposition,
+        "notes": tune.notes,
+        "folded_notes": 0,  # a chorale is transposed whole or refused, never folded
     }
 
 
@@ -253,7 +296,7 @@ def resolve_workers(workers: int | str | None) -> int:
 
 def parse_items(
     items: list[WorkItem],
-    encoding: MelodyEncoding,
+    encoding: Encoding,
     min_notes: int,
     timeout_s: float,
     workers: int,
@@ -300,6 +343,8 @@ def _input_key(source: str, data_cfg: Mapping[str, Any], items_hint: Iterable[st
         "limit": data_cfg.get("limit"),
         "inputs": list(items_hint),
     }
+    if source == CHORALES:
+        blob["chorale_reader"] = CHORALE_READER_VERSION
     return hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -311,7 +356,7 @@ def _midi_dir_fingerprint(items: list[WorkItem]) -> list[str]:
     return out
 
 
-def _results_to_corpus(results: list[ItemResult], encoding: MelodyEncoding) -> Corpus:
+def _results_to_corpus(results: list[ItemResult], encoding: Encoding) -> Corpus:
     kept = [r for r in results if r.tokens is not None]
     rejected = [
         (r.item.tune_id, f"{r.reason}: {r.detail}" if r.detail else r.reason)
@@ -333,7 +378,7 @@ def _results_to_corpus(results: list[ItemResult], encoding: MelodyEncoding) -> C
 
 
 def _prepare_source(
-    source: str, data_cfg: Mapping[str, Any], encoding: MelodyEncoding, progress: bool
+    source: str, data_cfg: Mapping[str, Any], encoding: Encoding, progress: bool
 ) -> Corpus:
     """One collection or MIDI folder, from its cache when the cache is current."""
     if source == "midi_dir":
@@ -341,6 +386,9 @@ def _prepare_source(
             raise CorpusError("data=midi_dir needs data.path=/folder/with/midi")
         items = midi_dir_items(data_cfg["path"])
         hint = _midi_dir_fingerprint(items)
+    elif source == CHORALES:
+        items = chorale_items()
+        hint = [item.tune_id for item in items]
     else:
         items = collection_items(source)
         hint = [item.tune_id for item in items]
@@ -383,7 +431,7 @@ def _prepare_source(
     return corpus
 
 
-def merge_corpora(parts: list[Corpus], encoding: MelodyEncoding) -> Corpus:
+def merge_corpora(parts: list[Corpus], encoding: Encoding) -> Corpus:
     """Concatenate corpora; a tune whose tokens repeat an earlier one is rejected as a duplicate."""
     tokens: list[np.ndarray] = []
     metadata: dict[str, list] = {}
@@ -404,8 +452,19 @@ def merge_corpora(parts: list[Corpus], encoding: MelodyEncoding) -> Corpus:
     return Corpus.from_tunes(tokens, encoding, metadata=metadata, rejected=rejected)
 
 
+def check_encoding(source: str, encoding: Any) -> None:
+    """Refuse a corpus read with the other domain's encoding, before any parsing.
+
+    Raises:
+        CorpusError: one line naming the source, the encoding and the fix.
+    """
+    why = encoding_mismatch(source, getattr(encoding, "kind", "melody"))
+    if why:
+        raise CorpusError(why)
+
+
 def prepare_corpus(
-    data_cfg: Mapping[str, Any], encoding: MelodyEncoding, progress: bool = True
+    data_cfg: Mapping[str, Any], encoding: Encoding, progress: bool = True
 ) -> Corpus:
     """Prepare (or load from cache) the corpus a ``data`` config names, split by its
     ``split_seed`` (:class:`rlmusic.data.split.HeldOutSplit`).
@@ -419,6 +478,7 @@ def prepare_corpus(
     source = str(data_cfg.get("source", "all"))
     if source not in SOURCES:
         raise CorpusError(f"unknown data.source {source!r}; known: {', '.join(SOURCES)}")
+    check_encoding(source, encoding)
     sources = list(ALL_COLLECTIONS) if source == "all" else [source]
     merged = merge_corpora(
         [_prepare_source(s, data_cfg, encoding, progress) for s in sources], encoding
@@ -427,7 +487,7 @@ def prepare_corpus(
         where = (
             data_cfg.get("path")
             if source == "midi_dir"
-            else MUSIC21_COLLECTIONS.get(source, (source,))[0]
+            else MUSIC21_COLLECTIONS.get(source, (f"music21's {source}",))[0]
         )
         reasons = sorted({reason.split(":")[0] for _, reason in merged.rejected})
         raise CorpusError(

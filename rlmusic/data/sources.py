@@ -27,7 +27,9 @@ MUSIC21_COLLECTIONS: dict[str, tuple[str, str]] = {
     "bach": ("bach", "Bach chorales (soprano line)"),
 }
 ALL_COLLECTIONS = tuple(MUSIC21_COLLECTIONS)
-SOURCES = (*ALL_COLLECTIONS, "all", "midi_dir")
+# four-part harmony: read by rlmusic.data.chorales, for the chorale encoding only (not in "all")
+CHORALES = "chorales"
+SOURCES = (*ALL_COLLECTIONS, "all", "midi_dir", CHORALES)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,40 @@ def collection_items(collection: str) -> list[WorkItem]:
     for path in sorted(root.glob("*.abc")):
         items += tune_items(path, collection, f"{collection}/{path.name}")
     return items
+
+
+def chorale_items() -> list[WorkItem]:
+    """music21's chorales, one item per file (deduplicated, sorted); the tune id is the file's
+    stem (``bwv269``), which the held-out split hashes."""
+    from rlmusic.data.chorales import chorale_name, chorale_paths
+
+    return [
+        WorkItem(CHORALES, chorale_name(path), chorale_name(path), path=path)
+        for path in chorale_paths()
+    ]
+
+
+def encoding_mismatch(source: str, encoding_kind: str) -> str | None:
+    """Why a ``data.source`` cannot be read with an encoding kind, or None when it can.
+
+    One line naming both and the fix; checked before any parsing.
+
+    >>> encoding_mismatch("chorales", "melody")
+    'data=chorales is four-part harmony but the encoding is kind melody: use encoding=chorale (or a melody corpus)'
+    >>> encoding_mismatch("essen", "chorale") is None, encoding_mismatch("chorales", "chorale") is None
+    (False, True)
+    """
+    if source == CHORALES and encoding_kind != "chorale":
+        return (
+            f"data={CHORALES} is four-part harmony but the encoding is kind {encoding_kind}: "
+            "use encoding=chorale (or a melody corpus)"
+        )
+    if source != CHORALES and encoding_kind != "melody":
+        return (
+            f"data={source} is monophonic melodies but the encoding is kind {encoding_kind}: "
+            f"use encoding=rl_tuner (or data={CHORALES} for the chorale encoding)"
+        )
+    return None
 
 
 def midi_dir_items(folder: str | Path) -> list[WorkItem]:

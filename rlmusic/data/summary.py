@@ -1,4 +1,8 @@
-"""A corpus summary: kept and rejected counts by source and reason, tokens, histograms."""
+"""A corpus summary: kept and rejected counts by source and reason, tokens, histograms.
+
+Encoding-aware: steps and bars count time (a chorale step is four tokens), and a corpus of
+several voices also gets each voice's notes and pitch range.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,16 @@ class CorpusSummary:
     pitch_histogram: dict[int, int]  # MIDI pitch -> onsets
     duration_histogram: dict[str, int]  # bin label -> notes
     keys: dict[str, int] = field(default_factory=dict)
+    encoding_kind: str = "melody"
+    voices: tuple[str, ...] = ("melody",)
+    steps: int = 0  # time steps (tokens / tokens per step)
+    steps_per_bar: int = 16
+    voice_notes: dict[str, int] = field(default_factory=dict)  # voice -> notes
+    voice_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)  # voice -> (low, high)
+
+    @property
+    def bars(self) -> float:
+        return self.steps / self.steps_per_bar if self.steps_per_bar else 0.0
 
     @property
     def kept(self) -> int:
@@ -51,6 +65,12 @@ class CorpusSummary:
             "pitch_histogram": {str(k): v for k, v in self.pitch_histogram.items()},
             "duration_histogram": self.duration_histogram,
             "detected_keys": self.keys,
+            "encoding": self.encoding_kind,
+            "voices": list(self.voices),
+            "steps": self.steps,
+            "bars": self.bars,
+            "voice_notes": self.voice_notes,
+            "voice_ranges": {v: list(r) for v, r in self.voice_ranges.items()},
         }
 
 
@@ -65,8 +85,19 @@ def summarize(corpus: Corpus) -> CorpusSummary:
     encoding = corpus.encoding
     pitch_counts: Counter[int] = Counter()
     durations = np.zeros(len(DURATION_BINS), dtype=np.int64)
+    voice_notes: Counter[str] = Counter()
+    voice_pitches: dict[str, list[int]] = {}
+    steps = 0
     for tune in corpus.tokens:
-        notes = encoding.decode(tune)
+        steps += encoding.steps_in(tune)
+        by_voice = encoding.decode_voices(tune)
+        for name, line in zip(encoding.voice_names, by_voice, strict=True):
+            voice_notes[name] += len(line)
+            if line:
+                low, high = min(n.pitch for n in line), max(n.pitch for n in line)
+                old = voice_pitches.setdefault(name, [low, high])
+                voice_pitches[name] = [min(old[0], low), max(old[1], high)]
+        notes = [n for line in by_voice for n in line]
         pitch_counts.update(n.pitch for n in notes)
         lengths = np.array([n.end - n.start for n in notes])
         if len(lengths):
@@ -89,6 +120,12 @@ def summarize(corpus: Corpus) -> CorpusSummary:
         pitch_histogram=dict(sorted(pitch_counts.items())),
         duration_histogram={_duration_label(i): int(c) for i, c in enumerate(durations)},
         keys=dict(Counter(meta["key"].tolist()).most_common()) if len(corpus) else {},
+        encoding_kind=encoding.kind,
+        voices=tuple(encoding.voice_names),
+        steps=steps,
+        steps_per_bar=encoding.steps_per_bar,
+        voice_notes={v: voice_notes[v] for v in encoding.voice_names},
+        voice_ranges={v: (r[0], r[1]) for v, r in voice_pitches.items()},
     )
 
 
@@ -107,6 +144,18 @@ def format_summary(summary: CorpusSummary, show_all_rejected: bool = False) -> s
         f"tokens: {summary.tokens}   notes: {summary.notes}   "
         f"outside the pitch range before folding: {100 * summary.folded_share:.2f}% of notes"
     )
+    lines.append(
+        f"steps: {summary.steps}   bars: {summary.bars:.1f} ({summary.steps_per_bar} steps a bar)"
+    )
+    if len(summary.voices) > 1:
+        lines.append(
+            f"voices ({summary.encoding_kind}, {len(summary.voices)} tokens a step): "
+            + ", ".join(
+                f"{v} {summary.voice_notes.get(v, 0)} notes, MIDI "
+                + ("{}..{}".format(*summary.voice_ranges[v]) if v in summary.voice_ranges else "-")
+                for v in summary.voices
+            )
+        )
     lines.append(f"tunes rejected: {summary.rejected}")
     for reason, count in summary.rejected_by_reason.items():
         lines.append(f"  {reason}: {count}")
