@@ -124,6 +124,7 @@ def load_column(
 ) -> Column:
     """The column a spec names (see the module's docstring); ``critic_samples`` > 0: a
     generator also draws that many pieces for the critic test (seed ``seed + 1``).
+    ``length`` counts time steps (``encoding.tokens_for(length)`` tokens a piece).
 
     Raises:
         ValueError: a bad spec, a generator of another encoding, or ``heldout`` with no pool.
@@ -137,16 +138,17 @@ def load_column(
         model, model_encoding = load_generator(target, device=device)
         if model_encoding != encoding:
             raise ValueError(f"model {name} ({spec}): its encoding differs from the prior's")
-        tokens, log_probs = sample_seeded(model, n, length, seed)
+        size = encoding.tokens_for(length)
+        tokens, log_probs = sample_seeded(model, n, size, seed)
         if critic_samples > 0:
-            critic_tokens = sample_seeded(model, critic_samples, length, seed + 1)[0]
+            critic_tokens = sample_seeded(model, critic_samples, size, seed + 1)[0]
     elif kind == MIDI:
         tokens = _choose(midi_folder_windows(target, length, encoding), n, seed)
         critic_tokens = tokens if critic_samples > 0 else None
     else:
         if heldout_pool is None or len(heldout_pool) == 0:
             raise ValueError(f"model {name} ({spec}): no held-out melodies to show")
-        tokens = heldout_pool[:, :length]
+        tokens = heldout_pool[:, : encoding.tokens_for(length)]
     tokens = np.asarray(tokens, dtype=np.int64)
     seconds = time.perf_counter() - started
     log.info("%s (%s, %s): %d compositions in %.1f s", name, spec, kind, len(tokens), seconds)

@@ -3,7 +3,9 @@
 Per column (a generator's seeded samples, a MIDI folder, held-out melodies), in sections:
 
 * **RL Tuner statistics** — :class:`rlmusic.rewards.statistics.CompositionStats`' table rows,
-  counted as the original counted them, and onsets per composition;
+  counted as the original counted them, and onsets per composition; for four-part pieces the
+  **voice leading** table instead (:mod:`rlmusic.rewards.harmony_statistics`), the encoding's
+  kind picking it (:func:`rlmusic.evaluation.table_rows.table_for`);
 * **reward** — the mean per composition of every weighted term of the reward composite
   (``build_reward(cfg.reward).score``: each term's share summed over the piece) and the total;
 * **prior** — ``log p`` per onset and per token under the prior, and KL(model || prior) per
@@ -46,7 +48,7 @@ from rlmusic.evaluation.diversity import (
 from rlmusic.evaluation.model_eval import prior_log_probs
 from rlmusic.evaluation.overlap import overlap_statistic, piece_features
 from rlmusic.evaluation.realism import HISTOGRAMS, histogram_l1, normalised, per_piece_counts
-from rlmusic.evaluation.table_rows import PieceCounts, table_intervals
+from rlmusic.evaluation.table_rows import table_for, table_intervals
 from rlmusic.evaluation.two_sample_critic import CriticTest, CriticTestConfig
 from rlmusic.rewards.statistics import KeySpec
 
@@ -201,8 +203,10 @@ def measure_column(
         metrics[section] = compute()
         seconds[section] = time.perf_counter() - started
 
+    table = table_for(encoding)
     timed(
-        TABLE, lambda: table_intervals(PieceCounts.of(tokens, encoding, settings.key), weights, c)
+        table.section,
+        lambda: table_intervals(table.per_piece(tokens, encoding, settings.key), weights, c),
     )
     if reward is not None:
         timed(REWARD, lambda: reward_metrics(tokens, reward, weights, c))

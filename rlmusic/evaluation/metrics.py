@@ -37,10 +37,32 @@ def _normalised(counts: np.ndarray) -> np.ndarray:
     return counts / total if total else counts
 
 
+def voice_lines(
+    piece: np.ndarray, encoding: MelodyEncoding
+) -> list[tuple[np.ndarray, MelodyEncoding]]:
+    """Each voice's column of a piece with the encoding that reads it as a melody: a melody is
+    its own one line; a chorale's voices are ``piece[v::4]`` in its ``voice_encoding``.
+
+    >>> from rlmusic.data.chorale_encoding import ChoraleEncoding
+    >>> [column.tolist() for column, _ in voice_lines(np.arange(8), ChoraleEncoding())]
+    [[0, 4], [1, 5], [2, 6], [3, 7]]
+    """
+    piece = np.asarray(piece)
+    voices = encoding.tokens_per_step
+    if voices == 1:
+        return [(piece, encoding)]
+    line = encoding.voice_encoding  # type: ignore[attr-defined]
+    return [(piece[v::voices], line) for v in range(voices)]
+
+
 def _intervals(piece: np.ndarray, encoding: MelodyEncoding) -> np.ndarray:
-    """Signed intervals between consecutive onsets of one piece (holds and rests skipped)."""
-    pitch_of = encoding.pitches(np.asarray(piece))
-    return np.diff(pitch_of[pitch_of >= 0])
+    """Signed intervals between consecutive onsets of each voice of one piece (holds and rests
+    skipped), the voices' one after another."""
+    out = []
+    for column, line in voice_lines(piece, encoding):
+        pitch_of = line.pitches(column)
+        out.append(np.diff(pitch_of[pitch_of >= 0]))
+    return np.concatenate(out)
 
 
 def interval_histogram(
@@ -105,7 +127,8 @@ def duration_counts(
     """The raw counts behind :func:`duration_histogram` (16 bins, not normalised)."""
     counts = np.zeros(DURATION_BINS)
     for piece in pieces:
-        np.add.at(counts, np.minimum(note_durations(piece, encoding), DURATION_BINS) - 1, 1)
+        for column, line in voice_lines(piece, encoding):
+            np.add.at(counts, np.minimum(note_durations(column, line), DURATION_BINS) - 1, 1)
     return counts
 
 

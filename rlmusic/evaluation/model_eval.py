@@ -15,6 +15,11 @@ The table's primary rows are counted as the original evaluation counted them; th
 ways of counting some rows follow as clearly named variants (:mod:`rlmusic.rewards.statistics`
 defines every one). Statistics are keyed by :class:`~rlmusic.rewards.statistics.Statistic`;
 their text appears only in the printed table and :meth:`Evaluation.as_dict`.
+
+Four-part pieces get the voice-leading table instead
+(:mod:`rlmusic.rewards.harmony_statistics`): the encoding's kind picks it
+(:func:`~rlmusic.evaluation.table_rows.table_for`), and it prints every value with its
+bootstrap interval beside real Bach's held-out rates (:func:`format_interval_table`).
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import numpy as np
 import torch
 
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.evaluation.bootstrap import Interval, bootstrap_weights
 from rlmusic.evaluation.metrics import abs_interval_l1, distinct_share, duration_l1, interval_l1
-from rlmusic.evaluation.table_rows import row_name, unit_of
+from rlmusic.evaluation.table_rows import row_name, table_for, table_intervals, title, unit_of
 from rlmusic.models.base import Generator, sequence_log_probs
 from rlmusic.models.sampling import sample_seeded
-from rlmusic.rewards.statistics import KeySpec, Statistic, composition_stats
+from rlmusic.rewards.statistics import KeySpec, Statistic
 
 
 @dataclass
@@ -49,16 +55,21 @@ class Evaluation:
     realism: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     variants: dict[Statistic, float] = field(default_factory=dict)
+    intervals: dict[str, Interval] = field(default_factory=dict)  # by shown text; {} when off
 
     def as_dict(self) -> dict:
-        """A record for people (``final_eval.json``): every row under its shown text."""
+        """A record for people (``final_eval.json``): every row under its shown text (and the
+        table's bootstrap intervals, when measured)."""
         rows = {**self.table, **self.variants, **self.realism}
-        return {
+        record = {
             "name": self.name,
             "n": self.n,
             "length": self.length,
             **{row_name(row): value for row, value in rows.items()},
         }
+        if self.intervals:
+            record["intervals"] = {row: iv.as_dict() for row, iv in self.intervals.items()}
+        return record
 
 
 @torch.no_grad()
@@ -79,9 +90,13 @@ def evaluate_samples(
     prior: Generator | None = None,
     reference: list[np.ndarray] | None = None,
     key: KeySpec | None = None,
+    resamples: int = 0,
+    seed: int = 0,
 ) -> Evaluation:
-    """The table, its variants and the realism measures for given samples (N, T)."""
-    stats = composition_stats(tokens, encoding, key)
+    """The table, its variants and the realism measures for given samples (N, T tokens);
+    ``resamples`` > 0: the table's bootstrap intervals too (resampling pieces, ``seed``)."""
+    table = table_for(encoding)
+    stats = table.count(tokens, encoding, key)
     realism: dict[str, float] = {
         "distinct share": distinct_share(tokens),
         Statistic.ONSETS_PER_PIECE: stats.onsets_per_composition(),
@@ -101,9 +116,15 @@ def evaluate_samples(
         realism["prior log p per token"] = float(prior_logp.mean())
         if policy_logp is not None:
             realism["KL to prior per token"] = float((policy_logp - prior_logp).mean())
+    intervals = {}
+    if resamples > 0 and len(tokens):
+        weights = bootstrap_weights(len(tokens), resamples, seed)
+        intervals = table_intervals(table.per_piece(tokens, encoding, key), weights)
+    steps = tokens.shape[1] // encoding.tokens_per_step
     return Evaluation(
-        name, len(tokens), tokens.shape[1], stats.table(), realism, variants=stats.variants()
-    )
+        name, len(tokens), steps, stats.table(), realism, variants=stats.variants(),
+        intervals=intervals,
+    )  # fmt: skip
 
 
 def evaluate_model(
@@ -115,10 +136,15 @@ def evaluate_model(
     seed: int = 0,
     prior: Generator | None = None,
     reference: list[np.ndarray] | None = None,
+    resamples: int = 0,
 ) -> Evaluation:
+    """``n`` seeded pieces of ``length`` time steps (``encoding.tokens_for(length)`` tokens)
+    from ``model``, evaluated (:func:`evaluate_samples`)."""
     started = time.perf_counter()
-    tokens, logp = sample_seeded(model, n, length, seed)
-    evaluation = evaluate_samples(name, tokens, encoding, logp, prior, reference)
+    tokens, logp = sample_seeded(model, n, encoding.tokens_for(length), seed)
+    evaluation = evaluate_samples(
+        name, tokens, encoding, logp, prior, reference, resamples=resamples, seed=seed
+    )
     evaluation.seconds = time.perf_counter() - started
     return evaluation
 
@@ -172,4 +198,31 @@ def format_table(evaluations: list[Evaluation], with_paper: bool = True) -> str:
     for row in sorted({k for e in evaluations for k in e.realism}, key=row_name):
         cells = [_fmt(e.realism.get(row), percent=False) for e in evaluations]
         lines.append(f"| {row_name(row)} | " + " | ".join(cells + blank) + " |")
+    return "\n".join(lines)
+
+
+def _cell(evaluation: Evaluation, row: object) -> str:
+    """``value (low–high)`` in the row's unit (the compare report's cell)."""
+    from rlmusic.evaluation.report import cell
+
+    shown = row_name(row)
+    iv = evaluation.intervals.get(shown)
+    if iv is None:
+        value = evaluation.table.get(row, float("nan"))
+        iv = Interval(value, float("nan"), float("nan"))
+    return " ".join(cell(iv, unit_of(row)))
+
+
+def format_interval_table(evaluations: list[Evaluation], real: Evaluation | None) -> str:
+    """A Markdown table of the statistics with bootstrap intervals, one column per model and
+    the real held-out pieces' column beside them (the chorale table)."""
+    columns = [*evaluations, *([real] if real is not None else [])]
+    header = ["metric", *(e.name for e in columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in dict.fromkeys(k for e in columns for k in e.table):
+        cells = [_cell(e, row) for e in columns]
+        lines.append(f"| {title(row)} | " + " | ".join(cells) + " |")
+    for row in sorted({k for e in columns for k in e.realism}, key=row_name):
+        cells = [_fmt(e.realism.get(row), percent=False) for e in columns]
+        lines.append(f"| {row_name(row)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

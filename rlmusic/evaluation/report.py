@@ -31,6 +31,10 @@ from rlmusic.evaluation.table_rows import PER_COMPOSITION, Unit, title, unit_of
 SECTION_NOTES = {
     "RL Tuner statistics": "RL Tuner's table, counted as the original evaluation counted them; "
     "shares in percent, as the paper prints them.",
+    "voice leading": "Four-part voice leading counted on the 16th grid "
+    "(rlmusic.rewards.harmony): parallels in similar motion per 1,000 moving voice-pair "
+    "transitions, crossing and spacing in % of four-voice frames; the heldout column is real "
+    "Bach counted by the same code.",
     "reward (per composition)": "Mean per composition of each weighted reward term and the total.",
     "prior": "log p under the prior; KL(model || prior) = mean(log pi - log p_prior) per token over "
     "the model's own samples (generators only).",

@@ -21,13 +21,24 @@ the rows' own names and raw fractions.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import Any
 
 import numpy as np
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.evaluation.bootstrap import Interval, interval
-from rlmusic.rewards.statistics import CompositionStats, KeySpec, Statistic, piece_stats
+from rlmusic.rewards.harmony_statistics import COUNT_FIELDS as HARMONY_FIELDS
+from rlmusic.rewards.harmony_statistics import HarmonyStatistic, HarmonyStats, harmony_stats
+from rlmusic.rewards.statistics import (
+    CompositionStats,
+    KeySpec,
+    Statistic,
+    composition_stats,
+    piece_stats,
+)
 
 _COUNT_FIELDS = [f.name for f in fields(CompositionStats) if f.name != "autocorrelation"]
 
@@ -39,9 +50,10 @@ class Unit:
 
     label: str = ""
     percent: bool = False
+    scale: float = field(default=1.0, repr=False)  # a rate's printed factor (1000: per 1,000)
 
     def scaled(self, value: float) -> float:
-        return 100 * value if self.percent else value
+        return 100 * value if self.percent else self.scale * value
 
 
 PERCENT_OF_NOTES = Unit("% of notes", percent=True)  # RL Tuner's notes: 16th-note steps
@@ -53,6 +65,8 @@ NATS = Unit("nats")
 CORRELATION = Unit("r")
 AREA = Unit("area, 0–1")
 CHANCE = Unit("0.5 = chance")
+PER_1000_TRANSITIONS = Unit("per 1,000 moving voice-pair transitions", scale=1000.0)
+PERCENT_OF_FRAMES = Unit("% of four-voice frames", percent=True)
 
 
 @dataclass(frozen=True)
@@ -87,7 +101,24 @@ STATISTIC_ROWS: dict[Statistic, Row] = {
     ),
     _S.ONSETS_PER_PIECE: Row("onsets per composition", PER_COMPOSITION),
 }
-_STATISTIC_OF_TEXT = {row.text: statistic for statistic, row in STATISTIC_ROWS.items()}
+_H = HarmonyStatistic
+HARMONY_ROWS: dict[HarmonyStatistic, Row] = {
+    _H.PARALLEL_FIFTHS: Row("parallel fifths", PER_1000_TRANSITIONS),
+    _H.PARALLEL_OCTAVES: Row("parallel octaves and unisons", PER_1000_TRANSITIONS),
+    _H.PARALLELS: Row("parallel fifths and octaves", PER_1000_TRANSITIONS),
+    _H.VOICE_CROSSING: Row("voice crossing", PERCENT_OF_FRAMES),
+    _H.SPACING: Row("upper voices over an octave apart", PERCENT_OF_FRAMES),
+    _H.OUT_OF_RANGE: Row("notes out of voice range", PERCENT_OF_ONSETS),
+    _H.UNPREPARED_DISSONANCE: Row(
+        "unprepared dissonance on beats 1 and 3", Unit("% of strong-beat frames", percent=True)
+    ),
+    _H.FINAL_CADENCE: Row("final V-I cadence", PERCENT_OF_COMPOSITIONS),
+    _H.FULL_VOICING: Row("all four voices sounding", Unit("% of frames", percent=True)),
+    _H.ONSETS_PER_VOICE_PER_BAR: Row("onsets per voice per bar", Unit("per voice per bar")),
+}
+# every table's rows: a statistic's identifier (of either enum) -> its text and unit
+ROWS: dict[Enum, Row] = {**STATISTIC_ROWS, **HARMONY_ROWS}
+_STATISTIC_OF_TEXT = {row.text: statistic for statistic, row in ROWS.items()}
 
 
 def row_name(row: str) -> str:
@@ -96,11 +127,13 @@ def row_name(row: str) -> str:
 
     >>> row_name(Statistic.TONIC_START), row_name("distinct share")
     ('compositions starting with tonic', 'distinct share')
+    >>> row_name(HarmonyStatistic.PARALLEL_FIFTHS)
+    'parallel fifths'
     """
-    return STATISTIC_ROWS[row].text if row in STATISTIC_ROWS else row
+    return ROWS[row].text if row in ROWS else row
 
 
-def statistic_of(row: str) -> Statistic | None:
+def statistic_of(row: str) -> Statistic | HarmonyStatistic | None:
     """The statistic a row names, by identifier or by its shown text (as ``final_eval.json``
     and ``metrics.json`` hold it); None for any other row.
 
@@ -109,12 +142,14 @@ def statistic_of(row: str) -> Statistic | None:
     """
     if row in STATISTIC_ROWS:
         return Statistic(row)
+    if row in HARMONY_ROWS:
+        return HarmonyStatistic(row)
     return _STATISTIC_OF_TEXT.get(row)
 
 
 # a row's shown text -> its unit; a row named at run time takes the first pattern its name matches
 UNITS: dict[str, Unit] = {
-    **{row.text: row.unit for row in STATISTIC_ROWS.values()},
+    **{row.text: row.unit for row in ROWS.values()},
     "log p per onset": NATS,
     "log p per token": NATS,
     "KL(model || prior) per token": NATS,
@@ -216,3 +251,65 @@ def table_intervals(
     return {
         row_name(row): interval(float(point[row][0]), resampled[row], confidence) for row in point
     }
+
+
+@dataclass
+class HarmonyPieceCounts:
+    """Each piece's voice-leading counts (N, fields): every field adds over pieces, so a
+    resample is one weighted sum (:class:`~rlmusic.rewards.harmony_statistics.HarmonyStats`)."""
+
+    counts: np.ndarray
+
+    @classmethod
+    def of(
+        cls, pieces: np.ndarray, encoding: Any, key: KeySpec | None = None
+    ) -> HarmonyPieceCounts:
+        rows = [harmony_stats([piece], encoding, key).counts() for piece in pieces]
+        return cls(np.array(rows, dtype=np.float64).reshape(len(rows), len(HARMONY_FIELDS)))
+
+    def stats(self, weights: np.ndarray) -> HarmonyStats:
+        summed = np.asarray(weights, dtype=np.float64) @ self.counts
+        return HarmonyStats(**dict(zip(HARMONY_FIELDS, summed.tolist())))
+
+    def rows(self, weights: np.ndarray) -> dict[HarmonyStatistic, np.ndarray]:
+        """Statistic -> (B,) values of the table per weight row."""
+        tables = [self.stats(w).table() for w in np.atleast_2d(weights)]
+        return {row: np.array([t[row] for t in tables]) for row in tables[0]}
+
+
+@dataclass(frozen=True)
+class StatisticsTable:
+    """One kind of music's table: the comparison's section title, the statistics (their
+    identifiers), how a batch is counted and how pieces are kept for resampling."""
+
+    section: str
+    statistic: type[Enum]
+    count: Callable[..., Any]  # (pieces, encoding, key) -> stats with table() and variants()
+    per_piece: Callable[..., Any]  # (pieces, encoding, key) -> counts with rows(weights)
+    beside: str  # what `rlmusic evaluate` prints beside the models: paper | heldout
+
+
+# The one place an encoding's kind picks its statistics (evaluate, compare, constraints):
+# melodies print RL Tuner's paper columns beside the models, chorales real Bach's held-out rates
+# with every value's bootstrap interval.
+TABLES: dict[str, StatisticsTable] = {
+    "melody": StatisticsTable(
+        "RL Tuner statistics", Statistic, composition_stats, PieceCounts.of, "paper"
+    ),
+    "chorale": StatisticsTable(
+        "voice leading", HarmonyStatistic, harmony_stats, HarmonyPieceCounts.of, "heldout"
+    ),
+}
+
+
+def table_for(encoding: Any) -> StatisticsTable:
+    """The statistics table of ``encoding``'s kind (a melody by default).
+
+    >>> from rlmusic.data.chorale_encoding import ChoraleEncoding
+    >>> table_for(MelodyEncoding()).section, table_for(ChoraleEncoding()).section
+    ('RL Tuner statistics', 'voice leading')
+    """
+    kind = getattr(encoding, "kind", "melody")
+    if kind not in TABLES:
+        raise ValueError(f"no statistics table for encoding kind {kind!r}; known: {sorted(TABLES)}")
+    return TABLES[kind]

@@ -52,6 +52,12 @@ class MelodyView:
         tokens = np.asarray(tokens).astype(np.int64)
         if tokens.ndim != 2:
             raise RewardError(f"reward terms take a (B, T) token array, got shape {tokens.shape}")
+        if getattr(encoding, "kind", "melody") != "melody":
+            # four interleaved voices read as one line would be judged wrongly, not fail
+            raise RewardError(
+                f"melody rules read one line, and this encoding is {encoding.kind}: use the "
+                "voice-leading terms, or per_voice to apply a melody rule to each voice"
+            )
         pitch = encoding.pitches(tokens)
         onset = pitch >= 0
         steps = np.arange(tokens.shape[1])

@@ -2,6 +2,9 @@
 
 A registry entry makes a term from keyword arguments plus the encoding and key. Users register
 their own with :func:`register_term`, or point a config at ``_target_: my_module.my_term``.
+A term that reads one kind of music only is listed in :data:`TERM_KINDS` (the melody rules
+melodies, the voice-leading rules chorales); building it for another encoding is a one-line
+error. Terms not listed there (the prior, the critics, the user's) take any encoding.
 """
 
 from __future__ import annotations
@@ -12,11 +15,17 @@ from typing import Any
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.rewards.base import RewardError
+from rlmusic.rewards.harmony_terms import HARMONY_RULES
 from rlmusic.rewards.theory import RULES
 from rlmusic.targets import import_target
 
 # name -> (factory(**kwargs) -> term, one-line description)
-REGISTRY: dict[str, tuple[Callable[..., Any], str]] = dict(RULES)
+REGISTRY: dict[str, tuple[Callable[..., Any], str]] = {**RULES, **HARMONY_RULES}
+# name -> the encoding kinds the term is right for (absent: any kind)
+TERM_KINDS: dict[str, frozenset[str]] = {
+    **{name: frozenset({"melody"}) for name in RULES},
+    **{name: frozenset({"chorale"}) for name in HARMONY_RULES},
+}
 REGISTRY["prior"] = (
     lambda **kw: _prior_factory(**kw),  # imports torch and the models only when built
     "log p(note | melody so far) under a frozen pretrained generator (KL control)",
@@ -125,9 +134,34 @@ def build_term(spec: str | Mapping[str, Any], context: Mapping[str, Any]) -> Any
             f"unknown reward term {name!r}; known: {', '.join(sorted(REGISTRY))} "
             "(or give _target_: your_module.your_term)"
         )
+    check_kind(name, context.get("encoding"))
     factory = REGISTRY[name][0]
     kwargs = {k: v for k, v in context.items() if _accepts(factory, k) and k not in spec}
     return factory(**kwargs, **spec)
+
+
+def check_kind(name: str, encoding: object) -> None:
+    """Refuse a registered term for an encoding it would judge wrongly (one line, naming both).
+
+    >>> from rlmusic.data.chorale_encoding import ChoraleEncoding
+    >>> check_kind("key", ChoraleEncoding())
+    Traceback (most recent call last):
+    ...
+    rlmusic.rewards.base.RewardError: reward term 'key' judges melody pieces, and this encoding is chorale (per_voice applies a melody rule to each voice: {name: per_voice, rule: key})
+    """
+    kinds = TERM_KINDS.get(name)
+    kind = getattr(encoding, "kind", None)
+    if kinds is None or kind is None or kind in kinds:
+        return
+    hint = (
+        f" (per_voice applies a melody rule to each voice: {{name: per_voice, rule: {name}}})"
+        if name in RULES
+        else ""
+    )
+    raise RewardError(
+        f"reward term {name!r} judges {'/'.join(sorted(kinds))} pieces, and this encoding is "
+        f"{kind}{hint}"
+    )
 
 
 def default_context(

@@ -152,7 +152,8 @@ def critic_checks(
 ) -> dict[str, Interval]:
     """The critic test's own rows: its sanity (real against real, ~0.5 when sound) and its
     power (the prior, the supervised model, against real: what a tuned model is judged
-    beside). A column that is the prior lends its figure (the same pieces, the same critic)."""
+    beside). A column that is the prior lends its figure (the same pieces, the same critic).
+    ``length`` counts tokens here (the pieces the critic reads)."""
     if critic is None:
         return {}
     rows = {SANITY: critic.sanity()[0]}
@@ -187,9 +188,8 @@ def run(cfg: DictConfig) -> CompareResult:
     prior, encoding = load_generator(str(cfg.prior))
     wants_heldout = any(spec_kind(spec)[0] == HELDOUT for spec in models.values())
     held = held_out(cfg, encoding)
-    reference, pool = split_heldout(
-        held.openings(length), held.split_seed, n if wants_heldout else 0
-    )
+    size = encoding.tokens_for(length)  # tokens a piece: length counts time steps
+    reference, pool = split_heldout(held.openings(size), held.split_seed, n if wants_heldout else 0)
     log.info("held-out melodies: %d as the reference, %d as a column", len(reference), len(pool))
     # a preset's prior "start" (the model a run starts from) is the comparison's prior here
     reward = (
@@ -206,13 +206,13 @@ def run(cfg: DictConfig) -> CompareResult:
     critic = None
     if settings.critic is not None:
         critic = CriticTest(
-            held.tunes, encoding.vocab_size, length, settings.critic, seed, settings.resamples,
+            held.tunes, encoding.vocab_size, size, settings.critic, seed, settings.resamples,
             settings.confidence, split_seed=held.split_seed,
         )  # fmt: skip
     results = [
         measure_column(c, encoding, settings, reward, prior, reference, critic) for c in columns
     ]
-    critic_rows = critic_checks(critic, columns, results, prior, str(cfg.prior), length, seed)
+    critic_rows = critic_checks(critic, columns, results, prior, str(cfg.prior), size, seed)
     np.savez_compressed(out / "tokens.npz", **{c.name: c.tokens for c in columns})
     reference_histograms = {k: normalised(f(reference, encoding)) for k, f in HISTOGRAMS.items()}
     bars, hists = charts(results, reference_histograms)

@@ -6,6 +6,12 @@ compositions (seeded), scores them against the supervised prior and held-out cor
 the held-out tunes), and prints a Markdown table beside the paper's Note RNN and Q columns;
 ``compare_to=[path, ...]`` adds more columns. Results go to ``evaluation.json``, one entry per
 checkpoint, each with the held-out split it was scored against (``data_split``).
+
+Four-part models (``encoding.kind: chorale``) get the voice-leading table instead, every value
+with its bootstrap interval (``bootstrap.resamples``), beside real Bach's held-out openings
+counted by the same code (the "real (held-out)" column): ``rlmusic evaluate
+checkpoint=pretrained:chorale_transformer prior=pretrained:chorale_transformer data=chorales
+length=64``. ``length`` counts time steps in both kinds (``encoding.tokens_for(length)`` tokens).
 """
 
 from __future__ import annotations
@@ -14,38 +20,61 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig
 
-from rlmusic.evaluation.model_eval import Evaluation, evaluate_model, format_table
+from rlmusic.evaluation.model_eval import (
+    Evaluation,
+    evaluate_model,
+    evaluate_samples,
+    format_interval_table,
+    format_table,
+)
 from rlmusic.evaluation.objective import held_out
+from rlmusic.evaluation.table_rows import table_for
 from rlmusic.models import load_generator
 from rlmusic.runtime import run_folder
 
 log = logging.getLogger(__name__)
 
+REAL_COLUMN = "real (held-out)"
+
 
 def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:
     specs = [str(cfg.checkpoint), *[str(s) for s in (cfg.get("compare_to") or [])]]
     prior, encoding = load_generator(str(cfg.prior))
+    length = int(cfg.length)
     held = held_out(cfg, encoding) if cfg.get("data") else None
-    reference = held.openings(int(cfg.length)) if held else None
+    reference = held.openings(encoding.tokens_for(length)) if held else None
+    beside_real = table_for(encoding).beside == "heldout"
+    boot = cfg.get("bootstrap") or {}
+    resamples = int(boot.get("resamples", 1000)) if beside_real else 0
     evaluations = []
     for spec in specs:
         model, model_encoding = load_generator(spec)
         if model_encoding != encoding:
             raise ValueError(f"{spec}: its encoding differs from the prior's ({cfg.prior})")
         evaluation = evaluate_model(
-            spec, model, encoding, int(cfg.n), int(cfg.length), int(cfg.seed), prior, reference
+            spec, model, encoding, int(cfg.n), length, int(cfg.seed), prior, reference, resamples
         )
         log.info("%s: %d compositions in %.1f s", spec, evaluation.n, evaluation.seconds)
         evaluations.append(evaluation)
-    print(format_table(evaluations))
+    real = None
+    if beside_real and reference:  # the real pieces counted by the same code, same intervals
+        real = evaluate_samples(
+            REAL_COLUMN, np.stack(reference), encoding, prior=prior, resamples=resamples,
+            seed=int(cfg.seed),
+        )  # fmt: skip
+    print(format_interval_table(evaluations, real) if beside_real else format_table(evaluations))
     output_dir = run_folder(output_dir)
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "evaluation.json").write_text(
             json.dumps(
-                [{**e.as_dict(), "data_split": held.record if held else None} for e in evaluations],
+                [
+                    {**e.as_dict(), "data_split": held.record if held else None}
+                    for e in [*evaluations, *([real] if real else [])]
+                ],
                 indent=2,
             )
         )
