@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from rlmusic.config import ConfigError
-from rlmusic.data.encoding import NO_EVENT, NOTE_OFF, MelodyEncoding
+from rlmusic.data.chorale_encoding import ChoraleEncoding
+from rlmusic.data.encoding import NO_EVENT, NOTE_OFF, MelodyEncoding, Note
 from rlmusic.errors import MissingDependencyError
 from rlmusic.evaluation import audio
 from rlmusic.evaluation.listening import write_listening_page
@@ -121,9 +122,13 @@ def test_auto_falls_back_to_sine_and_the_page_says_so(
 def test_auto_prefers_tinysoundfont() -> None:
     render = audio.renderer("auto")
     assert (render.synth, render.fallback) == ("tinysoundfont", False)
-    assert render.describe() == (
+    assert render.describe(ENC) == (
         "TinySoundFont, TimGM6mb.sf2, program 0 (Acoustic Grand Piano), 44.1 kHz"
     )
+    assert render.describe(ChoraleEncoding()) == (
+        "TinySoundFont, TimGM6mb.sf2, program 19 (Church Organ), 44.1 kHz"
+    )
+    assert render.describe() == "TinySoundFont, TimGM6mb.sf2, each encoding's program, 44.1 kHz"
 
 
 @pytest.mark.parametrize(
@@ -145,3 +150,42 @@ def test_docstring_examples() -> None:
 
     result = doctest.testmod(audio)
     assert result.attempted > 0 and result.failed == 0
+
+
+def band_energy(samples: np.ndarray, rate: int, f: float) -> float:
+    power = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+    return float(power[np.abs(np.fft.rfftfreq(len(samples), 1 / rate) - f) < 4].sum())
+
+
+@pytest.mark.parametrize(
+    "synth", ["sine", pytest.param("tinysoundfont", marks=needs_tinysoundfont)]
+)
+def test_a_chorale_sounds_all_four_voices_for_its_steps(synth: str) -> None:
+    chorale = ChoraleEncoding()
+    # a C major chord held 1 s at 60 qpm (C5 G4 E4 C3), then a 1 s rest in every voice
+    chord = [[Note(p, 0, 4)] for p in (72, 67, 64, 48)]
+    tokens = chorale.encode_voices(chord, steps=8)  # 32 tokens, 8 steps: 2 s
+    samples = audio.renderer(synth, RATE).synthesize(tokens, chorale, qpm=60)
+    assert len(samples) == int((2.0 + audio.TAIL) * RATE)  # steps, not tokens, set the length
+    held = samples[int(0.2 * RATE) : int(0.9 * RATE)]
+    silent = band_energy(held, RATE, 1000.0)  # no voice sings near 1 kHz
+    for pitch in (72, 67, 64, 48):
+        frequency = 440.0 * 2 ** ((pitch - 69) / 12)
+        assert band_energy(held, RATE, frequency) > 100 * silent, pitch
+
+
+@needs_tinysoundfont
+def test_chorales_play_the_organ_and_a_unison_ends_with_its_last_voice() -> None:
+    chorale = ChoraleEncoding()
+    organ = audio.renderer("tinysoundfont", RATE)
+    piano = audio.renderer("tinysoundfont", RATE, program=0)
+    # soprano and alto on A4 (440 Hz); the alto stops after 1 s, the soprano holds to 2 s
+    voices = [[Note(69, 0, 8)], [Note(69, 0, 4)], [], []]
+    tokens = chorale.encode_voices(voices, steps=8)
+    sound = organ.synthesize(tokens, chorale, qpm=60)
+    assert organ.program_for(chorale) == 19 and piano.program_for(chorale) == 0
+    assert not np.allclose(sound, piano.synthesize(tokens, chorale, qpm=60))
+    late = sound[int(1.3 * RATE) : int(1.9 * RATE)]  # after the alto's note-off
+    assert band_energy(late, RATE, 440.0) > 100 * band_energy(late, RATE, 1000.0)
+    assert np.sqrt(np.mean(late**2)) > 0.01  # the soprano still sounds
+    assert np.abs(sound[int(2.4 * RATE) :]).max() < 0.01  # and both are released by the end

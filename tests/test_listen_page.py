@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from rlmusic.critics import load_preferences
+from rlmusic.data.chorale_encoding import ChoraleEncoding
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.evaluation import audio
 from rlmusic.evaluation.columns import MIDI, Column
@@ -85,7 +86,7 @@ def test_page_files_and_a_preference_round_trip(tmp_path: Path) -> None:
         assert audio.read_wav(out / "audio" / f"{sample_id}.wav")[1] == 44100
         assert where["model"] in ("tuned", "supervised")
     text = page.read_text()
-    assert f"Audio: {html.escape(audio.renderer().describe())}." in text  # auto: the piano
+    assert f"Audio: {html.escape(audio.renderer().describe(ENC))}." in text  # auto: the piano
     assert "tuned" not in text and "supervised" not in text  # the page never names a model
     assert text.count("data:image/png;base64,") == 12 and "localStorage" in text
 
@@ -171,3 +172,25 @@ def test_listen_needs_exactly_two_models(tmp_path: Path) -> None:
         cfg = compose("listen", overrides=["+models.only=pretrained:note_lstm", f"out={tmp_path}"])
     with pytest.raises(ValueError, match="exactly two models"):
         listen.run(cfg)
+
+
+def test_a_chorale_page_plays_the_organ_and_draws_four_voices(tmp_path: Path) -> None:
+    import pretty_midi
+
+    chorale = ChoraleEncoding()
+    rng = np.random.default_rng(1)
+    pieces = rng.integers(0, chorale.vocab_size, (2, 2, 4 * 16))  # two models, two 16-step pieces
+    columns = tuple(Column(n, f"run/{n}", MIDI, p) for n, p in zip(("x", "y"), pieces))
+    renderer = audio.renderer("sine")  # the program is the encoding's: the organ
+    page = write_listening_page(columns, chorale, tmp_path / "page", pairs=2, renderer=renderer)
+    text = html.unescape(page.read_text())
+    assert "two short chorales" in text
+    assert f"Audio: {audio.renderer('sine').describe(chorale)}." in text
+    key = json.loads(key_path(tmp_path / "page").read_text())
+    for sample_id in key["samples"]:
+        midi = pretty_midi.PrettyMIDI(str(tmp_path / "page" / "samples" / f"{sample_id}.mid"))
+        assert [i.name for i in midi.instruments] == ["soprano", "alto", "tenor", "bass"]
+        assert {i.program for i in midi.instruments} == {19}  # church organ
+        samples, rate = audio.read_wav(tmp_path / "page" / "audio" / f"{sample_id}.wav")
+        # 16 steps at 80 qpm: 3 s and the release tail, not 64 tokens' 12 s
+        assert len(samples) == int(round((16 * 60 / 80 / 4 + audio.TAIL) * rate))

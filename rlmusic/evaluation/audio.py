@@ -1,7 +1,9 @@
 """Pieces to sound: WAV files a browser plays, rendered offline with a General MIDI SoundFont.
 
 The synthesisers (``synth=`` in conf/compare.yaml and conf/listen.yaml), each playing GM
-``program`` (0: Acoustic Grand Piano) at ``sample_rate`` (44.1 kHz by default):
+``program`` at ``sample_rate`` (44.1 kHz by default). ``program: null`` plays the encoding's
+own (``encoding.default_program``: 0, Acoustic Grand Piano, for melodies; 19, Church Organ, for
+chorales, whose four voices sound together):
 
 * ``tinysoundfont`` — TinySoundFont (the ``tinysoundfont`` wheel: no system library) playing the
   General MIDI SoundFont pretty_midi ships (``TimGM6mb.sf2``). The wheel asks for PyAudio,
@@ -16,7 +18,8 @@ The synthesisers (``synth=`` in conf/compare.yaml and conf/listen.yaml), each pl
 Every file is mono 16-bit PCM, ``TAIL`` seconds longer than its piece (a piano's release), at
 one loudness: a gated RMS of ``LOUDNESS_DB`` dBFS over its sounding 50 ms blocks, its peak held
 at or under ``PEAK`` (no clipping), whichever synthesiser and however many notes. A 32-step
-piece at 80 qpm is 6.5 s: about 570 kB at 44.1 kHz.
+piece at 80 qpm is 6.5 s: about 570 kB at 44.1 kHz. A piece lasts its time steps, whatever
+the tokens per step.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from rlmusic.config import ConfigError
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
 from rlmusic.errors import MissingDependencyError
 
 SYNTHS = ("auto", "tinysoundfont", "fluidsynth", "sine")
@@ -70,17 +73,21 @@ def available(synth: str) -> bool:
 @dataclass(frozen=True)
 class Renderer:
     """How pieces sound: a resolved ``synth`` (tinysoundfont | fluidsynth | sine), the GM
-    ``program`` the SoundFont plays and the WAV's ``sample_rate``; ``fallback``: ``auto`` found
-    no SoundFont synthesiser."""
+    ``program`` the SoundFont plays (None: each encoding's ``default_program``) and the WAV's
+    ``sample_rate``; ``fallback``: ``auto`` found no SoundFont synthesiser."""
 
     synth: str = "sine"
     sample_rate: int = 44100
-    program: int = 0
+    program: int | None = None
     fallback: bool = False
 
-    def describe(self) -> str:
+    def program_for(self, encoding: Encoding) -> int:
+        """The GM program pieces of ``encoding`` are played with."""
+        return encoding.default_program if self.program is None else int(self.program)
+
+    def describe(self, encoding: Encoding | None = None) -> str:
         """One line for a page, e.g. ``TinySoundFont, TimGM6mb.sf2, program 0 (Acoustic Grand
-        Piano), 44.1 kHz``."""
+        Piano), 44.1 kHz``; the program is ``encoding``'s when the renderer names none."""
         import pretty_midi
 
         rate = f"{self.sample_rate / 1000:g} kHz"
@@ -89,23 +96,24 @@ class Renderer:
             if self.fallback:
                 text += f"; no SoundFont synthesiser is installed ({INSTALL['tinysoundfont']})"
             return text
-        instrument = pretty_midi.program_to_instrument_name(self.program)
-        return f"{NAMES[self.synth]}, {SOUNDFONT}, program {self.program} ({instrument}), {rate}"
+        if self.program is None and encoding is None:
+            return f"{NAMES[self.synth]}, {SOUNDFONT}, each encoding's program, {rate}"
+        program = self.program if encoding is None else self.program_for(encoding)
+        instrument = pretty_midi.program_to_instrument_name(program)
+        return f"{NAMES[self.synth]}, {SOUNDFONT}, program {program} ({instrument}), {rate}"
 
-    def synthesize(
-        self, tokens: np.ndarray, encoding: MelodyEncoding, qpm: float = 80.0
-    ) -> np.ndarray:
-        """One piece as float samples at one loudness (see :func:`normalise`), ``TAIL``
-        seconds longer than the piece; a piece without a note is silence."""
+    def synthesize(self, tokens: np.ndarray, encoding: Encoding, qpm: float = 80.0) -> np.ndarray:
+        """One piece (every voice) as float samples at one loudness (see :func:`normalise`),
+        ``TAIL`` seconds longer than the piece's time steps; a piece without a note is silence."""
         tokens = np.asarray(tokens)
-        midi = encoding.to_pretty_midi(tokens, qpm=qpm, program=self.program)
-        notes = midi.instruments[0].notes
-        seconds = len(tokens) * 60.0 / qpm / encoding.steps_per_quarter
+        midi = encoding.to_pretty_midi(tokens, qpm=qpm, program=self.program_for(encoding))
+        notes = [n for instrument in midi.instruments for n in instrument.notes]
+        seconds = encoding.steps_in(tokens) * 60.0 / qpm / encoding.steps_per_quarter
         frames = int(round((max([seconds, *(n.end for n in notes)]) + TAIL) * self.sample_rate))
         if not notes:
             return np.zeros(frames)
         if self.synth == "tinysoundfont":
-            samples = self._tinysoundfont(notes, frames)
+            samples = self._tinysoundfont(notes, frames, self.program_for(encoding))
         elif self.synth == "fluidsynth":
             samples = midi.fluidsynth(fs=self.sample_rate)  # its default SoundFont: TimGM6mb.sf2
         elif self.synth == "sine":
@@ -115,11 +123,11 @@ class Renderer:
         samples = np.asarray(samples, dtype=np.float64)[:frames]
         return normalise(np.pad(samples, (0, frames - len(samples))), self.sample_rate)
 
-    def _tinysoundfont(self, notes: list, frames: int) -> np.ndarray:
+    def _tinysoundfont(self, notes: list, frames: int, program: int) -> np.ndarray:
         import tinysoundfont
 
         synth = tinysoundfont.Synth(samplerate=self.sample_rate)
-        synth.program_select(0, synth.sfload(str(soundfont_path())), 0, self.program)
+        synth.program_select(0, synth.sfload(str(soundfont_path())), 0, program)
         rate = self.sample_rate
         # (frame, 0 = off before 1 = on at the same frame: a repeated pitch is struck again)
         events = sorted(
@@ -127,6 +135,8 @@ class Renderer:
             + [(int(round(n.start * rate)), 1, n.pitch, n.velocity) for n in notes]
         )
         chunks, now = [], 0
+        # two voices in unison are two note-ons of one key: TinySoundFont's note-off releases
+        # the oldest of them only, so the other voice sings on to its own note-off
         for frame, on, pitch, velocity in [*events, (frames, -1, 0, 0)]:
             if frame > now:  # interleaved stereo float32 up to this event
                 chunks.append(np.frombuffer(synth.generate_simple(frame - now), np.float32))
@@ -138,15 +148,15 @@ class Renderer:
         return np.concatenate(chunks).reshape(-1, 2).mean(axis=1)  # (frames,) mono
 
     def render_wav(
-        self, tokens: np.ndarray, path: str | Path, encoding: MelodyEncoding, qpm: float = 80.0
+        self, tokens: np.ndarray, path: str | Path, encoding: Encoding, qpm: float = 80.0
     ) -> Path:
         """:meth:`synthesize` one piece into a WAV file."""
         return write_wav(self.synthesize(tokens, encoding, qpm), path, self.sample_rate)
 
 
-def renderer(synth: str = "auto", sample_rate: int = 44100, program: int = 0) -> Renderer:
+def renderer(synth: str = "auto", sample_rate: int = 44100, program: int | None = None) -> Renderer:
     """The :class:`Renderer` a config asks for: ``auto`` -> TinySoundFont, else FluidSynth,
-    else sine waves.
+    else sine waves; ``program`` None plays each encoding's own.
 
     Raises:
         ConfigError: an unknown synth, a program outside 0-127, a rate under 8 kHz.
@@ -154,24 +164,30 @@ def renderer(synth: str = "auto", sample_rate: int = 44100, program: int = 0) ->
     """
     if synth not in SYNTHS:
         raise ConfigError(f"unknown synth {synth!r}; known: {', '.join(SYNTHS)}")
-    if not 0 <= int(program) <= 127:
-        raise ConfigError(f"program={program}: a General MIDI program is 0-127 (0: piano)")
+    if program is not None and not 0 <= int(program) <= 127:
+        raise ConfigError(
+            f"program={program}: a General MIDI program is 0-127 (0: piano), or null for the "
+            "encoding's own"
+        )
+    program = None if program is None else int(program)
     if int(sample_rate) < 8000:
         raise ConfigError(f"sample_rate={sample_rate}: at least 8000 Hz (44100: CD quality)")
     if synth == "auto":
         found = next((s for s in SOUNDFONT_SYNTHS if available(s)), None)
-        return Renderer(found or "sine", int(sample_rate), int(program), fallback=found is None)
+        return Renderer(found or "sine", int(sample_rate), program, fallback=found is None)
     if synth != "sine" and not available(synth):
         raise MissingDependencyError(
             f"synth={synth}: {NAMES[synth]} is not installed ({INSTALL[synth]}), "
             "or use synth=auto or synth=sine"
         )
-    return Renderer(synth, int(sample_rate), int(program))
+    return Renderer(synth, int(sample_rate), program)
 
 
 def from_cfg(cfg) -> Renderer:
-    """The renderer of a task config's ``synth``, ``sample_rate`` and ``program`` keys."""
-    return renderer(str(cfg.synth), int(cfg.sample_rate), int(cfg.get("program", 0)))
+    """The renderer of a task config's ``synth``, ``sample_rate`` and ``program`` keys
+    (``program`` null or absent: each encoding's own)."""
+    program = cfg.get("program")
+    return renderer(str(cfg.synth), int(cfg.sample_rate), None if program is None else int(program))
 
 
 def loudness_db(samples: np.ndarray, sample_rate: int) -> float:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
 from rlmusic.data.io import save_midi
 from rlmusic.evaluation import audio, plots
 from rlmusic.evaluation.columns import Column
@@ -74,8 +74,11 @@ def _side(label: str, sample_id: str, roll: bytes) -> str:
     )
 
 
-def page(pairs: list[BlindPair], rolls: dict[str, bytes], study: str, synth: str) -> str:
-    """The page's HTML (``rolls``: sample id -> piano-roll PNG)."""
+def page(
+    pairs: list[BlindPair], rolls: dict[str, bytes], study: str, synth: str, what: str = "melodies"
+) -> str:
+    """The page's HTML (``rolls``: sample id -> piano-roll PNG; ``what``: the pieces, in the
+    listeners' words)."""
     blocks = []
     for number, pair in enumerate(pairs, start=1):
         buttons = "".join(
@@ -96,7 +99,7 @@ def page(pairs: list[BlindPair], rolls: dict[str, bytes], study: str, synth: str
 <title>rlmusic listening test</title><style>{stylesheet()}</style></head>
 <body data-study="{study}">
 <h1>Which do you prefer?</h1>
-<p class="note">Each pair holds two short melodies in a random order. Listen to both, then
+<p class="note">Each pair holds two short {html.escape(what)} in a random order. Listen to both, then
 choose A, B or a tie. Your answers stay in this browser, also after a reload. When you are
 done, download them and send <code>preferences.json</code> back. Audio: {html.escape(synth)}.</p>
 <p><span id="progress"></span> <button type="button" id="download" disabled>Download
@@ -120,7 +123,7 @@ def key_path(out: str | Path) -> Path:
 
 def write_listening_page(
     columns: tuple[Column, Column],
-    encoding: MelodyEncoding,
+    encoding: Encoding,
     out: Path,
     pairs: int,
     seed: int = 0,
@@ -130,7 +133,8 @@ def write_listening_page(
 ) -> Path:
     """Write the page, its samples and audio into ``out``, and its answer key to ``key_file``
     (None: :func:`key_path` of ``out``); returns the page's path. ``renderer``: how the pieces
-    sound (None: ``synth=auto`` at 44.1 kHz, a piano).
+    sound (None: ``synth=auto`` at 44.1 kHz in the encoding's program: a piano for melodies, an
+    organ for chorales). A chorale's piano roll has a colour per voice.
 
     Raises:
         ValueError: fewer than one piece in a column, or a ``key_file`` inside ``out`` (the
@@ -167,5 +171,7 @@ def write_listening_page(
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.write_text(json.dumps({"study": study, **key}, indent=2))
     path = out / "listen.html"
-    path.write_text(page(chosen, rolls, study, renderer.describe()), encoding="utf-8")
+    what = "melodies" if encoding.kind == "melody" else f"{encoding.kind}s"
+    text = page(chosen, rolls, study, renderer.describe(encoding), what)
+    path.write_text(text, encoding="utf-8")
     return path

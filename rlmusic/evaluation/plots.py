@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
 from rlmusic.evaluation.bootstrap import Interval
 from rlmusic.evaluation.table_rows import title, unit_of
 
@@ -105,21 +105,32 @@ def _pitch_name(pitch: int) -> str:
     return f"{names[pitch % 12]}{pitch // 12 - 1}"
 
 
-def piano_roll(
-    tokens: np.ndarray, encoding: MelodyEncoding, colour_name: str = _PALETTE[0]
-) -> bytes:
+# one colour per voice of a many-voice piece (soprano, alto, tenor, bass), apart from the
+# columns' palette so a voice is never mistaken for a model
+VOICE_COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#8c564b", "#9467bd", "#ff7f0e")
+
+
+def piano_roll(tokens: np.ndarray, encoding: Encoding, colour_name: str = _PALETTE[0]) -> bytes:
     """A piano roll of one piece: a box per note (pitch against 16th-note steps), bar lines,
-    and the pitch axis labelled at its C's and at the notes' own extremes."""
-    notes = encoding.decode(np.asarray(tokens))
-    steps = max(len(tokens), 1)
-    fig = Figure(figsize=(4.2, 1.9))
+    and the pitch axis labelled at its C's and at the notes' own extremes.
+
+    A melody is drawn in ``colour_name``; a piece of several voices (a chorale) in one colour
+    per voice (:data:`VOICE_COLOURS`), with a legend naming the voices.
+    """
+    tokens = np.asarray(tokens)
+    voices = encoding.decode_voices(tokens)
+    several = len(voices) > 1
+    steps = max(encoding.steps_in(tokens), 1)
+    fig = Figure(figsize=(4.2, 2.4 if several else 1.9))
     ax = fig.subplots()
-    pitches = [n.pitch for n in notes] or [60]
+    pitches = [n.pitch for notes in voices for n in notes] or [60]
     low, high = min(pitches) - 2, max(pitches) + 2
-    for note in notes:
-        ax.add_patch(
-            Rectangle((note.start, note.pitch - 0.4), note.end - note.start, 0.8, color=colour_name)
-        )
+    for v, notes in enumerate(voices):
+        fill = VOICE_COLOURS[v % len(VOICE_COLOURS)] if several else colour_name
+        for note in notes:
+            ax.add_patch(
+                Rectangle((note.start, note.pitch - 0.4), note.end - note.start, 0.8, color=fill)
+            )
     for bar in range(0, steps + 1, encoding.steps_per_bar):
         ax.axvline(bar, color="black", linewidth=0.8)
     for beat in range(0, steps + 1, encoding.steps_per_quarter):
@@ -134,5 +145,14 @@ def piano_roll(
     ax.set_yticks(ticks, [_pitch_name(p) for p in ticks], fontsize=6)
     ax.set_xticks(range(0, steps + 1, encoding.steps_per_bar))
     ax.tick_params(axis="x", labelsize=6)
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.95, bottom=0.13)
+    if several:
+        handles = [
+            Rectangle((0, 0), 1, 1, color=VOICE_COLOURS[v % len(VOICE_COLOURS)])
+            for v in range(len(voices))
+        ]
+        ax.legend(
+            handles, list(encoding.voice_names), fontsize=6, ncol=len(voices), frameon=False,
+            loc="lower center", bbox_to_anchor=(0.5, 1.0), handlelength=1.0,
+        )  # fmt: skip
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.88 if several else 0.95, bottom=0.13)
     return png(fig, dpi=80)

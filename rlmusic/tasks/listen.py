@@ -1,7 +1,8 @@
 """`rlmusic listen`: a static page of blind A/B pairs of two models' pieces.
 
 ``rlmusic listen models.a=pretrained:note_lstm models.b=outputs/finetune/x pairs=20 out=DIR``
-draws ``pairs`` pieces from each model (same seed and length; specs as in ``rlmusic compare``:
+draws ``pairs`` pieces of ``length`` time steps from each model (same seed; in ``encoding``,
+a chorale's step being four tokens; specs as in ``rlmusic compare``:
 a generator, a run folder, a MIDI folder or ``heldout``) and writes ``DIR/listen.html`` with
 its ``samples/`` and ``audio/`` (``DIR``: ``out``, else ``page/`` in the run folder): a folder
 to serve to listeners as it is. The answer key (which model each piece is) goes beside it,
@@ -37,15 +38,17 @@ def run(cfg: DictConfig) -> Path:
     """Write the listening page per ``cfg`` (conf/listen.yaml); returns its path."""
     preflight("listen", cfg, resolve_spec=spec_kind)  # two models, every spec, the counts
     models = {str(k): str(v) for k, v in cfg.models.items()}
-    pairs, length, seed = int(cfg.pairs), int(cfg.length), int(cfg.seed)
+    pairs, seed = int(cfg.pairs), int(cfg.seed)
     renderer = audio.from_cfg(cfg)
     encoding = encoding_from_cfg(cfg.encoding)
+    length = int(cfg.length)  # time steps: load_column samples encoding.tokens_for(length)
     pool = None
     if any(spec_kind(spec)[0] == HELDOUT for spec in models.values()):
         from rlmusic.evaluation.objective import held_out
 
         held = held_out(cfg, encoding)  # split by data.split_seed, never the run's seed
-        _, pool = split_heldout(held.openings(length), held.split_seed, pairs)
+        openings = held.openings(encoding.tokens_for(length))  # cut in tokens
+        _, pool = split_heldout(openings, held.split_seed, pairs)
     device = resolve_device(str(cfg.device))
     a, b = (
         load_column(name, spec, pairs, length, seed, encoding, pool, device)
@@ -54,7 +57,7 @@ def run(cfg: DictConfig) -> Path:
     out = Path(cfg.out) if cfg.get("out") else page_folder()
     path = write_listening_page((a, b), encoding, out, pairs, seed, renderer, float(cfg.qpm))
     shown = min(pairs, len(a.tokens), len(b.tokens))
-    log.info("%d pairs of %s and %s (%s)", shown, a.name, b.name, renderer.describe())
+    log.info("%d pairs of %s and %s (%s)", shown, a.name, b.name, renderer.describe(encoding))
     print(f"listening page: {path} (serve {out} as it is: it holds no answer key)")
     print(f"answer key: {key_path(out)} (for the experimenter: keep it from the listeners)")
     print(f"preferences load with samples_dir={Path(out) / 'samples'}")
