@@ -16,7 +16,8 @@ class TrainConfig:
     Args:
         epochs: passes of windows over the train split.
         batch_size: windows per optimizer step, over all processes together.
-        window: tokens per window (the context length the model trains on).
+        window: tokens per window (the context length the model trains on); a multiple of
+            the encoding's tokens a step (4 for chorales: whole bars are 64).
         lr: peak learning rate after warmup.
         min_lr_ratio: the cosine decay ends at ``lr * min_lr_ratio``.
         warmup_steps: linear warmup from 0.
@@ -31,6 +32,9 @@ class TrainConfig:
         init_lr, init_warmup_steps: what replaces ``lr`` and ``warmup_steps`` when training
             starts from a checkpoint's weights (``init=``, :meth:`for_init`): fine-tuning takes
             a lower peak and a short warmup, then the same cosine decay.
+        transpose: augmentation: each training window moves all its pitches by a random shift
+            in ``-transpose..transpose`` semitones that keeps them in range (0 = off; the
+            shifts depend only on the seed, the epoch and the batch).
     """
 
     epochs: int = 8
@@ -50,6 +54,7 @@ class TrainConfig:
     valid_batch_size: int = 128
     init_lr: float = 1e-3
     init_warmup_steps: int = 20
+    transpose: int = 0
 
     def for_init(self) -> TrainConfig:
         """This config as fine-tuning from a checkpoint runs it: ``init_lr`` and

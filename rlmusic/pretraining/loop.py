@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
 from rlmusic.models.checkpoint import CheckpointError, atomic_torch_save, generator_record
 from rlmusic.pretraining.config import TrainConfig
 from rlmusic.pretraining.distributed import DistInfo, all_reduce_sum
@@ -36,11 +36,14 @@ from rlmusic.pretraining.state import capture_rng, load_train_state, restore_rng
 from rlmusic.pretraining.validation import nll_metrics, window_sums
 from rlmusic.pretraining.windows import (
     IGNORE,
+    check_window,
     epoch_windows,
     iter_batches,
     make_batch,
     steps_per_epoch,
+    transpose_windows,
     valid_windows,
+    window_alignment,
     with_bos_np,
 )
 
@@ -74,7 +77,7 @@ class Pretrainer:
     def __init__(
         self,
         model: nn.Module,
-        encoding: MelodyEncoding,
+        encoding: Encoding,
         train_tunes: Sequence[np.ndarray],
         valid_tunes: Sequence[np.ndarray],
         cfg: TrainConfig,
@@ -95,6 +98,11 @@ class Pretrainer:
             )
         self.cfg, self.info, self.seed = cfg, info, seed
         self.encoding = encoding
+        check_window(cfg.window, encoding)
+        if cfg.transpose < 0:
+            raise ValueError(f"train.transpose={cfg.transpose} must be >= 0 (semitones; 0 = off)")
+        # chorale windows start on bar lines; a melody's anywhere (rlmusic.pretraining.windows)
+        self.align = window_alignment(encoding)
         self.out_dir = Path(out_dir)
         self.run_config = run_config or {}
         self.progress = progress and info.is_main
@@ -105,7 +113,9 @@ class Pretrainer:
         self.train_seqs = with_bos_np(train_tunes, model.bos_token)
         self.valid_seqs = with_bos_np(valid_tunes, model.bos_token)
         self.train_lengths = [len(s) - 1 for s in self.train_seqs]
-        self.steps_per_epoch = steps_per_epoch(self.train_lengths, cfg.window, cfg.batch_size)
+        self.steps_per_epoch = steps_per_epoch(
+            self.train_lengths, cfg.window, cfg.batch_size, self.align
+        )
         if self.steps_per_epoch == 0:
             raise ValueError(
                 f"{len(train_tunes)} train tunes make fewer windows than one batch of "
@@ -221,9 +231,21 @@ class Pretrainer:
             self.on_checkpoint(self.step)
 
     # ---- one step, one evaluation ------------------------------------------------------------
-    def train_step(self, rows: np.ndarray) -> tuple[float, int]:
-        """One optimizer step on a global batch of windows -> (this process's NLL sum, tokens)."""
+    def train_step(self, rows: np.ndarray, batch: int = 0) -> tuple[float, int]:
+        """One optimizer step on a global batch of windows -> (this process's NLL sum, tokens).
+
+        ``batch`` (the batch's index in its epoch) seeds the transposition augmentation."""
         inputs, targets = make_batch(self.train_seqs, rows, self.cfg.window)  # (B, L) each
+        if self.cfg.transpose:
+            draws = np.random.default_rng([self.seed, self.epoch, batch, 1]).random(len(rows))
+            transpose_windows(
+                inputs,
+                targets,
+                draws,
+                self.cfg.transpose,
+                self.encoding.FIRST_PITCH_TOKEN,
+                self.vocab_size,
+            )
         global_tokens = int((targets != IGNORE).sum())
         rank, world = self.info.rank, self.info.world_size
         x = torch.from_numpy(inputs[rank::world]).to(self.info.device)
@@ -273,7 +295,9 @@ class Pretrainer:
         from tqdm import tqdm
 
         while not self.done():
-            rows = epoch_windows(self.train_lengths, self.cfg.window, self.seed, self.epoch)
+            rows = epoch_windows(
+                self.train_lengths, self.cfg.window, self.seed, self.epoch, self.align
+            )
             batches = list(iter_batches(rows, self.cfg.batch_size, drop_last=True))
             bar = tqdm(
                 total=len(batches),
@@ -287,7 +311,7 @@ class Pretrainer:
             started = epoch_started = time.perf_counter()
             epoch_tokens_before = self.train_tokens
             for b in range(self.batch_in_epoch, len(batches)):
-                step_nll, step_tokens = self.train_step(batches[b])
+                step_nll, step_tokens = self.train_step(batches[b], b)
                 self.batch_in_epoch = b + 1
                 nll_sum, tokens = nll_sum + step_nll, tokens + step_tokens
                 bar.update()

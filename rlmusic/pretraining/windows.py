@@ -7,14 +7,23 @@ sees BOS, as RL compositions do); other offsets are mid-tune context without BOS
 Each training epoch takes, per tune, its opening window plus ``n // L`` windows at uniformly
 random offsets, shuffled. The order depends only on ``(seed, epoch)``: a resumed run rebuilds
 it exactly, so the data order needs no saved RNG state.
+
+Offsets are multiples of an ``align``ment (:func:`window_alignment`): 1 token for a melody
+(any offset), a whole bar of tokens for the chorale encoding (64: 16 steps of S A T B), so
+every chorale window predicts whole bars from a bar line, its first input the token before
+(the bass of the previous step), as the opening window's is BOS. Validation windows start at
+multiples of ``L``, which is a multiple of the step (:func:`check_window`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
+
+from rlmusic.errors import UserError
 
 IGNORE = -100  # target value of padding positions (cross_entropy's ignore_index)
 
@@ -24,18 +33,73 @@ def with_bos_np(tunes: Sequence[np.ndarray], bos_token: int) -> list[np.ndarray]
     return [np.concatenate([[bos_token], np.asarray(t, dtype=np.int64)]) for t in tunes]
 
 
-def epoch_windows(lengths: Sequence[int], window: int, seed: int, epoch: int) -> np.ndarray:
+class WindowError(UserError, ValueError):
+    """A ``train.window`` the encoding cannot cut whole time steps with (a user error: the
+    CLI prints it as one line)."""
+
+
+def window_alignment(encoding: Any) -> int:
+    """Tokens between allowed window offsets: 1 for a one-token-a-step encoding (a melody:
+    any offset, as always), else a whole bar of tokens (the chorale encoding: 4 x 16 = 64).
+
+    >>> from rlmusic.data.chorale_encoding import ChoraleEncoding
+    >>> from rlmusic.data.encoding import MelodyEncoding
+    >>> window_alignment(MelodyEncoding()), window_alignment(ChoraleEncoding())
+    (1, 64)
+    """
+    per_step = int(getattr(encoding, "tokens_per_step", 1))
+    if per_step == 1:
+        return 1
+    return encoding.tokens_for(encoding.steps_per_bar)
+
+
+def check_window(window: int, encoding: Any) -> None:
+    """``train.window`` must hold whole time steps of the encoding.
+
+    >>> from rlmusic.data.chorale_encoding import ChoraleEncoding
+    >>> try:
+    ...     check_window(130, ChoraleEncoding())
+    ... except WindowError as exc:
+    ...     print(exc)
+    train.window=130 is not a multiple of the chorale encoding's 4 tokens a step (soprano, alto, tenor, bass): use whole bars, e.g. train.window=128 (2 bars) or 256 (4 bars)
+    """
+    per_step = int(getattr(encoding, "tokens_per_step", 1))
+    if window < 1:
+        raise WindowError(f"train.window={window} must be at least 1 token")
+    if window % per_step:
+        bar = window_alignment(encoding)
+        raise WindowError(
+            f"train.window={window} is not a multiple of the {encoding.kind} encoding's "
+            f"{per_step} tokens a step ({', '.join(encoding.voice_names)}): use whole bars, "
+            f"e.g. train.window={2 * bar} (2 bars) or {4 * bar} (4 bars)"
+        )
+
+
+def _mid_offsets(n: int, window: int, align: int) -> int:
+    """How many aligned mid-tune offsets a tune of ``n`` tokens has: ``align, 2 align, ..``
+    up to ``n - window`` (all L+1 tokens inside ``[BOS] + tune``)."""
+    return (n - window) // align if n > window else 0
+
+
+def epoch_windows(
+    lengths: Sequence[int], window: int, seed: int, epoch: int, align: int = 1
+) -> np.ndarray:
     """(N, 2) rows of (tune index, offset) for one epoch, shuffled; ``lengths`` are tune lengths.
 
-    Every tune contributes its opening (offset 0) and ``n // window`` random mid-tune windows.
+    Every tune contributes its opening (offset 0) and ``n // window`` random mid-tune windows
+    at offsets that are multiples of ``align`` (a tune with no such offset: its opening only).
     """
     rng = np.random.default_rng([seed, epoch])
     rows = [(i, 0) for i in range(len(lengths))]
     for i, n in enumerate(lengths):
-        if n > window:  # shorter tunes fit whole in their opening window
-            # offsets 1..n-window keep all L+1 tokens inside [BOS] + tune (length n+1)
-            offsets = rng.integers(1, n - window + 1, size=n // window)
-            rows += [(i, int(o)) for o in offsets]
+        if align == 1:
+            if n > window:  # shorter tunes fit whole in their opening window
+                # offsets 1..n-window keep all L+1 tokens inside [BOS] + tune (length n+1)
+                offsets = rng.integers(1, n - window + 1, size=n // window)
+                rows += [(i, int(o)) for o in offsets]
+        elif _mid_offsets(n, window, align):
+            slots = rng.integers(1, _mid_offsets(n, window, align) + 1, size=n // window)
+            rows += [(i, int(o) * align) for o in slots]
     rows_np = np.array(rows, dtype=np.int64).reshape(-1, 2)
     return rows_np[rng.permutation(len(rows_np))]
 
@@ -63,15 +127,52 @@ def make_batch(
     return inputs, targets
 
 
+def transpose_windows(
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    draws: np.ndarray,
+    max_shift: int,
+    first_pitch_token: int,
+    vocab_size: int,
+) -> np.ndarray:
+    """Move each window's pitch tokens (every voice together) by one shift, in place.
+
+    Row ``b``'s shift is ``draws[b]`` (uniform in [0, 1)) mapped onto the shifts in
+    ``-max_shift..max_shift`` that keep all its pitches inside the vocabulary. NOTE_OFF,
+    NO_EVENT, BOS (``vocab_size``) and padding stay. Returns the shifts.
+
+    >>> x = np.array([[5, 1, 2, 0]]); y = np.array([[1, 2, 0, -100]])
+    >>> transpose_windows(x, y, np.array([0.0]), 2, 2, 8).tolist(), x.tolist(), y.tolist()
+    ([0], [[5, 1, 2, 0]], [[1, 2, 0, -100]])
+    >>> transpose_windows(x, y, np.array([0.99]), 2, 2, 8).tolist(), x.tolist(), y.tolist()
+    ([2], [[7, 1, 4, 0]], [[1, 4, 0, -100]])
+    """
+    shifts = np.zeros(len(inputs), dtype=np.int64)
+    for b in range(len(inputs)):
+        x_pitch = (inputs[b] >= first_pitch_token) & (inputs[b] < vocab_size)
+        y_pitch = targets[b] >= first_pitch_token
+        values = np.concatenate([inputs[b][x_pitch], targets[b][y_pitch]])
+        if not len(values):
+            continue
+        low = max(-max_shift, first_pitch_token - int(values.min()))
+        high = min(max_shift, vocab_size - 1 - int(values.max()))
+        shift = low + int(draws[b] * (high - low + 1))
+        inputs[b][x_pitch] += shift
+        targets[b][y_pitch] += shift
+        shifts[b] = shift
+    return shifts
+
+
 def iter_batches(rows: np.ndarray, batch_size: int, drop_last: bool) -> Iterator[np.ndarray]:
     stop = len(rows) - len(rows) % batch_size if drop_last else len(rows)
     for start in range(0, stop, batch_size):
         yield rows[start : start + batch_size]
 
 
-def steps_per_epoch(lengths: Sequence[int], window: int, batch_size: int) -> int:
+def steps_per_epoch(lengths: Sequence[int], window: int, batch_size: int, align: int = 1) -> int:
     """Optimizer steps in one epoch (the last partial batch is dropped)."""
-    return (len(lengths) + sum(n // window for n in lengths if n > window)) // batch_size
+    mid = sum(n // window for n in lengths if _mid_offsets(n, window, align))
+    return (len(lengths) + mid) // batch_size
 
 
 # ---- baselines on the same split ----------------------------------------------------------------

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlmusic.config import ConfigError
 from rlmusic.data.corpus import Corpus
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
 from rlmusic.models.checkpoint import (
     CheckpointError,
     build_model,
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 MODEL_META_KEYS = ("name", "arch")  # model-node keys that are not config fields
 
 
-def model_from_cfg(model_cfg: DictConfig | dict, encoding: MelodyEncoding) -> torch.nn.Module:
+def model_from_cfg(model_cfg: DictConfig | dict, encoding: Encoding) -> torch.nn.Module:
     """The ``model`` node of a config (``arch`` + its config fields) -> a fresh generator."""
     node = (
         OmegaConf.to_container(model_cfg, resolve=True)
@@ -128,7 +128,7 @@ def init_path(spec: str) -> Path:
 
 
 def model_from_init(
-    spec: str, model_cfg: DictConfig | dict, encoding: MelodyEncoding
+    spec: str, model_cfg: DictConfig | dict, encoding: Encoding
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The generator ``init=spec`` holds, checked against the config -> (model, its model node).
 
@@ -207,7 +207,7 @@ def output_dir(cfg: DictConfig) -> Path:
     )
 
 
-def load_corpus(cfg: DictConfig, encoding: MelodyEncoding, info: distributed.DistInfo) -> Corpus:
+def load_corpus(cfg: DictConfig, encoding: Encoding, info: distributed.DistInfo) -> Corpus:
     """Prepare the corpus once: the main process parses and caches, the others read the cache."""
     from rlmusic.data.prepare import prepare_corpus
 
@@ -231,6 +231,7 @@ def run(
         The last validation metrics, the best validation NLL and the run directory.
     """
     from rlmusic.data.encodings import encoding_from_cfg
+    from rlmusic.pretraining.windows import check_window
 
     if cfg.resume not in ("auto", "never"):
         raise ValueError(f"resume={cfg.resume!r}; known: auto, never")
@@ -240,6 +241,7 @@ def run(
     trainer: Pretrainer | None = None
     try:
         encoding = encoding_from_cfg(cfg.encoding)
+        check_window(int(cfg.train.window), encoding)  # before any parse or init
         init = portable_spec(cfg.init) if cfg.get("init") else None
         initial: torch.nn.Module | None = None
         if init is not None:  # before the corpus: a mismatch is found before any parse
