@@ -55,16 +55,16 @@ def resolve_primers(
     primer_steps: int = 0,
 ) -> list[np.ndarray]:
     """Primer sources as token arrays: the given tunes plus the piece of ``primer_midi`` (read
-    by :func:`rlmusic.data.io.load_primer` in the encoding).
+    by :func:`rlmusic.data.io.load_piece` in the encoding).
 
     With ``primer_steps > 0`` (tokens), tunes shorter than ``primer_steps`` cannot give a
     primer and are left out; none left is an error, as is a token outside the vocabulary.
     """
     out = [np.asarray(p, dtype=np.int64).reshape(-1) for p in (primers or [])]
     if primer_midi is not None:
-        from rlmusic.data.io import load_primer
+        from rlmusic.data.io import load_piece
 
-        out.append(load_primer(primer_midi, encoding).astype(np.int64))
+        out.append(load_piece(primer_midi, encoding).astype(np.int64))
     for tune in out:
         if tune.size and (tune.min() < 0 or tune.max() >= encoding.vocab_size):
             raise ValueError(f"primer tokens must be in 0..{encoding.vocab_size - 1}")

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from rlmusic.data.chorale_encoding import ChoraleEncoding
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.data.io import MelodyLoadError, load_melody, load_primer
+from rlmusic.data.io import MelodyLoadError, load_melody, load_piece
 from rlmusic.models import LSTMConfig, NoteLSTM, save_checkpoint
 from rlmusic.tasks import sample
 from tests.conftest import C_MAJOR_TUNE, write_midi
@@ -138,7 +138,7 @@ def test_a_chorale_primer_is_four_parts_or_a_clear_refusal(
 ) -> None:
     music21 = pytest.importorskip("music21")
     bach = str(music21.corpus.getWork("bach/bwv66.6"))  # a four-part chorale music21 ships
-    expected = load_primer(bach, ChoraleEncoding())
+    expected = load_piece(bach, ChoraleEncoding())
     assert len(expected) % 4 == 0 and len(expected) > 0
     result = sample.run(
         sample_cfg(chorale_checkpoint, tmp_path / "out", f"primer={bach}", "length=4")
@@ -146,5 +146,5 @@ def test_a_chorale_primer_is_four_parts_or_a_clear_refusal(
     assert result.tokens.shape == (5, len(expected) + 16)
     assert (result.tokens[:, : len(expected)] == expected).all()
     melody = write_midi(tmp_path / "melody.mid", C_MAJOR_TUNE)
-    with pytest.raises(MelodyLoadError, match="melody.mid: not a four-part chorale"):
+    with pytest.raises(MelodyLoadError, match="melody.mid: not a chorale of 4 voice tracks"):
         sample.run(sample_cfg(chorale_checkpoint, tmp_path / "out", f"primer={melody}"))

@@ -30,7 +30,7 @@ from torch import nn
 from rlmusic.critics.io import DEFAULT_NAME, read_critic_record
 from rlmusic.critics.training import DiscriminatorRecipe, train_corpus_discriminator
 from rlmusic.data.corpus import Corpus
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding, encoding_record
 from rlmusic.rewards.base import RewardError
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,9 @@ class AutoCriticSettings:
     steps: int = 600
     windows: int = 8192  # real windows cut from the train split (held-out share included)
     samples: int = 4096  # compositions sampled from the start model
-    length: int = 32  # steps per window and sample, as the shipped critic's: it scores every
-    # prefix, so like the shipped one it serves a run of any length
+    length: int = 32  # time steps per window and sample, as the shipped critic's: it scores
+    # every prefix, so like the shipped one it serves a run of any length (a chorale: 4 tokens
+    # a step)
     seed: int = 0  # the critic's weights, tune split, windows and samples
 
     @classmethod
@@ -107,15 +108,21 @@ def tunes_identity(tunes: list[np.ndarray]) -> str:
     return digest.hexdigest()[:16]
 
 
+def encoding_identity(encoding: Encoding) -> dict[str, Any]:
+    """The encoding as keys and records name it: its fields, and its kind unless a melody (the
+    keys of melody critics cached before kinds existed stay theirs)."""
+    return asdict(encoding) if encoding.kind == "melody" else encoding_record(encoding)
+
+
 def cache_key(
-    train_tunes: str, start: str, encoding: MelodyEncoding, settings: AutoCriticSettings
+    train_tunes: str, start: str, encoding: Encoding, settings: AutoCriticSettings
 ) -> str:
     """The cache key of an auto critic: what it trains on, against, and how."""
     blob = {
         "version": KEY_VERSION,
         "train_tunes": train_tunes,
         "start": start,
-        "encoding": asdict(encoding),
+        "encoding": encoding_identity(encoding),
         "settings": asdict(settings),
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:20]
@@ -164,7 +171,7 @@ def train_into(
         run = train_corpus_discriminator(corpus, data, recipe, scratch, settings.seed, device)
         record = {
             "data": dict(data),
-            "encoding": asdict(corpus.encoding),
+            "encoding": encoding_identity(corpus.encoding),
             "start": str(start),
             "auto": asdict(settings),
             "critic": recipe.to_node(),

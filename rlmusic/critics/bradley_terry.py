@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from rlmusic.critics.cnn import CausalCNN, CNNTrainConfig, check_tokens
 from rlmusic.critics.preference_file import Preference
 from rlmusic.critics.stats import format_figures, seeded_split, seeded_torch
-from rlmusic.data.encoding import NOTE_OFF, MelodyEncoding
+from rlmusic.data.encoding import NOTE_OFF
+from rlmusic.data.encodings import Encoding
 
 log = logging.getLogger(__name__)
 
@@ -40,25 +41,26 @@ class PreferenceTrainConfig(CNNTrainConfig):
 
 
 def pairs_from_preferences(
-    preferences: Sequence[Preference], encoding: MelodyEncoding, max_length: int | None = None
+    preferences: Sequence[Preference], encoding: Encoding, max_length: int | None = None
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Load every distinct sample once (``rlmusic.data.load_melody``) and index the pairs.
+    """Load every distinct sample once (:func:`rlmusic.data.io.load_piece`: a melody, or a
+    chorale's four tracks) and index the pairs.
 
     Args:
-        max_length: keep each sample's first this many steps (None: whole samples).
+        max_length: keep each sample's first this many tokens (None: whole samples).
 
     Returns:
         ``samples`` (token arrays), ``pairs`` (N, 2) indices into them, ``outcome`` (N,)
         target ``P(a preferred over b)``.
     """
-    from rlmusic.data.io import load_melody
+    from rlmusic.data.io import load_piece
 
     index: dict[Path, int] = {}
     samples: list[np.ndarray] = []
     for path in (p for pref in preferences for p in (pref.sample_a, pref.sample_b)):
         if path not in index:
             index[path] = len(samples)
-            samples.append(np.asarray(load_melody(path, encoding), dtype=np.int64)[:max_length])
+            samples.append(np.asarray(load_piece(path, encoding), dtype=np.int64)[:max_length])
     pairs = np.array([[index[p.sample_a], index[p.sample_b]] for p in preferences], np.int64)
     outcome = np.array([OUTCOME[p.preferred] for p in preferences], dtype=np.float32)
     return samples, pairs.reshape(-1, 2), outcome

@@ -19,7 +19,7 @@ from torch import nn
 
 from rlmusic.critics.io import read_critic_record, record_encoding, save_critic_record
 from rlmusic.critics.stats import binary_auc
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
 from rlmusic.models.base import frozen, sequence_log_probs
 from rlmusic.models.checkpoint import CheckpointError, build_model, generator_config
 
@@ -38,7 +38,7 @@ class EnsembleCritic:
         self,
         members: Sequence[nn.Module],
         names: Sequence[str],
-        encoding: MelodyEncoding,
+        encoding: Encoding,
         device: torch.device | str = "cpu",
         batch_size: int = 1024,
         precision: str = "float64",
@@ -88,8 +88,10 @@ class EnsembleCritic:
         return log_probs.mean(axis=0), log_probs.std(axis=0)
 
 
-def _same_grid(a: MelodyEncoding, b: MelodyEncoding) -> bool:
-    return all(getattr(a, f) == getattr(b, f) for f in GRID)
+def same_grid(a: Encoding, b: Encoding) -> bool:
+    """Whether two encodings share a token grid: the kind (a chorale's tokens are not a
+    melody's) and :data:`GRID`."""
+    return a.kind == b.kind and all(getattr(a, f) == getattr(b, f) for f in GRID)
 
 
 def build_ensemble(
@@ -106,7 +108,7 @@ def build_ensemble(
         raise ValueError("an ensemble needs at least one member spec")
     members, encodings = zip(*(load_generator(str(s), device=device) for s in specs))
     for spec, encoding in zip(specs, encodings):
-        if not _same_grid(encoding, encodings[0]):
+        if not same_grid(encoding, encodings[0]):
             raise ValueError(
                 f"ensemble members must share the token grid ({', '.join(GRID)}): {spec!r} has "
                 f"{encoding}, {specs[0]!r} has {encodings[0]}"

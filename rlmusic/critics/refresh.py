@@ -56,6 +56,9 @@ class CriticRefresh:
         self.terms, self.real_tunes = terms, real_tunes
         self.length, self.every, self.steps = int(length), int(every), int(steps)
         self.samples, self.seed, self.lr = int(samples), int(seed), float(lr)
+        # windows start on a step's first token, as the terms' critics read pieces
+        encoding = next((getattr(t, "encoding", None) for t in terms.values()), None)
+        self.tokens_per_step = encoding.tokens_per_step if encoding is not None else 1
         self.last_step = 0  # the step of the previous call (a run starts at 0)
 
     def __call__(self, iteration: int, policy: nn.Module) -> dict[str, float]:
@@ -63,7 +66,9 @@ class CriticRefresh:
         if iteration // self.every <= before // self.every:  # no multiple in (before, iteration]
             return {}
         rng = np.random.default_rng([self.seed, iteration])
-        real = cut_windows(self.real_tunes, self.length, self.samples, rng)
+        real = cut_windows(
+            self.real_tunes, self.length, self.samples, rng, "any", 16, self.tokens_per_step
+        )
         fake, _ = sample_seeded(
             policy, self.samples, self.length, seed=self.seed + 7919 * iteration
         )
@@ -118,7 +123,8 @@ def refresh_hook(
         real_tunes: whole tunes the real windows are cut from: the corpus train split, of
             ``data.split_seed`` (:mod:`rlmusic.data.split`), so never a tune the run's held-out
             evaluation scores against, whatever the run's seed.
-        length: steps per window (the compositions' length).
+        length: tokens per window (the compositions' length, ``setup.length``); windows start
+            on a time step's first token of the critics' encoding.
         every: steps between refreshes (on the trainer's counter: iterations or env steps).
         steps: optimizer steps per refresh.
         samples: policy samples (and as many real windows) per refresh.

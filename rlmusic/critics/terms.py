@@ -33,9 +33,15 @@ import torch
 import torch.nn.functional as F
 
 from rlmusic.critics.cnn import CausalCNN, check_tokens
-from rlmusic.critics.ensemble import GRID, EnsembleCritic, build_ensemble, load_ensemble
+from rlmusic.critics.ensemble import (
+    GRID,
+    EnsembleCritic,
+    build_ensemble,
+    load_ensemble,
+    same_grid,
+)
 from rlmusic.critics.io import load_cnn_critic
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
 from rlmusic.models.base import frozen
 from rlmusic.rewards.base import RewardError
 
@@ -221,11 +227,11 @@ class EnsembleReward:
 
 
 # ---- registry factories ------------------------------------------------------------------------
-def _check_grid(name: str, where: str, critic: MelodyEncoding, reward: MelodyEncoding | None):
-    if reward is not None and not all(getattr(critic, f) == getattr(reward, f) for f in GRID):
+def _check_grid(name: str, where: str, critic: Encoding, reward: Encoding | None):
+    if reward is not None and not same_grid(critic, reward):
         raise RewardError(
             f"the {name} critic {where!r} was trained on another token grid than the reward's "
-            f"({', '.join(GRID)}): critic {critic}, reward {reward}"
+            f"(kind, {', '.join(GRID)}): critic {critic}, reward {reward}"
         )
 
 
@@ -244,21 +250,23 @@ def _cnn_term(
     checkpoint: str | None,
     shaping: str,
     device: str,
-    encoding: MelodyEncoding | None,
+    encoding: Encoding | None,
     batch_size: int,
     precision: str,
 ) -> Any:
     checkpoint = _need_checkpoint(kind, checkpoint)
     model, critic_encoding, _ = load_cnn_critic(checkpoint, kind, device)
     _check_grid(kind, checkpoint, critic_encoding, encoding)
-    return term_class(model, shaping, device, batch_size, precision)
+    term = term_class(model, shaping, device, batch_size, precision)
+    term.encoding = critic_encoding  # what a refresh cuts its real windows by (whole steps)
+    return term
 
 
 def discriminator_term(
     checkpoint: str | None = None,
     shaping: str = "log_prob",
     device: str = "cpu",
-    encoding: MelodyEncoding | None = None,
+    encoding: Encoding | None = None,
     batch_size: int = 1024,
     precision: str = "float64",
 ) -> DiscriminatorReward:
@@ -279,7 +287,7 @@ def preference_term(
     checkpoint: str | None = None,
     shaping: str = "last",
     device: str = "cpu",
-    encoding: MelodyEncoding | None = None,
+    encoding: Encoding | None = None,
     batch_size: int = 1024,
     precision: str = "float64",
 ) -> PreferenceReward:
@@ -301,7 +309,7 @@ def ensemble_term(
     checkpoint: str | None = None,
     penalty: float = 0.0,
     device: str = "cpu",
-    encoding: MelodyEncoding | None = None,
+    encoding: Encoding | None = None,
     precision: str = "float64",
 ) -> EnsembleReward:
     """The registry's ``ensemble``: ``members`` (generator specs) or a saved ensemble

@@ -31,7 +31,7 @@ from rlmusic.critics.discriminator import DiscriminatorTrainConfig, train_discri
 from rlmusic.critics.io import DEFAULT_NAME, save_cnn_critic
 from rlmusic.critics.stats import format_figures, seeded_split
 from rlmusic.data.corpus import Corpus
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
 from rlmusic.data.split import split_record
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,13 @@ class DiscriminatorRecipe:
         generators: generator specs whose samples are the generated side (``fake.generators``).
         samples: compositions sampled from each generator (``fake.n``).
         temperature: their sampling temperature.
-        midi_dir: also the opening ``length`` steps of every MIDI file in this folder.
+        midi_dir: also the opening ``length`` steps of every MIDI file in this folder (read in
+            the corpus's encoding).
         split: the corpus split the real windows come from (``real.split``).
         windows: real windows cut, held-out share included.
         start: where a real window may start: ``any`` | ``onset`` | ``bar``.
-        length: steps per real window and per sample.
+        length: time steps per real window and per sample (``encoding.tokens_for(length)``
+            tokens: a chorale's windows start on a step's first token).
         train: steps, batches, optimiser, ``holdout`` (the share of tunes and of samples held
             out for the figures) and the network (its ``vocab_size`` is the encoding's).
     """
@@ -195,14 +197,15 @@ def generated_windows(
     n: int,
     length: int,
     seed: int,
-    encoding: MelodyEncoding,
+    encoding: Encoding,
     temperature: float = 1.0,
     midi_dir: str | Path | None = None,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """``n`` sampled compositions of every generator, plus the openings of ``midi_dir``'s
-    MIDI files: a critic's generated side."""
-    fake = sample_generators(list(generators), n, length, seed, encoding, temperature, device)
+    """``n`` sampled compositions of ``length`` time steps of every generator, plus the
+    openings of ``midi_dir``'s MIDI files: a critic's generated side, (N, tokens)."""
+    size = encoding.tokens_for(length)
+    fake = sample_generators(list(generators), n, size, seed, encoding, temperature, device)
     if midi_dir:
         fake = np.concatenate([fake, midi_folder_windows(midi_dir, length, encoding)])
     return fake
@@ -246,12 +249,13 @@ def _discriminator(
     corpus: Corpus,
     data: Mapping[str, Any],
     recipe: DiscriminatorRecipe,
-    encoding: MelodyEncoding,
+    encoding: Encoding,
     out: Path,
     seed: int,
     device: torch.device | str,
 ) -> Trained:
     r, length = recipe, recipe.length
+    size, per_step = encoding.tokens_for(length), encoding.tokens_per_step
     tunes, data_split = split_tunes(corpus, r.split), split_record(corpus, data)
     holdout = r.train.holdout
     fit, held = seeded_split(len(tunes), holdout, seed)  # by tune: no tune on both sides
@@ -260,8 +264,9 @@ def _discriminator(
     rng = np.random.default_rng(seed)
     bar = encoding.steps_per_bar
     n_held = max(1, round(r.windows * holdout))
-    real_fit = cut_windows([tunes[i] for i in fit], length, r.windows - n_held, rng, r.start, bar)
-    real_held = cut_windows([tunes[i] for i in held], length, n_held, rng, r.start, bar)
+    fitted = [tunes[i] for i in fit]
+    real_fit = cut_windows(fitted, size, r.windows - n_held, rng, r.start, bar, per_step)
+    real_held = cut_windows([tunes[i] for i in held], size, n_held, rng, r.start, bar, per_step)
     fake = generated_windows(
         r.generators, r.samples, length, seed, encoding, r.temperature, r.midi_dir, device
     )

@@ -155,9 +155,11 @@ def load_melodies(
     return Melodies(tunes, [_rejected(r) for r in results if r.tokens is None])
 
 
-def load_primer(path: str | Path, encoding: Encoding) -> np.ndarray:
-    """A file's piece as tokens in ``encoding``, for a primer: a melody's top line
-    (:func:`load_melody`), or a chorale's four parts (``rlmusic.data.chorales.read_chorale``).
+def load_piece(path: str | Path, encoding: Encoding) -> np.ndarray:
+    """A file's piece as tokens in ``encoding`` (a primer, a folder's openings, a preference's
+    sample): a melody's top line in C (:func:`load_melody`); a chorale's four voices, from a
+    MIDI file of four tracks as it is (what ``rlmusic sample`` writes: :func:`read_voice_tracks`)
+    or from any four-part score, normalised to C (``rlmusic.data.chorales.read_chorale``).
 
     Raises:
         MelodyLoadError: the file does not load as such a piece; names the file.
@@ -165,24 +167,66 @@ def load_primer(path: str | Path, encoding: Encoding) -> np.ndarray:
     if encoding.kind == "melody":
         return load_melody(path, encoding)
     if encoding.kind != "chorale":
-        raise MelodyLoadError(f"{path}: no reader for {encoding.kind} primers")
-    try:
-        from rlmusic.data.chorales import read_chorale
-    except ImportError:
-        raise MelodyLoadError(
-            f"{path}: a chorale primer needs rlmusic.data.chorales.read_chorale, not installed"
-        ) from None
+        raise MelodyLoadError(f"{path}: no reader for {encoding.kind} pieces")
     path = Path(path).expanduser()
     if not path.is_file():
         raise MelodyLoadError(f"{path}: no such file")
+    if path.suffix.lower() in (".mid", ".midi"):
+        return read_voice_tracks(path, encoding)
     try:
-        tokens = read_chorale(path, encoding)
+        from rlmusic.data.chorales import read_chorale
+    except ImportError:  # pragma: no cover - the chorale corpus reader ships with the package
+        raise MelodyLoadError(f"{path}: no reader for four-part scores installed") from None
+    try:
+        tune = read_chorale(path, encoding)
     except Exception as exc:  # music21's and the reader's errors: one line naming the file
         raise MelodyLoadError(f"{path}: not a four-part chorale ({exc})") from None
-    tokens = np.asarray(getattr(tokens, "tokens", tokens))
-    if tokens.ndim != 1 or len(tokens) % encoding.tokens_per_step or not len(tokens):
-        raise MelodyLoadError(f"{path}: not a four-part chorale (read {tokens.shape} tokens)")
-    return tokens
+    return np.asarray(getattr(tune, "tokens", tune))
+
+
+def read_voice_tracks(path: str | Path, encoding: Encoding) -> np.ndarray:
+    """A MIDI file of one track per voice (named as ``encoding.voice_names``, else in that
+    order) -> tokens, each note on the nearest grid step, pitches as they are (no
+    transposition): the inverse of :func:`save_midi` for any encoding.
+
+    Raises:
+        MelodyLoadError: a file that does not parse, a track count other than the voices', a
+            voice with overlapping notes, a pitch outside the range; names the file.
+    """
+    import pretty_midi
+
+    path = Path(path)
+    try:
+        midi = pretty_midi.PrettyMIDI(str(path))
+    except Exception as exc:  # mido's and pretty_midi's errors alike
+        raise MelodyLoadError(f"{path}: not a readable MIDI file ({exc})") from None
+    names = list(encoding.voice_names)
+    tracks = [i for i in midi.instruments if not i.is_drum]
+    by_name = {i.name.strip().lower(): i for i in tracks}
+    if set(by_name) <= set(names) and len(by_name) == len(tracks):
+        ordered = [by_name.get(name) for name in names]  # a silent voice writes no track
+    elif len(tracks) == len(names):
+        ordered = tracks
+    else:
+        raise MelodyLoadError(
+            f"{path}: not a {encoding.kind} of {len(names)} voice tracks "
+            f"({', '.join(names)}): it has {len(tracks)} tracks"
+        )
+    ticks_per_step = midi.resolution / encoding.steps_per_quarter
+    voices: list[list[Note]] = []
+    for name, track in zip(names, ordered, strict=True):
+        line: list[Note] = []
+        for n in sorted(track.notes if track else [], key=lambda n: n.start):
+            start = round(midi.time_to_tick(n.start) / ticks_per_step)
+            end = max(round(midi.time_to_tick(n.end) / ticks_per_step), start + 1)
+            if line and start < line[-1].end:
+                raise MelodyLoadError(f"{path}: the {name} track has overlapping notes")
+            line.append(Note(int(n.pitch), start, end))
+        voices.append(line)
+    try:
+        return encoding.encode_voices(voices)
+    except ValueError as exc:
+        raise MelodyLoadError(f"{path}: {exc}") from None
 
 
 def save_midi(tokens: np.ndarray, path: str | Path, encoding: Encoding, qpm: float = 80.0) -> Path:

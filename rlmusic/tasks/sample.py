@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig
 
 from rlmusic.config.preflight import preflight
-from rlmusic.data.io import load_primer, save_midi, save_musicxml
+from rlmusic.data.io import load_piece, save_midi, save_musicxml
 from rlmusic.models.registry import load_generator
 from rlmusic.models.sampling import generate
 from rlmusic.runtime import resolve_device, run_folder
@@ -53,7 +53,7 @@ def run(cfg: DictConfig) -> SampleResult:
     model, encoding = load_generator(str(cfg.checkpoint), device=device)
     primer = None
     if cfg.get("primer"):
-        primer = load_primer(str(cfg.primer), encoding)
+        primer = load_piece(str(cfg.primer), encoding)
         log.info("primer %s: %d steps", cfg.primer, encoding.steps_in(primer))
     rng = torch.Generator(device=device).manual_seed(int(cfg.seed))
     tokens = generate(

@@ -10,7 +10,8 @@ names and writes into the run folder:
   windows came from, :func:`rlmusic.data.split.split_record`; also in the critic's metadata),
   ``critic.log`` -- the training log, ``config.yaml`` -- the resolved config.
 
-* **discriminator**: real windows of ``length`` steps from the corpus's ``critic.real.split``
+* **discriminator**: real windows of ``length`` time steps (``encoding.tokens_for(length)``
+  tokens, starting on a step) from the corpus's ``critic.real.split``
   (``data.split_seed``'s; those tunes split by ``seed`` into fit / held out), against compositions sampled from
   ``critic.fake.generators`` (and the MIDI files in ``critic.fake.midi_dir``); figures:
   held-out accuracy and AUC. ``critic`` becomes a
@@ -57,8 +58,7 @@ from rlmusic.critics.training import (
     train_corpus_discriminator,
 )
 from rlmusic.data.corpus import Corpus
-from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.data.encodings import encoding_from_cfg
+from rlmusic.data.encodings import Encoding, encoding_from_cfg
 from rlmusic.data.split import split_record
 from rlmusic.runtime import resolve_device, run_folder
 
@@ -71,7 +71,7 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
-def _corpus(cfg: DictConfig, encoding: MelodyEncoding, corpus: Corpus | None) -> Corpus:
+def _corpus(cfg: DictConfig, encoding: Encoding, corpus: Corpus | None) -> Corpus:
     if corpus is None:
         from rlmusic.data.prepare import prepare_corpus
 
@@ -106,7 +106,13 @@ def _train_ensemble(cfg, encoding, device, corpus, out: Path) -> tuple[dict, Pat
     tunes, data_split = split_tunes(corpus, str(c.valid.split)), split_record(corpus, cfg.data)
     rng = np.random.default_rng(seed)
     real = cut_windows(
-        tunes, length, int(c.valid.windows), rng, str(c.valid.start), encoding.steps_per_bar
+        tunes,
+        encoding.tokens_for(length),
+        int(c.valid.windows),
+        rng,
+        str(c.valid.start),
+        encoding.steps_per_bar,
+        encoding.tokens_per_step,
     )
     fake = None
     if int(c.fake.n) > 0:
