@@ -56,17 +56,20 @@ from typing import Any
 
 import numpy as np
 
-from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.evaluation.table_rows import row_name
+from rlmusic.data.encodings import Encoding
+from rlmusic.evaluation.table_rows import row_name, table_for
 from rlmusic.rewards.base import RewardError
 from rlmusic.rewards.composite import CompositeReward
-from rlmusic.rewards.statistics import KeySpec, Statistic, composition_stats
+from rlmusic.rewards.harmony_statistics import HarmonyStatistic
+from rlmusic.rewards.statistics import KeySpec, Statistic
 
 log = logging.getLogger(__name__)
 
 # the rule term -> the statistic (as `rlmusic evaluate` counts it) that its targets bound, and
 # whether the term's reward rises with it (True: it pays for it) or falls (a penalty)
-STATISTIC_OF_TERM: dict[str, tuple[Statistic, bool]] = {
+# (melodies: RL Tuner's table; chorales: the voice-leading table, both picked by the encoding's
+# kind through rlmusic.evaluation.table_rows.table_for)
+STATISTIC_OF_TERM: dict[str, tuple[Statistic | HarmonyStatistic, bool]] = {
     "tonic": (Statistic.TONIC_START, True),
     "leap_resolution": (Statistic.LEAPS_RESOLVED, True),
     "motif": (Statistic.NOTES_IN_MOTIF, True),
@@ -74,6 +77,14 @@ STATISTIC_OF_TERM: dict[str, tuple[Statistic, bool]] = {
     "unique_extremes": (Statistic.UNIQUE_MAX, True),
     "key": (Statistic.NOTES_NOT_IN_KEY, False),
     "repetition": (Statistic.NOTES_EXCESSIVELY_REPEATED, False),
+    "parallel_fifths": (HarmonyStatistic.PARALLEL_FIFTHS, False),
+    "parallel_octaves": (HarmonyStatistic.PARALLEL_OCTAVES, False),
+    "voice_crossing": (HarmonyStatistic.VOICE_CROSSING, False),
+    "spacing": (HarmonyStatistic.SPACING, False),
+    "voice_range": (HarmonyStatistic.OUT_OF_RANGE, False),
+    "unprepared_dissonance": (HarmonyStatistic.UNPREPARED_DISSONANCE, False),
+    "full_voicing": (HarmonyStatistic.FULL_VOICING, True),
+    "final_cadence": (HarmonyStatistic.FINAL_CADENCE, True),
 }
 BOUNDS = ("at_least", "at_most")
 
@@ -110,7 +121,7 @@ class Constraint:
     ``[at_least, at_most]`` on ``statistic`` (either end may be left open)."""
 
     term: str
-    statistic: Statistic
+    statistic: Statistic | HarmonyStatistic
     base_weight: float
     bounds: list[Bound]
 
@@ -143,7 +154,7 @@ class RuleConstraints:
         self,
         reward: CompositeReward,
         constraints: Mapping[str, Mapping[str, float]],
-        encoding: MelodyEncoding,
+        encoding: Encoding,
         key: KeySpec,
         lr: float = 0.05,
         kp: float = 0.5,
@@ -155,23 +166,28 @@ class RuleConstraints:
                 f"reward.constraint_max > 0, got {lr}, {kp} and {max_multiplier}"
             )
         self.reward, self.encoding, self.key = reward, encoding, key
+        self.table = table_for(encoding)
         self.lr, self.kp, self.max_multiplier = float(lr), float(kp), float(max_multiplier)
         weights = {t.name: t for t in reward.terms}
         self.constraints = [self._parse(term, spec, weights) for term, spec in constraints.items()]
         self.latest: dict[str, float] = {}
         self._apply()
 
-    @staticmethod
-    def _parse(term: str, spec: Any, weights: Mapping[str, Any]) -> Constraint:
+    def _parse(self, term: str, spec: Any, weights: Mapping[str, Any]) -> Constraint:
         if term not in weights:
             raise RewardError(
                 f"reward.constraints.{term}: no such term in the reward; its terms: "
                 f"{', '.join(weights)}"
             )
-        if term not in STATISTIC_OF_TERM:
+        mine = [
+            t
+            for t, (stat, _) in STATISTIC_OF_TERM.items()
+            if isinstance(stat, self.table.statistic)
+        ]
+        if term not in mine:
             raise RewardError(
-                f"reward.constraints.{term}: no statistic is known for this term; "
-                f"constrainable: {', '.join(STATISTIC_OF_TERM)}"
+                f"reward.constraints.{term}: no statistic is known for this term in the "
+                f"{self.table.section} table; constrainable: {', '.join(mine)}"
             )
         spec = dict(spec or {})
         given = {k: float(v) for k, v in spec.items() if k in BOUNDS and v is not None}
@@ -196,7 +212,7 @@ class RuleConstraints:
 
     def update(self, tokens: np.ndarray) -> dict[str, float]:
         """Move each multiplier by the batch's statistic; returns the logged metrics."""
-        table = composition_stats(tokens, self.encoding, self.key).table()
+        table = self.table.count(tokens, self.encoding, self.key).table()
         metrics: dict[str, float] = {}
         cap = self.max_multiplier
         for c in self.constraints:
@@ -270,7 +286,7 @@ def applied(setup: Any, algo_cfg: Mapping[str, Any], algo: str, default: bool) -
 
 
 def build_constraints(
-    reward_cfg: Mapping[str, Any], reward: CompositeReward, encoding: MelodyEncoding
+    reward_cfg: Mapping[str, Any], reward: CompositeReward, encoding: Encoding
 ) -> RuleConstraints | None:
     """The ``reward.constraints`` of a reward config (None when it has none)."""
     constraints = reward_cfg.get("constraints") or {}
