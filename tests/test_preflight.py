@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlmusic.config import ConfigError, validate_config
 from rlmusic.config.preflight import MetricNames, compare_metric_names, preflight
+from rlmusic.data.chorale_encoding import ChoraleEncoding
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.evaluation.checks import REFERENCE_LOGP_METRIC
 from rlmusic.evaluation.model_eval import evaluate_samples
@@ -218,8 +219,11 @@ def test_the_eval_names_are_the_evaluations_rows() -> None:
     generator = tiny_lstm(0)
     tokens, logp = sample_seeded(generator, 8, 16, 0)
     reference = list(sample_seeded(tiny_lstm(1), 8, 16, 1)[0])
-    evaluation = evaluate_samples("tuned", tokens, MelodyEncoding(), logp, generator, reference)
-    produced = set(evaluation_metrics(evaluation)) | {REFERENCE_LOGP_METRIC, CRITIC_METRIC}
+    produced = {REFERENCE_LOGP_METRIC, CRITIC_METRIC}
+    # the melody vocabulary's tokens are valid chorale tokens too: 16 tokens, 4 four-voice steps
+    for encoding in (MelodyEncoding(), ChoraleEncoding()):
+        evaluation = evaluate_samples("tuned", tokens, encoding, logp, generator, reference)
+        produced |= set(evaluation_metrics(evaluation))
     assert finetune.eval_metric_names() == produced
 
 

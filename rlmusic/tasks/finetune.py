@@ -40,7 +40,7 @@ from rlmusic.evaluation.objective import (
     final_evaluation,
     metric_name,
 )
-from rlmusic.rewards.statistics import CompositionStats
+from rlmusic.evaluation.table_rows import TABLES
 from rlmusic.runtime import run_folder
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,13 @@ def task_reward_terms(reward: Any) -> list[str]:
 
 def eval_metric_names() -> frozenset[str]:
     """Every ``eval/*`` metric of the end-of-run evaluation (:mod:`rlmusic.evaluation.objective`):
-    RL Tuner's table and its variants, the realism rows, the start model's log p and the critic
+    every statistics table (RL Tuner's with its variants; the voice-leading table), the realism rows, the start model's log p and the critic
     test."""
-    stats = CompositionStats()
-    rows = {metric_name(row) for row in (*stats.table(), *stats.variants())}
+    rows = {
+        metric_name(row)
+        for table in TABLES.values()  # every kind of music's table: the checkpoint decides
+        for row in table.statistic
+    }
     realism = {EVAL_PREFIX + short for short in SHORT_NAMES.values()}
     return frozenset(rows | realism | {REFERENCE_LOGP_METRIC, CRITIC_METRIC})
 
