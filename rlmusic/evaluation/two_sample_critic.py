@@ -22,6 +22,10 @@ The run's ``seed`` draws the rest: which windows of those tunes, the critic's we
 batches, the model's pieces' split, the bootstrap. The interval resamples what the critic is
 scored on: real windows in whole tunes (windows of one tune are not independent), the model's
 pieces one by one. It shows the test set's uncertainty, not the spread of retraining.
+
+Lengths count tokens, the pieces' own; given the ``encoding``, a real window starts on a time
+step's first token (a chorale's soprano) and its onset is every voice striking, as in
+:func:`rlmusic.critics.data.window_offsets`, and the critic's vocabulary is the encoding's.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from rlmusic.critics import CriticConfig, DiscriminatorTrainConfig, train_discri
 from rlmusic.critics.data import cut_windows, window_offsets
 from rlmusic.critics.discriminator import score_all
 from rlmusic.critics.stats import seeded_split
+from rlmusic.data.encodings import Encoding
 from rlmusic.evaluation.bootstrap import Interval, bootstrap_weights, interval
 from rlmusic.evaluation.two_sample_critic_config import CriticTestConfig
 
@@ -91,18 +96,22 @@ class Side:
         start: str = "onset",
         steps_per_bar: int = 16,
         split_seed: int | None = None,
+        tokens_per_step: int = 1,
     ) -> Side:
         """Real tunes: split by tune (keyed by ``split_seed``; None: ``seed``), then up to
-        ``windows`` note-onset windows of ``length`` steps cut from each share (``seed``)."""
+        ``windows`` note-onset windows of ``length`` tokens (whole steps of ``tokens_per_step``)
+        cut from each share (``seed``)."""
         fit_ids, held_ids = seeded_split(
             len(tunes), holdout, seed if split_seed is None else split_seed
         )
         rng = np.random.default_rng(seed)
-        fit = cut_windows([tunes[i] for i in fit_ids], length, windows, rng, start, steps_per_bar)
+        fit = cut_windows(
+            [tunes[i] for i in fit_ids], length, windows, rng, start, steps_per_bar, tokens_per_step
+        )
         held, groups = [], []
         for g, i in enumerate(held_ids):  # windows per held tune, remembering whose they are
             tune = np.asarray(tunes[i], np.int64)
-            offsets = window_offsets(tune, length, start, steps_per_bar)
+            offsets = window_offsets(tune, length, start, steps_per_bar, tokens_per_step)
             rows = [tune[o : o + length] for o in offsets]
             held.extend(rows)
             groups.extend([g] * len(rows))
@@ -142,13 +151,20 @@ class CriticTest:
     Args:
         tunes: whole held-out tunes (token arrays), e.g. the corpus test split.
         vocab_size: the encoding's vocabulary.
-        length: steps per piece (the models' pieces must have this length).
+        length: tokens per piece (the models' pieces must have this length:
+            ``encoding.tokens_for(steps)``).
         cfg: the critic's size and budget.
         seed: the windows, the critic's weights and batches, the pieces' split, the bootstrap.
         resamples: bootstrap resamples behind each interval.
         confidence: the intervals' level.
         split_seed: how the tunes are divided (reference / sanity halves, fit / scored tunes):
             the data's ``split_seed``, so the run's ``seed`` never moves a tune between sides.
+        encoding: the pieces' encoding: its bar and tokens per step place the real windows
+            (None: one token a step, ``steps_per_bar``); its vocabulary must be ``vocab_size``.
+
+    Raises:
+        ValueError: fewer than 4 usable tunes, an encoding of another vocabulary, or a
+            ``length`` that is not whole steps of it.
     """
 
     def __init__(
@@ -162,7 +178,22 @@ class CriticTest:
         confidence: float = 0.95,
         steps_per_bar: int = 16,
         split_seed: int = 0,
+        encoding: Encoding | None = None,
     ) -> None:
+        per_step = 1
+        if encoding is not None:
+            if encoding.vocab_size != vocab_size:
+                raise ValueError(
+                    f"the critic test's vocab_size {vocab_size} is not its {encoding.kind} "
+                    f"encoding's {encoding.vocab_size}"
+                )
+            steps_per_bar, per_step = encoding.steps_per_bar, encoding.tokens_per_step
+            if length % per_step:
+                raise ValueError(
+                    f"the critic test's pieces of {length} tokens are not whole {encoding.kind} "
+                    f"steps ({per_step} tokens each)"
+                )
+        self.tokens_per_step = per_step
         self.cfg = cfg or CriticTestConfig()
         self.vocab_size, self.length, self.seed = vocab_size, length, seed
         self.resamples, self.confidence = resamples, confidence
@@ -170,11 +201,11 @@ class CriticTest:
         c = self.cfg
         self.real = Side.of_tunes(
             reference, length, c.real_windows, c.holdout, seed, c.window_start, steps_per_bar,
-            split_seed,
+            split_seed, per_step,
         )  # fmt: skip
         self.sanity_side = Side.of_tunes(
             sanity, length, c.real_windows, c.holdout, seed + 1, c.window_start, steps_per_bar,
-            split_seed + 1,
+            split_seed + 1, per_step,
         )  # fmt: skip
         log.info(
             "critic test: %d + %d real windows (fit + scored, %d tunes), sanity %d + %d (%d tunes)",
@@ -187,12 +218,13 @@ class CriticTest:
         and the critic's training figures.
 
         Raises:
-            ValueError: fewer than 4 pieces, or pieces of another length.
+            ValueError: fewer than 4 pieces, or pieces of another length (in tokens).
         """
         pieces = np.asarray(pieces, np.int64)
         if pieces.ndim != 2 or len(pieces) < 4 or pieces.shape[1] != self.length:
             raise ValueError(
-                f"the critic test needs >= 4 pieces of {self.length} steps, got shape "
+                f"the critic test needs >= 4 pieces of {self.length // self.tokens_per_step} "
+                f"steps ({self.length} tokens), got shape "
                 f"{pieces.shape}"
             )
         return self._test(Side.of_pieces(pieces, self.cfg.holdout, self.seed + 2))

@@ -16,6 +16,8 @@ class CriticTestConfig:
     "The critic test"). ``samples``: pieces a generator column
     draws for the test (its own seeded draw beside the column's ``n``), since the test's power
     is bounded by its smaller side. ``real_windows``: windows cut from each real share at most.
+    ``window_start``: where a real window starts (``any`` | ``onset`` | ``bar``; always on a
+    time step's first token, and ``onset`` is every voice striking at once).
     """
 
     steps: int = 1000
