@@ -328,9 +328,17 @@ def test_configs_and_checks_name_only_known_eval_metrics() -> None:
 
 
 def test_every_constraint_bounds_a_table_statistic_of_a_rule() -> None:
-    table = CompositionStats().table()
+    """A melody rule bounds a row of RL Tuner's table, a voice-leading rule one of the
+    voice-leading table (each kind's rules and rows, never the other's)."""
+    from rlmusic.rewards.harmony_statistics import HarmonyStats
+    from rlmusic.rewards.harmony_terms import HARMONY_RULES
+
+    tables = {
+        "melody": (RULES, CompositionStats().table()),
+        "chorale": (HARMONY_RULES, HarmonyStats().table()),
+    }
     for term, (statistic, _) in STATISTIC_OF_TERM.items():
-        assert term in RULES and statistic in table, term
+        assert any(term in rules and statistic in table for rules, table in tables.values()), term
 
 
 def test_docstring_examples() -> None:

@@ -75,7 +75,7 @@ def _prior_factory(
     model, prior_encoding = load_generator(checkpoint)
     fields = ("min_pitch", "max_pitch", "steps_per_quarter")
     if encoding is not None and any(
-        getattr(prior_encoding, f) != getattr(encoding, f) for f in fields
+        getattr(prior_encoding, f) != getattr(encoding, f) for f in ("kind", *fields)
     ):
         size = (
             f"has vocab_size {prior_encoding.vocab_size} but the reward's encoding has "
@@ -130,8 +130,10 @@ def build_term(spec: str | Mapping[str, Any], context: Mapping[str, Any]) -> Any
         return target
     name = spec.pop("name", None)
     if name not in REGISTRY:
+        kind = getattr(context.get("encoding"), "kind", None)
+        known = [n for n in sorted(REGISTRY) if kind is None or kind in TERM_KINDS.get(n, {kind})]
         raise RewardError(
-            f"unknown reward term {name!r}; known: {', '.join(sorted(REGISTRY))} "
+            f"unknown reward term {name!r}; known: {', '.join(known)} "
             "(or give _target_: your_module.your_term)"
         )
     check_kind(name, context.get("encoding"))
