@@ -47,3 +47,26 @@ def test_evaluate_prints_the_table_and_writes_json(tmp_path: Path, capsys) -> No
     assert "| notes in motif |" in out and "paper Q" in out
     saved = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert saved[0]["n"] == 64 and saved[0]["length"] == 16
+
+
+def test_the_prior_follows_the_checkpoint(tmp_path: Path) -> None:
+    """prior: null judges a checkpoint under its recorded KL reference, else itself (a
+    default that named the folk model broke every other model)."""
+    model = NoteLSTM(LSTMConfig(embed_dim=8, hidden_size=16, num_layers=1))
+    plain = save_checkpoint(tmp_path / "plain.safetensors", model, MelodyEncoding())
+    tuned = save_checkpoint(
+        tmp_path / "tuned.safetensors",
+        model,
+        MelodyEncoding(),
+        info={"tuned_from": str(plain), "reference": "pretrained:note_lstm"},
+    )
+    from_start = save_checkpoint(
+        tmp_path / "start.safetensors",
+        model,
+        MelodyEncoding(),
+        info={"tuned_from": str(plain), "reference": "start"},
+    )
+    assert evaluate.prior_of("pretrained:chorale_lstm") == "pretrained:chorale_lstm"
+    assert evaluate.prior_of(str(plain)) == str(plain)
+    assert evaluate.prior_of(str(tuned)) == "pretrained:note_lstm"
+    assert evaluate.prior_of(str(from_start)) == str(plain)

@@ -364,7 +364,8 @@ def _task_checks(task: str, cfg: Any, resolve_spec: Callable[[str], Any] | None)
     elif task == "sample":
         check_generator_spec("checkpoint", cfg.checkpoint)
     elif task == "evaluate":
-        check_generator_spec("prior", cfg.prior)
+        if cfg.get("prior"):  # null: the checkpoint's recorded reference, else itself
+            check_generator_spec("prior", cfg.prior)
         for i, spec in enumerate([cfg.checkpoint, *(cfg.get("compare_to") or [])]):
             check_generator_spec("checkpoint" if i == 0 else f"compare_to[{i - 1}]", spec)
     elif task == "finetune":

@@ -133,15 +133,21 @@ class RewardsTaskSchema:
 
 
 @dataclass
+class EvaluateBootstrapSchema:
+    resamples: int = 1000
+
+
+@dataclass
 class EvaluateSchema:
     encoding: EncodingSchema = MISSING
     data: DataSchema | None = None
     checkpoint: str = MISSING
     compare_to: List[str] = field(default_factory=list)
-    prior: str = MISSING
+    prior: str | None = None
     n: int = MISSING
-    length: int = MISSING
+    length: int | None = None
     seed: int = MISSING
+    bootstrap: EvaluateBootstrapSchema = field(default_factory=lambda: EvaluateBootstrapSchema())
     objective: str | None = None
     objective_direction: str = "maximize"  # or minimize
 

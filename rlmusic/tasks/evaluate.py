@@ -10,8 +10,12 @@ checkpoint, each with the held-out split it was scored against (``data_split``).
 Four-part models (``encoding.kind: chorale``) get the voice-leading table instead, every value
 with its bootstrap interval (``bootstrap.resamples``), beside real Bach's held-out openings
 counted by the same code (the "real (held-out)" column): ``rlmusic evaluate
-checkpoint=pretrained:chorale_transformer prior=pretrained:chorale_transformer data=chorales
-length=64``. ``length`` counts time steps in both kinds (``encoding.tokens_for(length)`` tokens).
+checkpoint=pretrained:chorale_transformer data=chorales``. ``length`` counts time steps in both
+kinds (``encoding.tokens_for(length)`` tokens); by default the checkpoint's own piece length
+(32 steps for a melody, 64 for a chorale).
+
+The prior that judges realism follows the checkpoint (``prior: null``): the KL reference a
+fine-tuned checkpoint records, else the checkpoint itself; the log names it.
 """
 
 from __future__ import annotations
@@ -40,10 +44,27 @@ log = logging.getLogger(__name__)
 REAL_COLUMN = "real (held-out)"
 
 
+def prior_of(spec: str) -> str:
+    """The prior a checkpoint is judged under: its recorded KL reference, else itself."""
+    if spec.startswith("pretrained:"):
+        return spec
+    from rlmusic.models.checkpoint import load_checkpoint
+
+    info = load_checkpoint(spec)[2]
+    reference = info.get("reference")
+    return (
+        str(reference)
+        if reference and reference != "start"
+        else str(info.get("tuned_from") or spec)
+    )
+
+
 def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:
     specs = [str(cfg.checkpoint), *[str(s) for s in (cfg.get("compare_to") or [])]]
-    prior, encoding = load_generator(str(cfg.prior))
-    length = int(cfg.length)
+    prior_spec = str(cfg.prior) if cfg.get("prior") else prior_of(specs[0])
+    log.info("prior (judges log p and KL): %s", prior_spec)
+    prior, encoding = load_generator(prior_spec)
+    length = int(cfg.length) if cfg.get("length") else int(encoding.melody_length)
     held = held_out(cfg, encoding) if cfg.get("data") else None
     reference = held.openings(encoding.tokens_for(length)) if held else None
     beside_real = table_for(encoding).beside == "heldout"
@@ -53,7 +74,7 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:
     for spec in specs:
         model, model_encoding = load_generator(spec)
         if model_encoding != encoding:
-            raise ValueError(f"{spec}: its encoding differs from the prior's ({cfg.prior})")
+            raise ValueError(f"{spec}: its encoding differs from the prior's ({prior_spec})")
         evaluation = evaluate_model(
             spec, model, encoding, int(cfg.n), length, int(cfg.seed), prior, reference, resamples
         )
