@@ -20,8 +20,7 @@ from typing import Any
 
 import torch
 
-from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.data.encodings import encoding_from_record, encoding_record
+from rlmusic.data.encodings import Encoding, encoding_from_record, encoding_record
 from rlmusic.models.checkpoint import (
     CheckpointError,
     _is_safetensors,
@@ -61,7 +60,7 @@ def save_critic_record(
     kind: str,
     arch: str,
     config: dict[str, Any],
-    encoding: MelodyEncoding,
+    encoding: Encoding,
     state_dict: dict[str, torch.Tensor],
     metrics: dict[str, Any] | None = None,
     trained: dict[str, Any] | None = None,
@@ -150,7 +149,7 @@ def read_critic_record(path: str | Path, kind: str) -> dict[str, Any]:
     return record
 
 
-def record_encoding(record: dict[str, Any]) -> MelodyEncoding:
+def record_encoding(record: dict[str, Any]) -> Encoding:
     try:
         return encoding_from_record(record["encoding"])
     except (TypeError, ValueError) as exc:
@@ -161,7 +160,7 @@ def save_cnn_critic(
     path: str | Path,
     model: torch.nn.Module,
     kind: str,
-    encoding: MelodyEncoding,
+    encoding: Encoding,
     metrics: dict[str, Any] | None = None,
     trained: dict[str, Any] | None = None,
 ) -> Path:
@@ -184,7 +183,7 @@ def save_cnn_critic(
 
 def load_cnn_critic(
     path: str | Path, kind: str, device: torch.device | str = "cpu"
-) -> tuple[torch.nn.Module, MelodyEncoding, dict[str, Any]]:
+) -> tuple[torch.nn.Module, Encoding, dict[str, Any]]:
     """Load a CausalCNN critic of ``kind``: (model in eval mode, encoding, metadata).
 
     The metadata is the record without its weights: ``metrics``, ``trained``, ``config``, ...

@@ -26,8 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.data.encodings import encoding_from_record, encoding_record
+from rlmusic.data.encodings import Encoding, encoding_from_record, encoding_record
 from rlmusic.errors import UserError
 from rlmusic.models.custom import CUSTOM_ARCH, build_custom
 from rlmusic.models.lstm import LSTMConfig, NoteLSTM
@@ -99,7 +98,7 @@ def generator_config(model: nn.Module) -> dict[str, Any]:
 
 
 def generator_record(
-    model: nn.Module, encoding: MelodyEncoding, info: dict[str, Any] | None = None
+    model: nn.Module, encoding: Encoding, info: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The checkpoint dict of a generator: plain values and CPU tensors only."""
     model = unwrap(model)
@@ -126,7 +125,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
-    encoding: MelodyEncoding,
+    encoding: Encoding,
     info: dict[str, Any] | None = None,
 ) -> Path:
     """Save a generator: ``*.safetensors`` as safetensors, anything else as a torch file."""
@@ -302,9 +301,9 @@ def load_checkpoint(
     path: str | Path,
     arch: str | None = None,
     vocab_size: int | None = None,
-    encoding: MelodyEncoding | None = None,
+    encoding: Encoding | None = None,
     device: torch.device | str = "cpu",
-) -> tuple[nn.Module, MelodyEncoding, dict[str, Any]]:
+) -> tuple[nn.Module, Encoding, dict[str, Any]]:
     """Load a generator checkpoint, checking it against what the caller expects.
 
     Args:
