@@ -110,3 +110,42 @@ def test_finetune_sample_and_listen_on_chorales(tmp_path: Path) -> None:
     assert {s["model"] for s in key["samples"].values()} == {"tuned", "start"}
     for sample_id in key["samples"]:
         assert tracks(tmp_path / "page" / "samples" / f"{sample_id}.mid") == list(VOICE_NAMES)
+
+
+TINY_ALGOS = {
+    "ppo": [
+        "algo=ppo", "algo.n_envs=2", "algo.n_steps=64", "algo.batch_size=16", "algo.n_epochs=2",
+        "algo.total_timesteps=128", "algo.checkpoint_every=64", "algo.sample_every=64",
+        "algo.stats_every=64", "algo.stats_samples=8",
+    ],
+    "rl_tuner": [
+        "algo=rl_tuner", "algo.total_timesteps=256", "algo.n_envs=16", "algo.batch_size=64",
+        "algo.checkpoint_every=128", "algo.stats_every=256", "algo.stats_samples=16",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("algo", sorted(TINY_ALGOS))
+def test_every_algorithm_tunes_a_chorale_generator_unchanged(tmp_path: Path, algo: str) -> None:
+    torch.manual_seed(0)
+    config = LSTMConfig(
+        vocab_size=CHORALE.vocab_size, embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0
+    )
+    start = save_checkpoint(tmp_path / "chorale.safetensors", NoteLSTM(config), CHORALE)
+    cfg = compose_finetune(
+        [
+            f"checkpoint={start}",
+            "reward=chorale",
+            "~reward.extra.realism",
+            "length=8",
+            "n_samples=1",
+            "device=cpu",
+            "threads=1",
+            *TINY_ALGOS[algo],
+        ]
+    )
+    run = finetune.run(cfg, output_dir=tmp_path / "run")
+    assert load_generator(str(run.tuned))[1] == CHORALE
+    (final,) = (tmp_path / "run" / "samples" / "final").glob("*.mid")
+    assert tracks(final) == list(VOICE_NAMES)
+    assert run.metrics["final/policy/onsets_per_piece"] <= 4 * 8  # pieces of 8 steps, 4 voices
