@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Rebuild the shipped pretrained checkpoints from scratch, exactly as shipped: a thin wrapper
-# around conf/experiment/pretrain_note_lstm.yaml and pretrain_music_transformer.yaml.
-#   scripts/build_pretrained.sh            both (one after the other)
+# around conf/experiment/pretrain_note_lstm.yaml, pretrain_music_transformer.yaml,
+# pretrain_chorale_lstm.yaml and pretrain_chorale_transformer.yaml.
+#   scripts/build_pretrained.sh            the two melody models (one after the other)
 #   scripts/build_pretrained.sh lstm       NoteLSTM only
 #   scripts/build_pretrained.sh transformer
+#   scripts/build_pretrained.sh chorales   the two chorale models (data=chorales)
+#   scripts/build_pretrained.sh chorale_lstm | chorale_transformer
 # Each run trains on the default corpus (data=all, seed 0 split), keeps its run folder under
 # $RUNS (resumable: re-running continues an interrupted training), then copies the best-by-valid
 # weights to rlmusic/models/pretrained/<name>.safetensors and prints validation numbers against
@@ -26,11 +29,19 @@ build() {  # experiment name, shipped name
   cp "$RUNS/$2/model.safetensors" "$dest/$2.safetensors"
 }
 
+chorale() {  # shipped name: its validation numbers (result.json) after the copy
+  build "$1" "$1"
+  python -c 'import json, sys; r = json.load(open(sys.argv[1])); print(sys.argv[2], {k: r[k] for k in ("best_valid_nll", "valid_nll", "train_seconds", "step")})' \
+    "$RUNS/$1/result.json" "$1"
+}
+
 case "$which" in
   lstm) build note_lstm note_lstm ;;
   transformer) build music_transformer music_transformer ;;
   all) build note_lstm note_lstm; build music_transformer music_transformer ;;
-  *) echo "usage: $0 [lstm|transformer|all]" >&2; exit 2 ;;
+  chorale_lstm | chorale_transformer) chorale "$which"; ls -l "$dest"; exit 0 ;;
+  chorales) chorale chorale_lstm; chorale chorale_transformer; ls -l "$dest"; exit 0 ;;
+  *) echo "usage: $0 [lstm|transformer|all|chorales|chorale_lstm|chorale_transformer]" >&2; exit 2 ;;
 esac
 ls -l "$dest"
 python scripts/bench_models.py --eval --threads "$THREADS"

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
 from rlmusic.models.checkpoint import CheckpointError, load_checkpoint
 from rlmusic.models.policy import POLICY_KEY, PRETRAINED_PREFIX, build_policy, portable_spec
 
@@ -28,6 +28,16 @@ PRETRAINED: dict[str, tuple[str, str, str]] = {
         "music_transformer.safetensors",
         "transformer",
         "MusicTransformer (relative attention) trained on the default corpus, RL Tuner encoding",
+    ),
+    "chorale_lstm": (
+        "chorale_lstm.safetensors",
+        "lstm",
+        "NoteLSTM 2x256 trained on Bach's four-part chorales (data=chorales), chorale encoding",
+    ),
+    "chorale_transformer": (
+        "chorale_transformer.safetensors",
+        "transformer",
+        "MusicTransformer (relative attention) trained on Bach's chorales, chorale encoding",
     ),
 }
 
@@ -63,7 +73,7 @@ def pretrained_path(name: str) -> Path:
 
 def load_pretrained(
     name: str, device: torch.device | str = "cpu"
-) -> tuple[nn.Module, MelodyEncoding]:
+) -> tuple[nn.Module, Encoding]:
     """A shipped generator by name (offline): ``(model in eval mode, its encoding)``."""
     model, encoding, _ = load_checkpoint(
         pretrained_path(name), arch=PRETRAINED[name][1], device=device
@@ -73,7 +83,7 @@ def load_pretrained(
 
 def load_generator(
     spec: str | Path, device: torch.device | str = "cpu"
-) -> tuple[nn.Module, MelodyEncoding]:
+) -> tuple[nn.Module, Encoding]:
     """``pretrained:<name>`` or a checkpoint path / run directory -> (policy, encoding).
 
     The returned model is the policy the checkpoint records (``info["policy"]``, see
@@ -89,7 +99,7 @@ def load_generator(
 
 def _load(
     spec: str, device: torch.device | str, loading: tuple[str, ...]
-) -> tuple[nn.Module, MelodyEncoding]:
+) -> tuple[nn.Module, Encoding]:
     if spec.startswith(PRETRAINED_PREFIX):
         return load_pretrained(spec[len(PRETRAINED_PREFIX) :], device=device)
     path = Path(spec).expanduser()
