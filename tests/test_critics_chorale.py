@@ -177,3 +177,28 @@ def test_the_auto_realism_critic_trains_on_chorale_windows(
     assert term(real[:3]).shape == (3, 64)
     with pytest.raises(RewardError, match="another token grid"):
         discriminator_term(path, encoding=MelodyEncoding(min_pitch=36, max_pitch=84))
+
+
+def test_a_refresh_cuts_chorale_windows_on_steps(tmp_path: Path) -> None:
+    from rlmusic.critics import CausalCNN, CriticConfig, save_cnn_critic
+    from rlmusic.critics.refresh import refresh_hook
+    from rlmusic.rewards.composite import CompositeReward, WeightedTerm
+
+    torch.manual_seed(0)
+    tiny = CriticConfig(vocab_size=CHORALE.vocab_size, embed_dim=8, channels=8, dilations=[1, 2])
+    path = save_cnn_critic(tmp_path / "c.safetensors", CausalCNN(tiny), "discriminator", CHORALE,
+                           {"accuracy": 0.5}, {})  # fmt: skip
+    term = discriminator_term(str(path), encoding=CHORALE)
+    seen: list[np.ndarray] = []
+    refresh = term.refresh
+    term.refresh = lambda real, fake, *a, **k: (seen.append(real), refresh(real, fake, *a, **k))[1]
+    reward = CompositeReward([WeightedTerm("realism", term, 1.0)])
+    tunes = [random_chorale(np.random.default_rng(i), 40) for i in range(6)]
+    hook = refresh_hook(reward, tunes, 32, every=1, steps=2, samples=16, seed=0)
+    policy = NoteLSTM(LSTMConfig(vocab_size=CHORALE.vocab_size, embed_dim=8, hidden_size=8,
+                                 num_layers=1, dropout=0.0))  # fmt: skip
+    hook(1, policy)
+    (real,) = seen
+    assert real.shape == (16, 32)
+    for row in real:  # from a tune, at a step's first token
+        assert any((t[o : o + 32] == row).all() for t in tunes for o in range(0, len(t) - 31, 4))
