@@ -157,7 +157,9 @@ class ChoraleEncoding:
         columns = self.voice_columns(tokens).astype(np.int64)
         n = columns.shape[-1]
         changes = columns != NO_EVENT
-        values = np.where(columns >= FIRST_PITCH_TOKEN, columns - FIRST_PITCH_TOKEN + self.min_pitch, -1)
+        values = np.where(
+            columns >= FIRST_PITCH_TOKEN, columns - FIRST_PITCH_TOKEN + self.min_pitch, -1
+        )
         index = np.where(changes, np.arange(n), -1)
         last = np.maximum.accumulate(index, axis=-1)
         held = np.take_along_axis(values, np.maximum(last, 0), axis=-1)
@@ -167,7 +169,9 @@ class ChoraleEncoding:
         """(..., 4 n) tokens -> (..., 4, n) bool: a voice strikes a note at this step."""
         return self.voice_columns(tokens) >= FIRST_PITCH_TOKEN
 
-    def encode_voices(self, voices: Sequence[Sequence[Note]], steps: int | None = None) -> np.ndarray:
+    def encode_voices(
+        self, voices: Sequence[Sequence[Note]], steps: int | None = None
+    ) -> np.ndarray:
         """Four monophonic lines (soprano first) on the step grid -> interleaved tokens (uint8).
 
         ``steps`` pads every voice to that many steps (a silent voice rests); by default the
@@ -221,7 +225,9 @@ class ChoraleEncoding:
         for name, notes in zip(VOICE_NAMES, self.decode_voices(tokens), strict=True):
             instrument = pretty_midi.Instrument(program=program, name=name)
             instrument.notes = [
-                pretty_midi.Note(velocity, n.pitch, n.start * seconds_per_step, n.end * seconds_per_step)
+                pretty_midi.Note(
+                    velocity, n.pitch, n.start * seconds_per_step, n.end * seconds_per_step
+                )
                 for n in notes
             ]
             midi.instruments.append(instrument)
