@@ -143,7 +143,7 @@ def test_the_split_is_by_chorale_name_and_ignores_the_run_seed(tmp_path: Path) -
 
     from hydra import compose, initialize_config_module
 
-    with initialize_config_module("conf", version_base=None):
+    with initialize_config_module(config_module="rlmusic.conf", version_base="1.3"):
         for seed in (0, 7):
             cfg = compose("pretrain", overrides=["data=chorales", f"seed={seed}"])
             assert cfg.data.split_seed == 0 and cfg.encoding.kind == "chorale"
