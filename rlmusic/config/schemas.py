@@ -94,6 +94,7 @@ class FinalEvalSchema:
 
 @dataclass
 class FinetuneSchema:
+    encoding: EncodingSchema | None = None  # set by a data group of another kind (chorales)
     data: DataSchema | None = None
     critic_refresh: CriticRefreshSchema = field(default_factory=CriticRefreshSchema)
     reward: RewardSchema = MISSING
@@ -242,7 +243,7 @@ class CompareSchema:
     audio: bool = MISSING
     synth: str = MISSING
     sample_rate: int = MISSING
-    program: int = MISSING
+    program: int | None = None  # null: the encoding's own (piano; organ for chorales)
     qpm: float = MISSING
     bootstrap: CompareBootstrapSchema = MISSING
     diversity: CompareDiversitySchema = MISSING
@@ -264,7 +265,7 @@ class ListenSchema:
     out: str | None = None
     synth: str = MISSING
     sample_rate: int = MISSING
-    program: int = MISSING
+    program: int | None = None  # null: the encoding's own (piano; organ for chorales)
     qpm: float = MISSING
     objective: str | None = None
     objective_direction: str = "maximize"  # or minimize

@@ -227,7 +227,7 @@ def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[st
         )
         critic = CriticTest(
             held.tunes, setup.encoding.vocab_size, setup.length, critic_cfg, seed,
-            split_seed=held.split_seed,
+            split_seed=held.split_seed, encoding=setup.encoding,
         )  # fmt: skip
         pieces = sample_seeded(policy, critic.cfg.samples, setup.length, seed + 1)[0]
         accuracy, _ = critic.accuracy(pieces)

@@ -207,7 +207,7 @@ def run(cfg: DictConfig) -> CompareResult:
     if settings.critic is not None:
         critic = CriticTest(
             held.tunes, encoding.vocab_size, size, settings.critic, seed, settings.resamples,
-            settings.confidence, split_seed=held.split_seed,
+            settings.confidence, split_seed=held.split_seed, encoding=encoding,
         )  # fmt: skip
     results = [
         measure_column(c, encoding, settings, reward, prior, reference, critic) for c in columns
@@ -235,7 +235,7 @@ def run(cfg: DictConfig) -> CompareResult:
         },  # fmt: skip
         reference_n=len(reference),
         reference_histograms=reference_histograms,
-        synth=renderer.describe() if renderer else None,
+        synth=renderer.describe(encoding) if renderer else None,
         bar_charts=bars,
         histogram_charts=hists,
         samples=shown_samples(columns, encoding, out, int(cfg.k), renderer, cfg),

@@ -119,10 +119,22 @@ def metric_names(cfg: Any) -> MetricNames:
     )
 
 
+def _tokens_per_step(spec: str) -> int:
+    """Tokens per time step of the start checkpoint's encoding (1 for a melody, 4 for a
+    chorale); 1 when it cannot be read here (the setup reports that checkpoint's error)."""
+    from rlmusic.models import load_generator
+    from rlmusic.models.checkpoint import CheckpointError
+
+    try:
+        return int(load_generator(spec)[1].tokens_per_step)
+    except (CheckpointError, OSError, ValueError):
+        return 1
+
+
 def check_algo(cfg: DictConfig) -> DictConfig:
     """``cfg`` with its ``algo`` node checked against the algorithm's own config class
     (:data:`rlmusic.algos.CONFIGS`): its keys and types, then its values (the class's checks,
-    with the run's ``length``).
+    with the run's ``length`` in tokens of the checkpoint's encoding).
 
     Raises:
         ConfigError: an unknown algorithm, key or value, named.
@@ -130,7 +142,8 @@ def check_algo(cfg: DictConfig) -> DictConfig:
     try:
         cls = get_config_class(str(OmegaConf.select(cfg, "algo.name")))
         cfg = validate_config("finetune", cfg, {"algo": node_schema(cls)})
-        read_config(cls, OmegaConf.to_container(cfg.algo, resolve=True), length=int(cfg.length))
+        tokens = _tokens_per_step(str(cfg.checkpoint)) * int(cfg.length)  # what trainers act over
+        read_config(cls, OmegaConf.to_container(cfg.algo, resolve=True), length=tokens)
     except ValueError as exc:
         if isinstance(exc, ConfigError):
             raise
