@@ -5,6 +5,10 @@ MIDI folder) is cached on its own as ``<cache_dir>/<source>-<encoding key>-<inpu
 so ``data=all`` reuses ``data=essen`` and any change of encoding, reader or input files
 re-prepares. The split is recomputed from ``data.split_seed`` on every load (a cheap hash;
 :mod:`rlmusic.data.split`): a fixed number, not the run's seed.
+
+``data=chorales`` goes through the same workers, time bound and cache, one item per chorale
+file read by :func:`rlmusic.data.chorales.read_chorale` with the chorale encoding
+(:func:`check_encoding` refuses the other domain's encoding before any parse).
 """
 
 from __future__ import annotations
