@@ -98,7 +98,10 @@ def token_log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def split_log_ratio(
-    policy_logits: torch.Tensor, prior_logits: torch.Tensor, tokens: torch.Tensor
+    policy_logits: torch.Tensor,
+    prior_logits: torch.Tensor,
+    tokens: torch.Tensor,
+    strikes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Split ``log pi(x_t) - log p(x_t)`` into an event part and a pitch part, each (...).
 
@@ -107,6 +110,9 @@ def split_log_ratio(
     / p(a | strike)``; a NOTE_OFF or NO_EVENT has no pitch part. The two add up to the whole log
     ratio, so weighting them alike is the ordinary per-token KL; weighting the pitch part more
     holds the melodic line (intervals, key) to the prior while the rhythm may move.
+    ``strikes`` (V,) bool marks the tokens that strike a note (``encoding.event_classes() ==
+    2``: a chorale's pitch tokens lie in four voice blocks); None: the melody vocabulary's
+    (token >= 2).
 
     >>> logits = torch.tensor([[[0.0, 0.0, 1.0, 1.0]]])
     >>> event, pitch = split_log_ratio(logits, torch.zeros(1, 1, 4), torch.tensor([[2]]))
@@ -114,13 +120,15 @@ def split_log_ratio(
     ...     - token_log_probs(torch.zeros(1, 1, 4), torch.tensor([[2]]))), 4)
     True
     """
-    first = FIRST_PITCH_TOKEN
+    if strikes is None:
+        strikes = torch.arange(policy_logits.shape[-1], device=tokens.device) >= FIRST_PITCH_TOKEN
+    strikes = strikes.to(tokens.device)
+    is_pitch = strikes[tokens]
 
     def parts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logp = F.log_softmax(logits.float(), dim=-1)  # (..., V)
-        strike = torch.logsumexp(logp[..., first:], dim=-1)  # log P(a pitch is struck)
+        strike = torch.logsumexp(logp[..., strikes], dim=-1)  # log P(a pitch is struck)
         token = logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-        is_pitch = tokens >= first
         event = torch.where(is_pitch, strike, token)
         return event, torch.where(is_pitch, token - strike, torch.zeros_like(token))
 
@@ -136,6 +144,7 @@ def kl_penalty(
     policy_logits: torch.Tensor | None = None,
     prior_logits: torch.Tensor | None = None,
     tokens: torch.Tensor | None = None,
+    strikes: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The per-token penalty subtracted from the reward: ``beta (log pi - log p)``, or with a
     pitch beta ``beta * event part + pitch_beta * pitch part`` (:func:`split_log_ratio`, which
@@ -144,7 +153,7 @@ def kl_penalty(
         return coef * log_ratio
     if policy_logits is None or prior_logits is None or tokens is None:
         raise ValueError("a split KL penalty (kl_pitch_coef) needs both models' logits")
-    event, pitch = split_log_ratio(policy_logits, prior_logits, tokens)
+    event, pitch = split_log_ratio(policy_logits, prior_logits, tokens, strikes)
     return coef * event + pitch_coef * pitch
 
 

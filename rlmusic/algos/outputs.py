@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlmusic.data.encoding import FIRST_PITCH_TOKEN
 from rlmusic.data.encodings import Encoding
 from rlmusic.models.sampling import sample_seeded
 
@@ -59,7 +58,7 @@ def policy_statistics(
         "policy/log_prior_per_token": float(log_prior.mean()),
         "policy/entropy": float(-log_pi.mean()),
         "policy/distinct_share": len({r.tobytes() for r in tokens}) / max(len(tokens), 1),
-        "policy/onsets_per_piece": float((tokens >= FIRST_PITCH_TOKEN).sum(1).mean()),
+        "policy/onsets_per_piece": float(setup.encoding.is_onset(tokens).sum(1).mean()),
     }
 
 

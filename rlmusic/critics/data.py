@@ -28,19 +28,29 @@ STARTS = ("any", "onset", "bar")
 
 
 def window_offsets(
-    tune: np.ndarray, length: int, start: str, steps_per_bar: int, tokens_per_step: int = 1
+    tune: np.ndarray,
+    length: int,
+    start: str,
+    steps_per_bar: int,
+    tokens_per_step: int = 1,
+    voice_size: int = 0,
 ) -> np.ndarray:
     """Offsets ``o`` at which ``tune[o : o + length]`` is a whole window allowed by ``start``.
 
     Offsets and ``length`` count tokens; an offset is always a step's first token (a multiple
     of ``tokens_per_step``). ``any``: every such offset; ``onset``: the window starts with a
     note in every voice; ``bar``: with notes on a bar line (``steps_per_bar`` steps).
+    ``voice_size``: the tokens in one voice's block of the vocabulary (the chorale encoding's
+    ``voice_size``; 0: tokens are already in the melody convention).
 
     >>> window_offsets(np.array([14, 1, 16, 0, 18, 1]), 2, "onset", 16).tolist()
     [0, 2, 4]
     >>> chorale = np.array([30, 25, 20, 14, 1, 1, 1, 1, 31, 1, 21, 15, 32, 26, 22, 16])
     >>> window_offsets(chorale, 8, "any", 16, 4).tolist(), window_offsets(chorale, 8, "onset", 16, 4).tolist()
     ([0, 4, 8], [0])
+    >>> blocks = chorale + np.tile([0, 51, 102, 153], 4)  # the chorale encoding's voice blocks
+    >>> window_offsets(blocks, 8, "onset", 16, 4, voice_size=51).tolist()
+    [0]
     """
     if start not in STARTS:
         raise ValueError(f"unknown window start {start!r}; known: {', '.join(STARTS)}")
@@ -48,7 +58,8 @@ def window_offsets(
     offsets = np.arange(0, max(len(tune) - length + 1, 0), tokens_per_step)
     if start != "any":
         voices = offsets[:, None] + np.arange(tokens_per_step)  # the first step's tokens
-        struck = (tune[np.minimum(voices, len(tune) - 1)] >= FIRST_PITCH_TOKEN).all(axis=1)
+        local = tune % voice_size if voice_size else tune
+        struck = (local[np.minimum(voices, len(tune) - 1)] >= FIRST_PITCH_TOKEN).all(axis=1)
         offsets = offsets[struck]
     if start == "bar":
         offsets = offsets[offsets % (steps_per_bar * tokens_per_step) == 0]
@@ -63,6 +74,7 @@ def cut_windows(
     start: str = "onset",
     steps_per_bar: int = 16,
     tokens_per_step: int = 1,
+    voice_size: int = 0,
 ) -> np.ndarray:
     """Up to ``n`` distinct windows of ``length`` tokens, drawn uniformly over all allowed ones.
 
@@ -74,6 +86,7 @@ def cut_windows(
         start: ``any`` | ``onset`` | ``bar`` (see :func:`window_offsets`).
         steps_per_bar: bar length in steps, for ``start="bar"``.
         tokens_per_step: the encoding's (windows start on a step's first token).
+        voice_size: the encoding's tokens per voice block (0: melody-convention tokens).
 
     Returns:
         (N, length) int64, ``N = min(n, windows available)``.
@@ -83,7 +96,9 @@ def cut_windows(
     """
     if length % tokens_per_step:
         raise ValueError(f"windows of {length} tokens are not whole steps of {tokens_per_step}")
-    per_tune = [window_offsets(t, length, start, steps_per_bar, tokens_per_step) for t in tunes]
+    per_tune = [
+        window_offsets(t, length, start, steps_per_bar, tokens_per_step, voice_size) for t in tunes
+    ]
     counts = np.array([len(o) for o in per_tune], dtype=np.int64)
     total = int(counts.sum())
     if total == 0:
@@ -138,7 +153,9 @@ def sample_generators(
     return np.concatenate(out) if out else np.zeros((0, length), np.int64)
 
 
-def fit_length(tokens: np.ndarray, length: int, tokens_per_step: int = 1) -> np.ndarray:
+def fit_length(
+    tokens: np.ndarray, length: int, tokens_per_step: int = 1, voice_size: int = 0
+) -> np.ndarray:
     """The first ``length`` tokens; a shorter piece ends in a rest (in every voice, whole
     steps) up to ``length``.
 
@@ -155,6 +172,7 @@ def fit_length(tokens: np.ndarray, length: int, tokens_per_step: int = 1) -> np.
     if len(tokens) < length:
         pad = np.full(length - len(tokens), NO_EVENT, dtype=np.int64)
         pad[:tokens_per_step] = NOTE_OFF  # each voice's rest starts
+        pad += voice_size * (np.arange(len(pad)) % tokens_per_step)  # in its voice's block
         tokens = np.concatenate([tokens, pad])
     return tokens
 
@@ -176,7 +194,14 @@ def midi_folder_windows(folder: str | Path, length: int, encoding: Encoding) -> 
     for path in paths:
         try:
             tokens = load_piece(path, encoding)
-            rows.append(fit_length(tokens, encoding.tokens_for(length), encoding.tokens_per_step))
+            rows.append(
+                fit_length(
+                    tokens,
+                    encoding.tokens_for(length),
+                    encoding.tokens_per_step,
+                    encoding.voice_size,
+                )
+            )
         except MelodyLoadError as exc:
             log.warning("left out %s", exc)
     if not rows:

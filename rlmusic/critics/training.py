@@ -265,8 +265,11 @@ def _discriminator(
     bar = encoding.steps_per_bar
     n_held = max(1, round(r.windows * holdout))
     fitted = [tunes[i] for i in fit]
-    real_fit = cut_windows(fitted, size, r.windows - n_held, rng, r.start, bar, per_step)
-    real_held = cut_windows([tunes[i] for i in held], size, n_held, rng, r.start, bar, per_step)
+    blocks = encoding.voice_size
+    real_fit = cut_windows(fitted, size, r.windows - n_held, rng, r.start, bar, per_step, blocks)
+    real_held = cut_windows(
+        [tunes[i] for i in held], size, n_held, rng, r.start, bar, per_step, blocks
+    )
     fake = generated_windows(
         r.generators, r.samples, length, seed, encoding, r.temperature, r.midi_dir, device
     )

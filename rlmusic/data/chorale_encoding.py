@@ -1,19 +1,23 @@
 """Four-part harmony (S A T B) <-> token grid: the second encoding of the project.
 
 Each 16th step is four tokens, soprano first: ``S_0 A_0 T_0 B_0 S_1 A_1 ...`` (the Music
-Transformer's serialisation of the JSB chorales). Each voice's column ``tokens[v::4]`` is a
-melody in :class:`~rlmusic.data.encoding.MelodyEncoding`'s convention over one shared pitch
-range: ``0 = NOTE_OFF`` (the voice falls silent), ``1 = NO_EVENT`` (the voice holds its note,
-or its rest), ``2..`` = MIDI pitches ``min_pitch..max_pitch`` struck at this step. A held note
-(``60, 1``) therefore differs from a repeated one (``60, 60``). The vocabulary is shared by
-the voices, so a token means the same pitch in every voice; the voice is the position mod 4.
+Transformer's serialisation of the JSB chorales). Each voice has a block of its own in the
+vocabulary: token ``v * voice_size + local``, where ``local`` follows
+:class:`~rlmusic.data.encoding.MelodyEncoding`'s convention over one pitch range: ``0 =
+NOTE_OFF`` (the voice falls silent), ``1 = NO_EVENT`` (the voice holds its note, or its rest),
+``2..`` = MIDI pitches ``min_pitch..max_pitch`` struck at this step. A held note (``60, 1``)
+therefore differs from a repeated one (``60, 60``). Every token names its voice, holds and
+rests too: with one vocabulary shared by the voices, a model had to count positions mod 4 to
+know which voice it writes, and the shipped-size models lost count (84% of frames crossed;
+docs/results/chorale_models.md). ``voice_columns`` gives each voice's column in the local
+(melody) convention, so per-voice code reads it as a melody.
 
 A piece of ``n`` steps is ``4 n`` tokens: ``length=64`` is four 4/4 bars in both domains
 (:meth:`tokens_for`). Any token sequence decodes: a trailing partial step is ignored.
 
 >>> enc = ChoraleEncoding()
 >>> enc.vocab_size, enc.tokens_per_step, enc.tokens_for(64)
-(51, 4, 256)
+(204, 4, 256)
 >>> voices = [[Note(72, 0, 2)], [Note(67, 0, 1), Note(65, 1, 2)], [Note(64, 0, 2)], [Note(48, 0, 2)]]
 >>> tokens = enc.encode_voices(voices, steps=2)
 >>> [enc.pitch_name(t) for t in tokens]
@@ -102,34 +106,58 @@ class ChoraleEncoding:
         return self.max_pitch - self.min_pitch + 1
 
     @property
-    def vocab_size(self) -> int:
+    def voice_size(self) -> int:
+        """Tokens in one voice's block: NOTE_OFF, NO_EVENT and the pitches."""
         return FIRST_PITCH_TOKEN + self.num_pitches
+
+    @property
+    def vocab_size(self) -> int:
+        return self.num_voices * self.voice_size
+
+    def local(self, tokens: np.ndarray) -> np.ndarray:
+        """Tokens in the melody convention of their voice (0 off, 1 hold, 2.. pitches)."""
+        return np.asarray(tokens).astype(np.int64) % self.voice_size
+
+    def event_classes(self) -> np.ndarray:
+        """(vocab_size,) the event of each token: 0 NOTE_OFF, 1 NO_EVENT, 2 a strike."""
+        return np.minimum(np.arange(self.vocab_size) % self.voice_size, FIRST_PITCH_TOKEN)
+
+    def is_onset(self, tokens: np.ndarray) -> np.ndarray:
+        """Tokens that strike a note (in any voice)."""
+        tokens = np.asarray(tokens)
+        return (tokens < self.vocab_size) & (self.local(tokens) >= FIRST_PITCH_TOKEN)
+
+    def silence(self, steps: int) -> np.ndarray:
+        """Tokens of ``steps`` silent steps: each voice's rest starts, then holds."""
+        local = np.full((max(int(steps), 0), self.num_voices), NO_EVENT, dtype=np.int64)
+        local[:1] = NOTE_OFF
+        return (local + self.voice_size * np.arange(self.num_voices)).reshape(-1)
 
     @property
     def steps_per_bar(self) -> int:
         return self.steps_per_quarter * self.beats_per_bar
 
-    def pitch_to_token(self, pitch: int) -> int:
-        return self.voice_encoding.pitch_to_token(pitch)
+    def pitch_to_token(self, pitch: int, voice: int = 0) -> int:
+        return voice * self.voice_size + self.voice_encoding.pitch_to_token(pitch)
 
     def token_to_pitch(self, token: int) -> int:
-        return self.voice_encoding.token_to_pitch(token)
+        if not 0 <= int(token) < self.vocab_size:
+            raise ValueError(f"token {token} is outside the vocabulary (0..{self.vocab_size - 1})")
+        return self.voice_encoding.token_to_pitch(int(token) % self.voice_size)
 
     def pitches(self, tokens: np.ndarray) -> np.ndarray:
         """Vectorised: MIDI pitch of each pitch token (any voice), -1 for NOTE_OFF and NO_EVENT."""
-        tokens = np.asarray(tokens).astype(np.int64)
-        return np.where(
-            tokens >= FIRST_PITCH_TOKEN, tokens - FIRST_PITCH_TOKEN + self.min_pitch, -1
-        )
+        local = self.local(tokens)
+        return np.where(local >= FIRST_PITCH_TOKEN, local - FIRST_PITCH_TOKEN + self.min_pitch, -1)
 
     def fold_pitch(self, pitch: int) -> int:
         return self.voice_encoding.fold_pitch(pitch)
 
     def pitch_name(self, token: int) -> str:
         """``C4`` for a pitch token, ``-`` for a hold, ``.`` for NOTE_OFF (prints samples)."""
-        if token == NO_EVENT:
+        if int(token) % self.voice_size == NO_EVENT:
             return "-"
-        if token == NOTE_OFF:
+        if int(token) % self.voice_size == NOTE_OFF:
             return "."
         pitch = self.token_to_pitch(int(token))
         return f"{_PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
@@ -141,8 +169,9 @@ class ChoraleEncoding:
 
     # ---- voices <-> tokens ---------------------------------------------------------------
     def voice_columns(self, tokens: np.ndarray) -> np.ndarray:
-        """(..., 4 n) tokens -> (..., 4, n) per-voice columns; a trailing partial step is dropped."""
-        tokens = np.asarray(tokens)
+        """(..., 4 n) tokens -> (..., 4, n) per-voice columns in the local (melody) convention;
+        a trailing partial step is dropped."""
+        tokens = self.local(tokens)
         steps = tokens.shape[-1] // self.num_voices
         whole = tokens[..., : steps * self.num_voices]
         columns = whole.reshape(*tokens.shape[:-1], steps, self.num_voices)
@@ -184,7 +213,7 @@ class ChoraleEncoding:
         if max(ends) > steps:
             raise ValueError(f"a note ends at step {max(ends)}, after the piece's {steps} steps")
         line = self.voice_encoding
-        columns = np.full((self.num_voices, steps), NO_EVENT, dtype=np.uint8)
+        columns = np.full((self.num_voices, steps), NO_EVENT, dtype=np.int64)
         for v, notes in enumerate(voices):
             encoded = line.encode_notes(notes)
             columns[v, : len(encoded)] = encoded
@@ -192,7 +221,8 @@ class ChoraleEncoding:
                 columns[v, len(encoded)] = NOTE_OFF  # the voice stops before the others
             if not notes and steps:
                 columns[v, 0] = NOTE_OFF
-        return np.ascontiguousarray(columns.T).reshape(-1)
+        blocks = (self.voice_size * np.arange(self.num_voices))[:, None]
+        return np.ascontiguousarray((columns + blocks).T).reshape(-1).astype(np.uint8)
 
     def decode_voices(self, tokens: np.ndarray) -> list[list[Note]]:
         """Tokens -> four lists of notes on the step grid, soprano first."""

@@ -103,6 +103,11 @@ class MelodyEncoding:
         return 1
 
     @property
+    def voice_size(self) -> int:
+        """Tokens in the one voice's block: the whole vocabulary."""
+        return self.vocab_size
+
+    @property
     def tokens_per_step(self) -> int:
         return 1
 
@@ -112,6 +117,25 @@ class MelodyEncoding:
 
     def steps_in(self, tokens: np.ndarray) -> int:
         return len(tokens)
+
+    def local(self, tokens: np.ndarray) -> np.ndarray:
+        """Tokens in the melody convention (they are already: one voice, one block)."""
+        return np.asarray(tokens).astype(np.int64)
+
+    def event_classes(self) -> np.ndarray:
+        """(vocab_size,) the event of each token: 0 NOTE_OFF, 1 NO_EVENT, 2 a strike."""
+        return np.minimum(np.arange(self.vocab_size), FIRST_PITCH_TOKEN)
+
+    def is_onset(self, tokens: np.ndarray) -> np.ndarray:
+        """Tokens that strike a note."""
+        tokens = np.asarray(tokens)
+        return (tokens >= FIRST_PITCH_TOKEN) & (tokens < self.vocab_size)
+
+    def silence(self, steps: int) -> np.ndarray:
+        """Tokens of ``steps`` silent steps: a rest starts, then holds."""
+        tokens = np.full(max(int(steps), 0), NO_EVENT, dtype=np.int64)
+        tokens[:1] = NOTE_OFF
+        return tokens
 
     def pitch_to_token(self, pitch: int) -> int:
         if not self.min_pitch <= pitch <= self.max_pitch:
@@ -244,4 +268,3 @@ class MelodyEncoding:
         if title:
             score.metadata = metadata.Metadata(title=title)
         return score
-

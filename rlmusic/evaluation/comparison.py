@@ -112,7 +112,7 @@ def prior_metrics(
     """``log p`` per onset (a ratio of sums over the onsets) and per token under the prior;
     KL(model || prior) per token when the column's own ``log pi`` is known."""
     log_p = prior_log_probs(prior, column.tokens)  # (N, T)
-    onsets = column.tokens >= encoding.FIRST_PITCH_TOKEN
+    onsets = encoding.is_onset(column.tokens)
     out = {
         "log p per onset": estimate(
             ratio_of_sums((log_p * onsets).sum(1), onsets.sum(1)), weights, confidence

@@ -109,7 +109,7 @@ def evaluate_samples(
         realism["duration L1 to held-out"] = duration_l1(tokens, reference, encoding)
     if prior is not None:
         prior_logp = prior_log_probs(prior, tokens)
-        onsets = tokens >= encoding.FIRST_PITCH_TOKEN
+        onsets = encoding.is_onset(tokens)
         realism["prior log p per onset"] = (
             float(prior_logp[onsets].mean()) if onsets.any() else float("nan")
         )

@@ -35,7 +35,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from rlmusic.data.encoding import FIRST_PITCH_TOKEN, MelodyEncoding
+from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.data.prepare import prepare_corpus
 from rlmusic.data.split import HeldOutSplit, split_record
 from rlmusic.evaluation.checks import EVAL_PREFIX, REFERENCE_LOGP_METRIC, eval_metric
@@ -215,7 +215,7 @@ def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[st
     start_tokens, start_logp = sample_seeded(
         _on_cpu(setup.reference.generator), n, setup.length, seed
     )
-    onsets = start_tokens >= FIRST_PITCH_TOKEN
+    onsets = setup.encoding.is_onset(start_tokens)
     metrics[REFERENCE_LOGP_METRIC] = float(start_logp[onsets].mean()) if onsets.any() else math.nan
     record = {**evaluation.as_dict(), "held_out": len(reference), "seed": seed}
     record["data_split"] = held.record

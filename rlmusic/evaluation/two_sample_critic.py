@@ -97,6 +97,7 @@ class Side:
         steps_per_bar: int = 16,
         split_seed: int | None = None,
         tokens_per_step: int = 1,
+        voice_size: int = 0,
     ) -> Side:
         """Real tunes: split by tune (keyed by ``split_seed``; None: ``seed``), then up to
         ``windows`` note-onset windows of ``length`` tokens (whole steps of ``tokens_per_step``)
@@ -106,12 +107,15 @@ class Side:
         )
         rng = np.random.default_rng(seed)
         fit = cut_windows(
-            [tunes[i] for i in fit_ids], length, windows, rng, start, steps_per_bar, tokens_per_step
-        )
+            [tunes[i] for i in fit_ids], length, windows, rng, start, steps_per_bar,
+            tokens_per_step, voice_size,
+        )  # fmt: skip
         held, groups = [], []
         for g, i in enumerate(held_ids):  # windows per held tune, remembering whose they are
             tune = np.asarray(tunes[i], np.int64)
-            offsets = window_offsets(tune, length, start, steps_per_bar, tokens_per_step)
+            offsets = window_offsets(
+                tune, length, start, steps_per_bar, tokens_per_step, voice_size
+            )
             rows = [tune[o : o + length] for o in offsets]
             held.extend(rows)
             groups.extend([g] * len(rows))
@@ -194,6 +198,7 @@ class CriticTest:
                     f"steps ({per_step} tokens each)"
                 )
         self.tokens_per_step = per_step
+        self.voice_size = encoding.voice_size if encoding is not None else 0
         self.cfg = cfg or CriticTestConfig()
         self.vocab_size, self.length, self.seed = vocab_size, length, seed
         self.resamples, self.confidence = resamples, confidence
@@ -201,11 +206,11 @@ class CriticTest:
         c = self.cfg
         self.real = Side.of_tunes(
             reference, length, c.real_windows, c.holdout, seed, c.window_start, steps_per_bar,
-            split_seed, per_step,
+            split_seed, per_step, self.voice_size,
         )  # fmt: skip
         self.sanity_side = Side.of_tunes(
             sanity, length, c.real_windows, c.holdout, seed + 1, c.window_start, steps_per_bar,
-            split_seed + 1, per_step,
+            split_seed + 1, per_step, self.voice_size,
         )  # fmt: skip
         log.info(
             "critic test: %d + %d real windows (fit + scored, %d tunes), sanity %d + %d (%d tunes)",

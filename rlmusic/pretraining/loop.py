@@ -245,6 +245,7 @@ class Pretrainer:
                 self.cfg.transpose,
                 self.encoding.FIRST_PITCH_TOKEN,
                 self.vocab_size,
+                self.encoding.voice_size,
             )
         global_tokens = int((targets != IGNORE).sum())
         rank, world = self.info.rank, self.info.world_size

@@ -134,12 +134,15 @@ def transpose_windows(
     max_shift: int,
     first_pitch_token: int,
     vocab_size: int,
+    voice_size: int | None = None,
 ) -> np.ndarray:
     """Move each window's pitch tokens (every voice together) by one shift, in place.
 
     Row ``b``'s shift is ``draws[b]`` (uniform in [0, 1)) mapped onto the shifts in
     ``-max_shift..max_shift`` that keep all its pitches inside the vocabulary. NOTE_OFF,
-    NO_EVENT, BOS (``vocab_size``) and padding stay. Returns the shifts.
+    NO_EVENT, BOS (``vocab_size``) and padding stay. Returns the shifts. ``voice_size``: the
+    tokens of one voice's block (the chorale encoding's; None: one block, the vocabulary): a
+    pitch moves inside its voice's block.
 
     >>> x = np.array([[5, 1, 2, 0]]); y = np.array([[1, 2, 0, -100]])
     >>> transpose_windows(x, y, np.array([0.0]), 2, 2, 8).tolist(), x.tolist(), y.tolist()
@@ -147,15 +150,16 @@ def transpose_windows(
     >>> transpose_windows(x, y, np.array([0.99]), 2, 2, 8).tolist(), x.tolist(), y.tolist()
     ([2], [[7, 1, 4, 0]], [[1, 4, 0, -100]])
     """
+    block = voice_size or vocab_size
     shifts = np.zeros(len(inputs), dtype=np.int64)
     for b in range(len(inputs)):
-        x_pitch = (inputs[b] >= first_pitch_token) & (inputs[b] < vocab_size)
-        y_pitch = targets[b] >= first_pitch_token
-        values = np.concatenate([inputs[b][x_pitch], targets[b][y_pitch]])
+        x_pitch = (inputs[b] % block >= first_pitch_token) & (inputs[b] < vocab_size)
+        y_pitch = (targets[b] >= 0) & (targets[b] % block >= first_pitch_token)
+        values = np.concatenate([inputs[b][x_pitch], targets[b][y_pitch]]) % block
         if not len(values):
             continue
         low = max(-max_shift, first_pitch_token - int(values.min()))
-        high = min(max_shift, vocab_size - 1 - int(values.max()))
+        high = min(max_shift, block - 1 - int(values.max()))
         shift = low + int(draws[b] * (high - low + 1))
         inputs[b][x_pitch] += shift
         targets[b][y_pitch] += shift

@@ -52,6 +52,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         seed=setup.seed,
         prior=setup.reference.generator,
         device=setup.device,
+        event_classes=setup.encoding.event_classes(),
     )
     steps = _Steps(trainer, iterations)
     run = {"algo": "batched", "length": setup.length, "vocab_size": int(setup.generator.vocab_size)}

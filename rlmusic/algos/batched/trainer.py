@@ -41,7 +41,6 @@ from rlmusic.algos.kl import (
     token_log_probs,
 )
 from rlmusic.algos.value import ValueFunction, explained_variance
-from rlmusic.data.encoding import FIRST_PITCH_TOKEN
 from rlmusic.models.base import fold_temperature, frozen, with_bos
 from rlmusic.models.sampling import sample_with_log_probs
 
@@ -60,6 +59,7 @@ class BatchedTrainer:
         seed: int = 0,
         prior: nn.Module | None = None,
         device: str | torch.device = "cpu",
+        event_classes: np.ndarray | None = None,
     ) -> None:
         self.config = config
         self.device = torch.device(device)
@@ -77,6 +77,11 @@ class BatchedTrainer:
         self.kl = make_kl_controller(
             config.kl_coef, config.kl_target, config.kl_horizon, config.kl_pitch_coef
         )
+        # the encoding's events per token (0 off, 1 hold, 2 strike): the split KL's and the
+        # onsets' reading of the vocabulary; None: the melody vocabulary's
+        vocab = int(self.policy.vocab_size)
+        classes = np.minimum(np.arange(vocab), 2) if event_classes is None else event_classes
+        self.strikes = torch.as_tensor(np.asarray(classes) == 2, device=self.device)
         self.rng = torch.Generator(device=self.device).manual_seed(seed)
         self.minibatch_rng = np.random.default_rng(seed)
         self.iteration = 0
@@ -125,6 +130,7 @@ class BatchedTrainer:
                 policy_logits if split else None,
                 prior_logits if split else None,
                 tokens if split else None,
+                self.strikes,
             )
             rewards = task_reward - penalty
         if cfg.method == "ppo":
@@ -195,7 +201,7 @@ class BatchedTrainer:
             "policy/distinct_share": len({row.tobytes() for row in tokens.cpu().numpy()})
             / cfg.batch_size,
             # notes struck per composition: falls toward 1 when a run collapses to held notes
-            "policy/onsets_per_piece": (tokens >= FIRST_PITCH_TOKEN).sum(1).float().mean().item(),
+            "policy/onsets_per_piece": self.strikes[tokens].sum(1).float().mean().item(),
             "losses/policy": float(np.mean(stats["pg"])),
             "losses/k3": float(np.mean(stats["k3"])),
             "losses/clipfrac": float(np.mean(stats["clipfrac"])),

@@ -89,9 +89,12 @@ class GeneratorPPO(PPO):
         kl_target: float | None = None,
         kl_horizon: int = 100_000,
         prior: nn.Module | None = None,
+        event_classes: np.ndarray | None = None,
         **kwargs: Any,
     ) -> None:
         check_kl_mode(kl_mode, "ppo", KL_MODES)
+        # which tokens strike a note (the encoding's event classes): the split KL's reading
+        self.strikes = None if event_classes is None else torch.as_tensor(event_classes == 2)
         loading = not kwargs.get("_init_setup_model", True)  # SB3's load: the prior is set after
         if kl_mode == "penalty" and prior is None and not loading:
             raise ValueError("algo.kl_mode=penalty needs a prior to measure log p_prior against")
@@ -179,6 +182,7 @@ class GeneratorPPO(PPO):
                 self.rollout_logits(self.policy.generator, buffer) if split else None,
                 prior_logits if split else None,
                 actions if split else None,
+                self.strikes,
             )
             buffer.rewards -= penalty.cpu().numpy().astype(np.float32)
             # SB3 computed returns and advantages inside collect_rollouts; redo them with the
@@ -299,6 +303,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         kl_target=algo["kl_target"],
         kl_horizon=int(algo["kl_horizon"]),
         prior=reference.generator,
+        event_classes=setup.encoding.event_classes(),
         policy_kwargs=generator_policy_kwargs(setup.generator, algo["value_lr"]),
         seed=setup.seed,
         device=setup.device,
