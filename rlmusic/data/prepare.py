@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 READER_VERSION = 8
 # The same for data=chorales (rlmusic.data.chorales); its own number, so a change to the
 # chorale reader never re-prepares the melody caches.
-CHORALE_READER_VERSION = 1
+CHORALE_READER_VERSION = 2  # 2: per-voice vocabulary blocks (fe14c8a)
 
 
 @dataclass(frozen=True)
