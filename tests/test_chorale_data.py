@@ -27,8 +27,14 @@ from rlmusic.pretraining.windows import (
 ENC = ChoraleEncoding()
 
 
-def token(pitch: int) -> int:
-    return pitch - ENC.min_pitch + ENC.FIRST_PITCH_TOKEN
+def token(pitch: int, voice: int) -> int:
+    """A strike of ``pitch`` by ``voice`` (0 soprano .. 3 bass): each voice has its own block."""
+    return voice * ENC.voice_size + pitch - ENC.min_pitch + ENC.FIRST_PITCH_TOKEN
+
+
+def step(local: int) -> list[int]:
+    """One step of all four voices doing the same event (NOTE_OFF 0 or NO_EVENT 1)."""
+    return [voice * ENC.voice_size + local for voice in range(4)]
 
 
 # ---- the reader --------------------------------------------------------------------------------
@@ -42,7 +48,8 @@ def test_a_chorale_without_anacrusis_is_transposed_from_g_minor_to_a_minor() -> 
         Note(60, 0, 8),
         Note(57, 0, 8),
     ]
-    assert tune.tokens[:8].tolist() == [token(76), token(69), token(60), token(57), 1, 1, 1, 1]
+    opening = [token(76, 0), token(69, 1), token(60, 2), token(57, 3)]
+    assert tune.tokens[:8].tolist() == opening + step(ENC.NO_EVENT)
     assert tune.tokens.dtype == np.uint8 and len(tune.tokens) == 4 * tune.steps
     assert ENC.decode_voices(tune.tokens) == tune.voices
     assert tune.name == "bwv10.7"
@@ -52,9 +59,9 @@ def test_an_anacrusis_is_padded_so_bar_lines_fall_on_multiples_of_16_steps() -> 
     tune = read_chorale("bach/bwv101.7", ENC)
     # a one-beat pickup (S A4, A F4, T D4, B D3 in d minor; -5 to a minor): three beats of rest
     assert (tune.key, tune.transposition, tune.anacrusis_steps) == ("D minor", -5, 12)
-    assert tune.tokens[:4].tolist() == [ENC.NOTE_OFF] * 4  # every voice rests, then holds
-    assert set(tune.tokens[4:48].tolist()) == {ENC.NO_EVENT}
-    assert tune.tokens[48:52].tolist() == [token(64), token(60), token(57), token(45)]
+    assert tune.tokens[:4].tolist() == step(ENC.NOTE_OFF)  # every voice rests, then holds
+    assert tune.tokens[4:48].tolist() == step(ENC.NO_EVENT) * 11
+    assert tune.tokens[48:52].tolist() == [token(64, 0), token(60, 1), token(57, 2), token(45, 3)]
     # the first full bar's notes start on step 16, a bar line
     assert [v[1].start for v in tune.voices] == [16, 16, 16, 16]
     assert tune.steps == 204  # the final bar keeps its three beats: the end is not padded
@@ -213,12 +220,18 @@ def test_transposition_keeps_every_pitch_in_the_vocabulary() -> None:
     inputs[:, 0] = ENC.vocab_size  # BOS stays
     targets = np.concatenate([inputs[:, 1:], np.full((16, 1), -100)], axis=1)
     before_x, before_y = inputs.copy(), targets.copy()
-    shifts = transpose_windows(inputs, targets, rng.random(16), 5, 2, ENC.vocab_size)
+    shifts = transpose_windows(
+        inputs, targets, rng.random(16), 5, 2, ENC.vocab_size, ENC.voice_size
+    )
     assert np.abs(shifts).max() <= 5
-    pitch = before_x >= 2
+    pitch = before_x % ENC.voice_size >= 2
     pitch &= before_x < ENC.vocab_size
     np.testing.assert_array_equal(inputs[~pitch], before_x[~pitch])
     np.testing.assert_array_equal(inputs - before_x, np.where(pitch, shifts[:, None], 0))
-    assert inputs[pitch].min() >= 2 and inputs[pitch].max() < ENC.vocab_size
+    # every pitch stays a pitch of its own voice
+    np.testing.assert_array_equal(
+        inputs[pitch] // ENC.voice_size, before_x[pitch] // ENC.voice_size
+    )
+    assert (inputs[pitch] % ENC.voice_size).min() >= 2
     np.testing.assert_array_equal(targets[:, :-1], inputs[:, 1:])
     assert (targets[:, -1] == -100).all() and (before_y[:, -1] == -100).all()
