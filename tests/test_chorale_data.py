@@ -55,16 +55,21 @@ def test_a_chorale_without_anacrusis_is_transposed_from_g_minor_to_a_minor() -> 
     assert tune.name == "bwv10.7"
 
 
-def test_an_anacrusis_is_padded_so_bar_lines_fall_on_multiples_of_16_steps() -> None:
+def test_an_anacrusis_is_dropped_so_a_chorale_starts_on_a_full_bar() -> None:
     tune = read_chorale("bach/bwv101.7", ENC)
-    # a one-beat pickup (S A4, A F4, T D4, B D3 in d minor; -5 to a minor): three beats of rest
+    # a one-beat pickup (S A4, A F4, T D4, B D3 in d minor; -5 to a minor) is dropped: step 0
+    # is the first full bar's downbeat, every voice striking (no silent opening to learn)
     assert (tune.key, tune.transposition, tune.anacrusis_steps) == ("D minor", -5, 12)
-    assert tune.tokens[:4].tolist() == step(ENC.NOTE_OFF)  # every voice rests, then holds
-    assert tune.tokens[4:48].tolist() == step(ENC.NO_EVENT) * 11
-    assert tune.tokens[48:52].tolist() == [token(64, 0), token(60, 1), token(57, 2), token(45, 3)]
-    # the first full bar's notes start on step 16, a bar line
-    assert [v[1].start for v in tune.voices] == [16, 16, 16, 16]
-    assert tune.steps == 204  # the final bar keeps its three beats: the end is not padded
+    assert ENC.is_onset(tune.tokens[:4]).all()
+    assert ENC.decode_voices(tune.tokens) == tune.voices
+    # measure 1 of the score, a quarter-note E major chord (V of a minor): S E4, A B3, T E3, B G#2
+    assert [v[0] for v in tune.voices] == [
+        Note(64, 0, 4),
+        Note(59, 0, 4),
+        Note(52, 0, 4),
+        Note(44, 0, 4),
+    ]
+    assert tune.steps == 204 - 16  # the pickup bar goes; the final bar keeps its three beats
 
 
 def test_32nd_notes_merge_into_the_16th_they_start_in() -> None:

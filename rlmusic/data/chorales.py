@@ -1,9 +1,16 @@
 """Bach's four-part chorales (music21's corpus) -> S A T B lines on the 16th grid, in C.
 
 One chorale becomes a :class:`ChoraleTune`: four monophonic lines (soprano first) on the step
-grid, bar-aligned (an anacrusis is padded with rest, so step 0 is a downbeat and bar lines fall
-at multiples of ``steps_per_bar``), transposed together to C major / A minor by the chorale's
-own key signature, and tokenised by :class:`~rlmusic.data.chorale_encoding.ChoraleEncoding`.
+grid, bar-aligned (a chorale starts at its first full bar: an anacrusis is dropped, so step 0
+is a downbeat with every voice sounding and bar lines fall at multiples of
+``steps_per_bar``), transposed together to C major / A minor by the chorale's own key
+signature, and tokenised by :class:`~rlmusic.data.chorale_encoding.ChoraleEncoding`.
+
+Why drop the pickup rather than pad it with rest: a model samples from the start of a piece,
+so padded openings taught it to begin with up to three beats of silence in every voice (real
+Bach's 64-step openings then had all four voices sounding in 84% of frames against 94-95% over
+whole chorales), and a critic that compares pieces with real windows starting on a chord
+would tell every sample by its silent start. One beat of each chorale is lost.
 
 What is refused (:class:`~rlmusic.data.readers.RejectedInput`, one reason each):
 
@@ -57,7 +64,7 @@ class ChoraleTune:
         key: the chorale's key before transposition, e.g. ``"G major"``.
         transposition: semitones added to every pitch of every voice.
         name: the file's stem, e.g. ``bwv269`` (the corpus's tune id).
-        anacrusis_steps: rest steps padded before the first note (0 without an anacrusis).
+        anacrusis_steps: steps of the pickup bar that were dropped (0 without an anacrusis).
         merged_notes: notes finer than the grid that were merged into a 16th.
     """
 
@@ -176,6 +183,19 @@ def part_notes(part: music21.stream.Part) -> list[tuple[int, Fraction, Fraction]
     return sorted(out, key=lambda n: (n[1], -n[0]))
 
 
+def drop_steps(voices: list[list[Note]], steps: int) -> list[list[Note]]:
+    """The voices from step ``steps`` on, moved to start at 0: notes that end by then go, a
+    note sounding across that step is struck there.
+
+    >>> drop_steps([[Note(60, 12, 16), Note(62, 16, 20)], [Note(55, 12, 20)]], 16)
+    [[Note(pitch=62, start=0, end=4)], [Note(pitch=55, start=0, end=4)]]
+    """
+    return [
+        [Note(n.pitch, max(n.start, steps) - steps, n.end - steps) for n in voice if n.end > steps]
+        for voice in voices
+    ]
+
+
 def to_steps(
     notes: list[tuple[int, Fraction, Fraction]], steps_per_quarter: int, offset_steps: int
 ) -> tuple[list[Note], int]:
@@ -275,13 +295,17 @@ def read_chorale(path_or_score: Any, encoding: ChoraleEncoding) -> ChoraleTune:
             f"{encoding.min_pitch}..{encoding.max_pitch} in C",
         )
     voices = [[n._replace(pitch=n.pitch + shift) for n in v] for v in voices]
+    if pad_steps:  # the pickup: start at the first full bar
+        voices = drop_steps(voices, encoding.steps_per_bar)
+        if not all(voices):
+            raise RejectedInput("empty voice", "a voice has no note after the pickup bar")
     return ChoraleTune(
         tokens=encoding.encode_voices(voices),
         voices=voices,
         key=str(key),
         transposition=shift,
         name=name,
-        anacrusis_steps=pad_steps,
+        anacrusis_steps=pad_steps,  # dropped with the pickup bar
         merged_notes=merged,
     )
 

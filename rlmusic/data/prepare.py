@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 READER_VERSION = 8
 # The same for data=chorales (rlmusic.data.chorales); its own number, so a change to the
 # chorale reader never re-prepares the melody caches.
-CHORALE_READER_VERSION = 2  # 2: per-voice vocabulary blocks (fe14c8a)
+CHORALE_READER_VERSION = 3  # 2: per-voice vocabulary blocks (fe14c8a); 3: the pickup bar dropped
 
 
 @dataclass(frozen=True)
