@@ -39,8 +39,10 @@ def piano_roll_text(tokens: np.ndarray, encoding: Encoding, length: int | None =
     per_step = encoding.tokens_per_step
     written = -(-len(tokens) // per_step)  # a partial step counts: its voices so far show
     steps = max((length or 0) // per_step, written)
-    padded = np.full(written * per_step, encoding.NO_EVENT, dtype=np.int64)
-    padded[: len(tokens)] = tokens  # unwritten voices of the last step hold
+    # unwritten voices of the last step hold (each voice's hold in its own block)
+    voice = np.arange(written * per_step) % per_step
+    padded = encoding.NO_EVENT + encoding.voice_size * voice
+    padded[: len(tokens)] = tokens
     voices = encoding.decode_voices(padded)
     notes = [(v, n) for v, line in enumerate(voices) for n in line]
     if notes:

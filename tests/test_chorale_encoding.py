@@ -9,13 +9,30 @@ import pytest
 import torch
 
 from rlmusic.data.chorale_encoding import VOICE_NAMES, ChoraleEncoding
-from rlmusic.data.encoding import NO_EVENT, NOTE_OFF, MelodyEncoding, Note
+from rlmusic.data.encoding import FIRST_PITCH_TOKEN, NO_EVENT, NOTE_OFF, MelodyEncoding, Note
 from rlmusic.data.encodings import encoding_from_cfg, encoding_from_record, encoding_record
 from rlmusic.data.io import save_midi, save_musicxml
 from rlmusic.models import LSTMConfig, NoteLSTM, load_checkpoint, save_checkpoint
 from rlmusic.models.checkpoint import CheckpointError
 
 ENC = ChoraleEncoding()
+BLOCK = ENC.voice_size  # 51 tokens a voice: NOTE_OFF, NO_EVENT, pitches 36..84
+
+
+def off(voice: int) -> int:
+    """Voice ``voice``'s NOTE_OFF token."""
+    return voice * BLOCK + NOTE_OFF
+
+
+def hold(voice: int) -> int:
+    """Voice ``voice``'s NO_EVENT token."""
+    return voice * BLOCK + NO_EVENT
+
+
+def in_blocks(local: np.ndarray) -> np.ndarray:
+    """Local (melody-convention) tokens at interleaved positions -> each in its voice's block."""
+    local = np.asarray(local)
+    return local + BLOCK * (np.arange(local.shape[-1]) % 4)
 
 
 def random_voice(rng: np.random.Generator, steps: int, low: int, high: int) -> list[Note]:
@@ -45,13 +62,14 @@ def random_voices(seed: int, steps: int = 40) -> list[list[Note]]:
 
 
 def slow_sounding(tokens: np.ndarray) -> np.ndarray:
-    """The frames by a plain loop over each voice's column (the reference for ``sounding``)."""
+    """The frames by a plain loop over each voice's column (the reference for ``sounding``):
+    a token is read by its place in its block (``token % 51``), whichever block it is in."""
     steps = len(tokens) // 4
     out = np.full((4, steps), -1, dtype=np.int64)
     for v in range(4):
         pitch = -1
         for s in range(steps):
-            token = int(tokens[4 * s + v])
+            token = int(tokens[4 * s + v]) % BLOCK
             if token == NOTE_OFF:
                 pitch = -1
             elif token != NO_EVENT:
@@ -69,15 +87,17 @@ def test_hand_worked_example_interleaves_soprano_first() -> None:
         [Note(48, 1, 4)],  # a rest, then C3
     ]
     tokens = ENC.encode_voices(voices, steps=4)
-    c5, g4, e4, c3 = (ENC.pitch_to_token(p) for p in (72, 67, 64, 48))
+    c5, g4, e4, c3 = (ENC.pitch_to_token(p, v) for v, p in enumerate((72, 67, 64, 48)))
+    assert (c5, g4, e4, c3) == (38, 51 + 33, 102 + 30, 153 + 14)  # voice * 51 + local
     assert tokens.tolist() == [
-        c5, g4, e4, NOTE_OFF,
-        NO_EVENT, NO_EVENT, NOTE_OFF, c3,
-        c5, NO_EVENT, NO_EVENT, NO_EVENT,
-        NO_EVENT, NO_EVENT, NO_EVENT, NO_EVENT,
+        c5, g4, e4, off(3),
+        hold(0), hold(1), off(2), c3,
+        c5, hold(1), hold(2), hold(3),
+        hold(0), hold(1), hold(2), hold(3),
     ]  # fmt: skip
     assert ENC.decode_voices(tokens) == voices
-    assert ENC.vocab_size == 51 and ENC.tokens_for(64) == 256 and ENC.steps_in(tokens) == 4
+    assert ENC.vocab_size == 204 and ENC.voice_size == 51
+    assert ENC.tokens_for(64) == 256 and ENC.steps_in(tokens) == 4
 
 
 def test_held_and_restruck_notes_differ() -> None:
@@ -96,6 +116,7 @@ def test_random_voices_round_trip(seed: int) -> None:
     voices = random_voices(seed)
     tokens = ENC.encode_voices(voices, steps=40)
     assert tokens.dtype == np.uint8 and len(tokens) == ENC.tokens_for(40)
+    assert (tokens // BLOCK == np.arange(len(tokens)) % 4).all()  # every token names its voice
     assert ENC.decode_voices(tokens) == voices
     assert ENC.encode_voices(ENC.decode_voices(tokens), steps=40).tolist() == tokens.tolist()
     assert (ENC.sounding(tokens) == slow_sounding(tokens)).all()
@@ -104,8 +125,9 @@ def test_random_voices_round_trip(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(10))
 def test_any_token_sequence_decodes_and_frames_match_the_slow_reference(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    tokens = rng.integers(0, ENC.vocab_size, size=4 * 30)
-    tokens[rng.random(len(tokens)) < 0.5] = NO_EVENT  # long holds and rests
+    tokens = rng.integers(0, ENC.vocab_size, size=4 * 30)  # some in another voice's block
+    holds = rng.random(len(tokens)) < 0.5  # long holds and rests
+    tokens[holds] = in_blocks(np.full(len(tokens), NO_EVENT))[holds]
     assert (ENC.sounding(tokens) == slow_sounding(tokens)).all()
     voices = ENC.decode_voices(tokens)
     # every decoding is a canonical piece: encoding it and decoding again changes nothing
@@ -115,7 +137,8 @@ def test_any_token_sequence_decodes_and_frames_match_the_slow_reference(seed: in
 
 
 def test_voice_columns_are_each_voice_in_the_melody_convention() -> None:
-    tokens = np.arange(12)  # steps (0 1 2 3) (4 5 6 7) (8 9 10 11)
+    tokens = in_blocks(np.arange(12))  # local steps (0 1 2 3) (4 5 6 7) (8 9 10 11)
+    assert tokens[:4].tolist() == [0, 52, 104, 156]
     columns = ENC.voice_columns(tokens)
     assert columns.tolist() == [[0, 4, 8], [1, 5, 9], [2, 6, 10], [3, 7, 11]]
     batch = ENC.voice_columns(np.stack([tokens, tokens + 1]))
@@ -131,7 +154,8 @@ def test_a_partial_trailing_step_is_ignored() -> None:
     voices = random_voices(7)
     tokens = ENC.encode_voices(voices, steps=40)
     for extra in (1, 2, 3):
-        longer = np.concatenate([tokens, np.full(extra, ENC.pitch_to_token(60), np.uint8)])
+        strikes = [ENC.pitch_to_token(60, v) for v in range(extra)]  # a step begun, not ended
+        longer = np.concatenate([tokens, np.array(strikes, np.uint8)])
         assert ENC.steps_in(longer) == 40
         assert ENC.voice_columns(longer).shape == (4, 40)
         assert (ENC.sounding(longer) == ENC.sounding(tokens)).all()
@@ -146,6 +170,65 @@ def test_bad_voice_sets_are_refused() -> None:
         ENC.encode_voices([[Note(60, 0, 3)], [], [], []], steps=2)
     with pytest.raises(ValueError, match="outside 36..84"):
         ENC.encode_voices([[Note(90, 0, 1)], [], [], []], steps=1)
+
+
+# ---- the vocabulary: one block of 51 tokens a voice ---------------------------------------------
+def test_pitch_tokens_name_their_voice_and_read_back() -> None:
+    assert [ENC.pitch_to_token(60, v) for v in range(4)] == [26, 77, 128, 179]
+    for voice in range(4):
+        for pitch in (ENC.min_pitch, 60, ENC.max_pitch):
+            token = ENC.pitch_to_token(pitch, voice)
+            assert token // BLOCK == voice and ENC.token_to_pitch(token) == pitch
+    assert ENC.token_to_pitch(153 + 14) == 48  # the bass's C3
+    assert [ENC.pitch_name(t) for t in (77, hold(2), off(3))] == ["C4", "-", "."]
+    with pytest.raises(ValueError, match="voice 4 is not one of 0..3"):
+        ENC.pitch_to_token(60, 4)
+    with pytest.raises(ValueError, match="token 204 is outside the vocabulary"):
+        ENC.token_to_pitch(204)
+    with pytest.raises(ValueError, match="outside 36..84"):
+        ENC.pitch_to_token(85, 1)
+
+
+def test_local_is_each_token_in_the_melody_convention() -> None:
+    local = np.array([[38, 1, 0, 14], [2, 50, 1, 0]])
+    blocked = in_blocks(local)
+    assert blocked.tolist() == [[38, 52, 102, 167], [2, 101, 103, 153]]
+    assert ENC.local(blocked).tolist() == local.tolist()
+    assert ENC.local(blocked.astype(np.uint8)).dtype == np.int64  # no uint8 wrap-around
+    melody = MelodyEncoding()
+    assert melody.local(np.array([0, 1, 37])).tolist() == [0, 1, 37]  # one voice, one block
+
+
+@pytest.mark.parametrize("encoding", [ENC, MelodyEncoding()], ids=["chorale", "melody"])
+def test_event_classes_and_onsets_agree_on_every_token(encoding) -> None:
+    classes = encoding.event_classes()
+    assert classes.shape == (encoding.vocab_size,)
+    every = np.arange(encoding.vocab_size)
+    assert (encoding.is_onset(every) == (classes == 2)).all()
+    assert (classes == 2).sum() == encoding.num_voices * (encoding.voice_size - FIRST_PITCH_TOKEN)
+    # BOS (vocab_size) and a loss's ignore index are no tokens of the vocabulary: no onsets
+    assert not encoding.is_onset(np.array([encoding.vocab_size, -100])).any()
+
+
+def test_chorale_event_classes_by_hand() -> None:
+    tokens = [0, 1, 2, 50, 51, 52, 53, 101, 102, 103, 153, 154, 203]
+    assert ENC.event_classes()[tokens].tolist() == [0, 1, 2, 2, 0, 1, 2, 2, 0, 1, 0, 1, 2]
+    assert MelodyEncoding().event_classes()[[0, 1, 2, 37]].tolist() == [0, 1, 2, 2]
+    piece = ENC.encode_voices([[Note(72, 0, 2)], [Note(67, 1, 2)], [], [Note(48, 0, 1)]], 2)
+    assert ENC.is_onset(piece).tolist() == [True, False, False, True, False, True, False, False]
+    # the onsets are those the per-voice view finds
+    assert (ENC.is_onset(piece).reshape(-1, 4).T == ENC.onsets(piece)).all()
+
+
+def test_silence_is_four_empty_voices_in_their_blocks() -> None:
+    assert ENC.silence(2).tolist() == [0, 51, 102, 153, 1, 52, 103, 154]
+    for steps in (0, 1, 5):
+        silent = ENC.silence(steps)
+        assert silent.tolist() == ENC.encode_voices([[], [], [], []], steps).tolist()
+        assert ENC.decode_voices(silent) == [[], [], [], []]
+        assert (ENC.sounding(silent) == -1).all() and not ENC.is_onset(silent).any()
+    assert MelodyEncoding().silence(3).tolist() == [NOTE_OFF, NO_EVENT, NO_EVENT]
+    assert MelodyEncoding().silence(0).tolist() == []
 
 
 # ---- records, configs, checkpoints ---------------------------------------------------------------

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rlmusic.data.chorale_encoding import ChoraleEncoding
-from rlmusic.data.encoding import MelodyEncoding, Note
+from rlmusic.data.encoding import NOTE_OFF, MelodyEncoding, Note
 from rlmusic.evaluation.table_rows import HarmonyPieceCounts, table_for
 from rlmusic.rewards import harmony
 from rlmusic.rewards.base import RewardError
@@ -31,7 +31,6 @@ from rlmusic.rewards.registry import build_term, default_context
 from rlmusic.rewards.theory import KeyRule
 
 ENC = ChoraleEncoding()
-H = 1  # NO_EVENT: hold
 S = HarmonyStatistic
 
 
@@ -41,9 +40,19 @@ def frames_of(*voices: list[int]) -> np.ndarray:
 
 
 def tokens_of(*voices: list[int]) -> np.ndarray:
-    """Four voices' pitches per frame, each struck at every frame (-1: NOTE_OFF) -> (1, 4 n)."""
-    columns = [[0 if p < 0 else ENC.pitch_to_token(p) for p in v] for v in voices]
+    """Four voices' pitches per frame, each struck at every frame (-1: NOTE_OFF) -> (1, 4 n),
+    every token in its voice's block."""
+    columns = [
+        [v * ENC.voice_size + NOTE_OFF if p < 0 else ENC.pitch_to_token(p, v) for p in line]
+        for v, line in enumerate(voices)
+    ]
     return np.array(columns).T.reshape(1, -1)
+
+
+def random_tokens(rng: np.random.Generator, pieces: int, steps: int) -> np.ndarray:
+    """(pieces, 4 steps) random tokens, each drawn from its voice's block."""
+    local = rng.integers(0, ENC.voice_size, size=(pieces, 4 * steps))
+    return local + ENC.voice_size * (np.arange(4 * steps) % 4)
 
 
 @pytest.mark.parametrize(
@@ -228,7 +237,7 @@ def test_a_prefix_inside_a_frame_earns_what_it_earns_in_the_piece() -> None:
 
 def test_term_penalties_sum_to_the_tables_counts() -> None:
     rng = np.random.default_rng(0)
-    tokens = rng.integers(0, ENC.vocab_size, size=(20, 4 * 32))
+    tokens = random_tokens(rng, 20, 32)
     stats = harmony_stats(tokens, ENC)
     assert -ParallelFifthsRule(ENC)(tokens).sum() == stats.fifths
     assert -ParallelOctavesRule(ENC)(tokens).sum() == stats.octaves
@@ -278,7 +287,7 @@ def test_the_chorale_reward_preset_builds() -> None:
 # ---- the table and its resampling ---------------------------------------------------------------
 def test_resampled_counts_at_unit_weights_are_the_sets_table() -> None:
     rng = np.random.default_rng(1)
-    tokens = rng.integers(0, ENC.vocab_size, size=(12, 4 * 16))
+    tokens = random_tokens(rng, 12, 16)
     counts = HarmonyPieceCounts.of(tokens, ENC)
     rows = counts.rows(np.ones((1, len(tokens))))
     table = harmony_stats(tokens, ENC).table()

@@ -123,9 +123,11 @@ class ChoraleEncoding:
         return np.minimum(np.arange(self.vocab_size) % self.voice_size, FIRST_PITCH_TOKEN)
 
     def is_onset(self, tokens: np.ndarray) -> np.ndarray:
-        """Tokens that strike a note (in any voice)."""
+        """Tokens that strike a note (in any voice); BOS (``vocab_size``) and negative padding
+        (a loss's ignore index) are not tokens of the vocabulary, so never onsets."""
         tokens = np.asarray(tokens)
-        return (tokens < self.vocab_size) & (self.local(tokens) >= FIRST_PITCH_TOKEN)
+        inside = (tokens >= 0) & (tokens < self.vocab_size)
+        return inside & (self.local(tokens) >= FIRST_PITCH_TOKEN)
 
     def silence(self, steps: int) -> np.ndarray:
         """Tokens of ``steps`` silent steps: each voice's rest starts, then holds."""
@@ -138,7 +140,10 @@ class ChoraleEncoding:
         return self.steps_per_quarter * self.beats_per_bar
 
     def pitch_to_token(self, pitch: int, voice: int = 0) -> int:
-        return voice * self.voice_size + self.voice_encoding.pitch_to_token(pitch)
+        """The token that strikes ``pitch`` in ``voice`` (0 = soprano .. 3 = bass)."""
+        if not 0 <= int(voice) < self.num_voices:
+            raise ValueError(f"voice {voice} is not one of 0..{self.num_voices - 1}")
+        return int(voice) * self.voice_size + self.voice_encoding.pitch_to_token(pitch)
 
     def token_to_pitch(self, token: int) -> int:
         if not 0 <= int(token) < self.vocab_size:

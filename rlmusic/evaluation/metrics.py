@@ -41,10 +41,12 @@ def voice_lines(
     piece: np.ndarray, encoding: MelodyEncoding
 ) -> list[tuple[np.ndarray, MelodyEncoding]]:
     """Each voice's column of a piece with the encoding that reads it as a melody: a melody is
-    its own one line; a chorale's voices are ``piece[v::4]`` in its ``voice_encoding``.
+    its own one line; a chorale's voices are ``piece[v::4]`` in the local (melody) convention
+    of its ``voice_encoding`` (each voice's tokens lie in a block of their own).
 
     >>> from rlmusic.data.chorale_encoding import ChoraleEncoding
-    >>> [column.tolist() for column, _ in voice_lines(np.arange(8), ChoraleEncoding())]
+    >>> blocks = np.arange(8) + 51 * (np.arange(8) % 4)  # voice v's tokens in block v
+    >>> [column.tolist() for column, _ in voice_lines(blocks, ChoraleEncoding())]
     [[0, 4], [1, 5], [2, 6], [3, 7]]
     """
     piece = np.asarray(piece)
@@ -52,7 +54,8 @@ def voice_lines(
     if voices == 1:
         return [(piece, encoding)]
     line = encoding.voice_encoding  # type: ignore[attr-defined]
-    return [(piece[v::voices], line) for v in range(voices)]
+    local = encoding.local(piece)  # type: ignore[attr-defined]
+    return [(local[v::voices], line) for v in range(voices)]
 
 
 def _intervals(piece: np.ndarray, encoding: MelodyEncoding) -> np.ndarray:

@@ -41,13 +41,15 @@ def require_chorale(encoding: object, name: str) -> ChoraleEncoding:
 
 
 def _whole_steps(tokens: np.ndarray, encoding: ChoraleEncoding) -> np.ndarray:
-    """(B, T) -> (B, 4 ceil(T / 4)): a partial last frame padded with holds."""
+    """(B, T) -> (B, 4 ceil(T / 4)): a partial last frame padded with holds (each in its
+    voice's block)."""
     tokens = np.asarray(tokens).astype(np.int64)
     if tokens.ndim != 2:
         raise RewardError(f"reward terms take a (B, T) token array, got shape {tokens.shape}")
     voices = encoding.num_voices
     missing = -tokens.shape[1] % voices
-    return np.pad(tokens, ((0, 0), (0, missing)), constant_values=NO_EVENT)
+    holds = NO_EVENT + encoding.voice_size * np.arange(voices - missing, voices)
+    return np.concatenate([tokens, np.broadcast_to(holds, (len(tokens), missing))], axis=1)
 
 
 def _scatter(flags: np.ndarray, voices: np.ndarray, length: int, value: float) -> np.ndarray:
@@ -88,7 +90,8 @@ class ParallelFifthsRule(HarmonyTerm):
     """``penalty`` per similar-motion parallel fifth (:func:`~rlmusic.rewards.harmony.parallels`).
 
     >>> enc = ChoraleEncoding()
-    >>> t = [enc.pitch_to_token(p) for p in (67, 64, 60, 48, 69, 64, 62, 48)]  # S-T G/C -> A/D
+    >>> pitches = (67, 64, 60, 48, 69, 64, 62, 48)  # S-T G/C -> A/D
+    >>> t = [enc.pitch_to_token(p, i % 4) for i, p in enumerate(pitches)]
     >>> ParallelFifthsRule()(np.array([t])).tolist()
     [[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0]]
     """
@@ -199,7 +202,7 @@ class PerVoice:
 
     >>> enc = ChoraleEncoding()
     >>> term = PerVoice("key", encoding=enc, voices=(3,))
-    >>> t = [enc.pitch_to_token(p) for p in (72, 64, 55, 49)]  # C#2 in the bass
+    >>> t = [enc.pitch_to_token(p, v) for v, p in enumerate((72, 64, 55, 49))]  # C#2 in the bass
     >>> term(np.array([t])).tolist()
     [[0.0, 0.0, 0.0, -1.0]]
     """
@@ -234,7 +237,7 @@ class PerVoice:
         tokens = np.asarray(tokens).astype(np.int64)
         out = np.zeros(tokens.shape)
         for voice in self.voices:
-            column = tokens[:, voice::4]
+            column = self.encoding.local(tokens[:, voice::4])  # the melody convention
             if column.shape[1] == 0:
                 continue
             rewards = np.asarray(self.term(column), dtype=np.float64)
