@@ -17,7 +17,7 @@ from rlmusic.critics import cut_windows, discriminator_term, load_cnn_critic
 from rlmusic.critics.auto import resolve_auto_critics
 from rlmusic.critics.data import fit_length, window_offsets
 from rlmusic.data.chorale_encoding import ChoraleEncoding
-from rlmusic.data.encoding import FIRST_PITCH_TOKEN, MelodyEncoding
+from rlmusic.data.encoding import FIRST_PITCH_TOKEN, MelodyEncoding, Note
 from rlmusic.evaluation.two_sample_critic import CriticTest
 from rlmusic.evaluation.two_sample_critic_config import CriticTestConfig
 from rlmusic.models import LSTMConfig, NoteLSTM, save_checkpoint
@@ -39,12 +39,13 @@ def old_window_offsets(tune: np.ndarray, length: int, start: str, steps_per_bar:
 
 
 def random_chorale(rng: np.random.Generator, steps: int) -> np.ndarray:
-    tokens = rng.integers(FIRST_PITCH_TOKEN, CHORALE.vocab_size, 4 * steps)
-    tokens[rng.random(len(tokens)) < 0.5] = CHORALE.NO_EVENT  # holds: few steps strike all four
+    """Random strikes and holds, each voice's token in its own block of the vocabulary."""
+    local = rng.integers(FIRST_PITCH_TOKEN, CHORALE.voice_size, 4 * steps)
+    local[rng.random(len(local)) < 0.5] = CHORALE.NO_EVENT  # holds: few steps strike all four
     for bar in range(0, 4 * steps, 64):
         if rng.random() < 0.7:  # most bars open with a chord
-            tokens[bar : bar + 4] = rng.integers(FIRST_PITCH_TOKEN, CHORALE.vocab_size, 4)
-    return tokens
+            local[bar : bar + 4] = rng.integers(FIRST_PITCH_TOKEN, CHORALE.voice_size, 4)
+    return local + CHORALE.voice_size * (np.arange(len(local)) % 4)
 
 
 @pytest.mark.parametrize("start", ["any", "onset", "bar"])
@@ -64,32 +65,66 @@ def test_chorale_windows_start_on_a_step_and_are_whole_steps(start: str) -> None
     rng = np.random.default_rng(1)
     tunes = [random_chorale(rng, int(rng.integers(40, 120))) for _ in range(10)]
     found = 0
-    for tune in tunes:
-        offsets = window_offsets(tune, 64, start, 16, 4)
+    blocks = CHORALE.voice_size
+    misread = set()  # (tune, offset): a lower voice's hold read as a strike without the blocks
+    for i, tune in enumerate(tunes):
+        offsets = window_offsets(tune, 64, start, 16, 4, voice_size=blocks)
         found += len(offsets)
         assert (offsets % 4 == 0).all()
         if start != "any":  # every voice strikes at the window's first step
-            assert all((tune[o : o + 4] >= FIRST_PITCH_TOKEN).all() for o in offsets)
-            held = [o for o in range(0, len(tune) - 63, 4) if (tune[o : o + 4] == 1).any()]
+            assert all(CHORALE.is_onset(tune[o : o + 4]).all() for o in offsets)
+            held = [
+                o
+                for o in range(0, len(tune) - 63, 4)
+                if (CHORALE.local(tune[o : o + 4]) == CHORALE.NO_EVENT).any()
+            ]
             assert not set(held) & set(offsets.tolist())
+            unblocked = window_offsets(tune, 64, start, 16, 4)  # tokens read as melody tokens
+            misread |= {(i, o) for o in set(held) & set(unblocked.tolist())}
         if start == "bar":
             assert (offsets % 64 == 0).all()
     assert found >= 10
-    windows = cut_windows(tunes, 64, 40, np.random.default_rng(2), start, 16, 4)
+    # without voice_size a lower voice's hold (52, 103, 154) looks like a strike
+    assert bool(misread) == (start != "any")
+    windows = cut_windows(tunes, 64, 40, np.random.default_rng(2), start, 16, 4, blocks)
     assert windows.shape[1] == 64
     for row in windows:  # each row is a tune's window at a step boundary
         assert any(
             (tune[o : o + 64] == row).all() for tune in tunes for o in range(0, len(tune) - 63, 4)
         )
     with pytest.raises(ValueError, match="not whole steps of 4"):
-        cut_windows(tunes, 62, 4, rng, start, 16, 4)
+        cut_windows(tunes, 62, 4, rng, start, 16, 4, blocks)
+
+
+def test_onset_windows_of_an_encoded_chorale_by_hand() -> None:
+    voices = [
+        [Note(72, 0, 4), Note(74, 4, 6), Note(76, 6, 8)],
+        [Note(67, 0, 6), Note(69, 6, 8)],  # holds through step 4
+        [Note(64, 0, 4), Note(65, 4, 6), Note(67, 6, 8)],
+        [Note(48, 0, 2), Note(50, 2, 4), Note(53, 4, 6), Note(48, 6, 8)],
+    ]  # all four strike at steps 0 and 6 only
+    tune = CHORALE.encode_voices(voices, steps=8).astype(np.int64)
+    blocks = CHORALE.voice_size
+    assert window_offsets(tune, 8, "any", 16, 4, voice_size=blocks).tolist() == list(
+        range(0, 25, 4)
+    )
+    assert window_offsets(tune, 8, "onset", 16, 4, voice_size=blocks).tolist() == [0, 24]
+    assert window_offsets(tune, 8, "bar", 6, 4, voice_size=blocks).tolist() == [0, 24]
+    assert window_offsets(tune, 8, "bar", 16, 4, voice_size=blocks).tolist() == [0]
+    # read as melody tokens, the alto's hold at step 4 (token 52) would pass for a strike
+    assert window_offsets(tune, 8, "onset", 16, 4).tolist() == [0, 16, 24]
 
 
 def test_fit_length_pads_whole_silent_steps() -> None:
+    blocks = CHORALE.voice_size
     piece = CHORALE.encode_voices([[], [], [], []], steps=0)
-    assert fit_length(piece, 8, 4).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
-    struck = np.array([30, 25, 20, 14, 1, 1])  # a step and a half: the half is dropped
-    assert fit_length(struck, 8, 4).tolist() == [30, 25, 20, 14, 0, 0, 0, 0]
+    assert fit_length(piece, 8, 4, blocks).tolist() == [0, 51, 102, 153, 1, 52, 103, 154]
+    assert fit_length(piece, 8, 4, blocks).tolist() == CHORALE.silence(2).tolist()
+    chord = [CHORALE.pitch_to_token(p, v) for v, p in enumerate((72, 67, 64, 48))]
+    struck = np.array([*chord, CHORALE.NO_EVENT, 52])  # a step and a half: the half is dropped
+    assert fit_length(struck, 8, 4, blocks).tolist() == [*chord, 0, 51, 102, 153]
+    melody = np.array([14, 1, 16])  # a melody's rest is one token a step, as always
+    assert fit_length(melody, 5, 1, MelodyEncoding().voice_size).tolist() == [14, 1, 16, 0, 1]
 
 
 def test_critic_test_cuts_chorale_windows_on_steps_and_checks_the_encoding() -> None:
@@ -110,7 +145,7 @@ def test_critic_test_cuts_chorale_windows_on_steps_and_checks_the_encoding() -> 
     assert starts - {0}, "without the encoding windows start anywhere: the guard is needed"
     accuracy, _ = test.accuracy(rng.integers(0, CHORALE.vocab_size, (10, 64)))
     assert 0.0 <= accuracy.value <= 1.0
-    with pytest.raises(ValueError, match="vocab_size 38 is not its chorale encoding's 51"):
+    with pytest.raises(ValueError, match="vocab_size 38 is not its chorale encoding's 204"):
         CriticTest(tunes, 38, 64, cfg, encoding=CHORALE)
     with pytest.raises(ValueError, match="62 tokens are not whole chorale steps"):
         CriticTest(tunes, CHORALE.vocab_size, 62, cfg, encoding=CHORALE)
@@ -169,7 +204,8 @@ def test_the_auto_realism_critic_trains_on_chorale_windows(
     # real windows: 16 steps of 4 voices, starting where every voice strikes
     real, fake = seen["real"], seen["fake"]
     assert real.shape[1] == fake.shape[1] == 64
-    assert (real[:, :4] >= FIRST_PITCH_TOKEN).all()
+    assert CHORALE.is_onset(real[:, :4]).all()
+    assert (real // CHORALE.voice_size == np.arange(64) % 4).all()  # each token in its block
     path = resolved["extra"]["realism"]["checkpoint"]
     model, encoding, _ = load_cnn_critic(path, "discriminator")
     assert encoding == CHORALE and model.vocab_size == CHORALE.vocab_size

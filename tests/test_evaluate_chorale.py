@@ -16,7 +16,9 @@ from hydra import compose, initialize_config_module
 
 from rlmusic.config.validate import validate_config
 from rlmusic.data.chorale_encoding import ChoraleEncoding
+from rlmusic.data.encoding import Note
 from rlmusic.evaluation.comparison import TABLE
+from rlmusic.evaluation.metrics import abs_interval_histogram, duration_histogram, voice_lines
 from rlmusic.evaluation.table_rows import HARMONY_ROWS
 from rlmusic.models import LSTMConfig, NoteLSTM, save_checkpoint
 from rlmusic.rewards.harmony_statistics import HarmonyStatistic
@@ -108,3 +110,20 @@ def test_compare_reports_the_voice_leading_section(setup, tmp_path) -> None:
     assert "**voice leading**" in report and "parallel fifths (per 1,000" in report
     tokens = np.load(tmp_path / "out" / "tokens.npz")
     assert tokens["model"].shape == (16, ENC.tokens_for(16))
+
+
+def test_interval_and_duration_metrics_read_each_voice_as_a_melody() -> None:
+    voices = [
+        [Note(72, 0, 2), Note(74, 2, 4)],  # up 2
+        [Note(67, 0, 4)],  # one held note
+        [Note(64, 0, 1), Note(60, 1, 4)],  # down 4
+        [Note(48, 0, 3)],  # then a rest
+    ]
+    piece = ENC.encode_voices(voices, steps=4)  # alto..bass tokens in their own blocks
+    for (column, line), notes in zip(voice_lines(piece, ENC), voices):
+        assert line.decode(column) == notes
+    intervals = abs_interval_histogram([piece], ENC)
+    assert np.flatnonzero(intervals).tolist() == [2, 4] and intervals[[2, 4]].tolist() == [0.5, 0.5]
+    durations = duration_histogram([piece], ENC)  # 2 2 | 4 | 1 3 | 3 steps: bins 1..4
+    np.testing.assert_allclose(durations[:4], [1 / 6, 2 / 6, 2 / 6, 1 / 6])
+    assert durations[4:].sum() == 0
