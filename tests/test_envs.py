@@ -227,7 +227,8 @@ def test_chorale_env_passes_gymnasium_and_sb3_checkers() -> None:
         rlmusic.envs.ENV_ID, encoding=CHORALE, reward=chorale_reward(), render_mode="ansi"
     )
     check_env(env.unwrapped)
-    assert env.observation_space.shape == (257,) and env.action_space.n == 51  # 64 steps x 4
+    assert env.observation_space.shape == (257,)  # 64 steps x 4, and the step index
+    assert env.action_space.n == 204  # four voices' blocks of 51 tokens
     sb3_check_env(CompositionEnv(reward=chorale_reward(), encoding=CHORALE, length=32), warn=False)
     primed = CompositionEnv(
         reward=chorale_reward(), encoding=CHORALE, primers=CHORALE_PRIMERS, primer_steps=8
@@ -254,8 +255,10 @@ def test_chorale_env_lengths_and_primers_are_whole_steps() -> None:
 def test_chorale_episode_rewards_are_the_pieces_and_render_four_voices() -> None:
     env = CompositionEnv(reward=chorale_reward(), encoding=CHORALE, length=8, render_mode="ansi")
     env.reset(seed=0)
-    c5, g4, e4, c3, a4 = (CHORALE.pitch_to_token(p) for p in (72, 67, 64, 48, 81))
-    actions = [c5, g4, e4, c3, 1, a4, 1, 1]  # step 2: the alto leaps over the soprano
+    c5, g4, e4, c3 = (CHORALE.pitch_to_token(p, v) for v, p in enumerate((72, 67, 64, 48)))
+    a5 = CHORALE.pitch_to_token(81, voice=1)
+    hold = [v * CHORALE.voice_size + CHORALE.NO_EVENT for v in range(4)]
+    actions = [c5, g4, e4, c3, hold[0], a5, hold[2], hold[3]]  # step 2: the alto leaps over
     rewards = [env.step(a)[1] for a in actions]
     assert rewards == [0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, -2.0]
     whole, _ = env.reward_fn.score(np.array([actions]))
@@ -270,14 +273,14 @@ def test_chorale_vector_env_gives_the_single_envs_rewards(seed: int) -> None:
     batch, steps = int(rng.integers(1, 4)), int(rng.integers(2, 9))
     primer_steps = 4 * int(rng.integers(0, min(steps, 3)))
     length = 4 * steps
-    pool = [rng.integers(0, 51, 16) for _ in range(3)]
+    pool = [rng.integers(0, CHORALE.vocab_size, 16) for _ in range(3)]
     vector = CompositionVectorEnv(
         batch, reward=chorale_reward(prior=True), encoding=CHORALE, length=length,
         primers=pool if primer_steps else None, primer_steps=primer_steps,
     )  # fmt: skip
     vector.reset(seed=seed)
     primers = vector.tokens
-    actions = rng.integers(0, 51, (length - primer_steps, batch))
+    actions = rng.integers(0, CHORALE.vocab_size, (length - primer_steps, batch))
     steps_out = [vector.step(a) for a in actions]
     assert steps_out[-1][2].all() and not any(s[2].any() for s in steps_out[:-1])
     for i in range(batch):
