@@ -147,3 +147,32 @@ def test_the_split_penalty_weighs_event_and_pitch_by_their_own_betas() -> None:
     split = kl_penalty(log_ratio, 0.5, 3.0, policy_logits, prior_logits, tokens)
     torch.testing.assert_close(split, 0.5 * event + 3.0 * pitch)
     torch.testing.assert_close(kl_penalty(log_ratio, 0.5), 0.5 * log_ratio)
+
+
+def test_the_split_reads_a_chorales_strikes_in_every_voice_block() -> None:
+    from rlmusic.data.chorale_encoding import ChoraleEncoding
+
+    enc = ChoraleEncoding()
+    strikes = torch.as_tensor(enc.event_classes() == 2)
+    generator = torch.Generator().manual_seed(1)
+    policy_logits = torch.randn(2, 8, enc.vocab_size, generator=generator)
+    prior_logits = torch.randn(2, 8, enc.vocab_size, generator=generator)
+    tokens = torch.randint(0, enc.vocab_size, (2, 8), generator=generator)
+    alto_c4, tenor_hold, bass_off = enc.pitch_to_token(60, 1), 2 * 51 + 1, 3 * 51
+    tokens[0, :3] = torch.tensor([alto_c4, tenor_hold, bass_off])
+    log_ratio = token_log_probs(policy_logits, tokens) - token_log_probs(prior_logits, tokens)
+    event, pitch = split_log_ratio(policy_logits, prior_logits, tokens, strikes)
+    torch.testing.assert_close(event + pitch, log_ratio)  # the parts add up to the whole
+    # a hold or a rest in a lower voice is an event, not a strike: no pitch part
+    assert pitch[0, 1].item() == 0.0 and pitch[0, 2].item() == 0.0
+    torch.testing.assert_close(event[0, 1:3], log_ratio[0, 1:3])
+    # an alto strike: the event is "a strike" (in any voice), the pitch the rest
+    log_pi, log_p = policy_logits.log_softmax(-1), prior_logits.log_softmax(-1)
+    strike_ratio = log_pi[0, 0, strikes].logsumexp(-1) - log_p[0, 0, strikes].logsumexp(-1)
+    torch.testing.assert_close(event[0, 0], strike_ratio)
+    assert (pitch[tokens % 51 < 2] == 0).all() and (pitch[tokens % 51 >= 2] != 0).all()
+    # the melody reading (token >= 2) would take the tenor's hold for a strike
+    _, melody_pitch = split_log_ratio(policy_logits, prior_logits, tokens)
+    assert melody_pitch[0, 1].item() != 0.0
+    split = kl_penalty(log_ratio, 0.5, 3.0, policy_logits, prior_logits, tokens, strikes)
+    torch.testing.assert_close(split, 0.5 * event + 3.0 * pitch)
