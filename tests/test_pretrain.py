@@ -28,6 +28,7 @@ from rlmusic.pretraining.windows import (
     epoch_windows,
     make_batch,
     ngram_baselines,
+    transpose_windows,
     valid_windows,
     with_bos_np,
 )
@@ -473,3 +474,25 @@ def test_a_model_group_named_on_the_command_line_must_match_init(tmp_path: Path)
         "init=pretrained:music_transformer holds model=transformer, the config asks for model=lstm"
         in result.stderr
     )
+
+
+def test_transposition_keeps_each_chorale_token_in_its_voice_block() -> None:
+    from rlmusic.data.chorale_encoding import ChoraleEncoding
+
+    enc = ChoraleEncoding()
+    bos, block = enc.vocab_size, enc.voice_size
+    top, low = enc.pitch_to_token(84, 0), enc.pitch_to_token(40, 1)  # local 50 (the top) and 6
+    tenor_hold, bass_off = 2 * block + enc.NO_EVENT, 3 * block + enc.NOTE_OFF
+    window = [top, low, tenor_hold, bass_off]
+    inputs, targets = np.array([[bos, *window]]), np.array([[*window, -100]])
+    # the soprano's C6 is its block's top pitch: only shifts down to -4 (the alto's E2 -> C2)
+    assert transpose_windows(inputs, targets, np.array([0.99]), 5, 2, bos, block).tolist() == [0]
+    assert inputs.tolist() == [[bos, *window]]
+    assert transpose_windows(inputs, targets, np.array([0.0]), 5, 2, bos, block).tolist() == [-4]
+    moved = [top - 4, low - 4, tenor_hold, bass_off]  # holds, rests and BOS stay
+    assert inputs.tolist() == [[bos, *moved]] and targets.tolist() == [[*moved, -100]]
+    assert (np.array(moved) // block).tolist() == [0, 1, 2, 3]  # each still its voice's token
+    # read as one block, the soprano's top pitch could move into the alto's block
+    one_block = np.array([[bos, *window]]), np.array([[*window, -100]])
+    assert transpose_windows(*one_block, np.array([0.99]), 5, 2, bos).tolist() == [5]
+    assert one_block[0][0, 1] // block == 1
