@@ -258,3 +258,32 @@ def test_the_entropy_bonus_raises_the_entropy() -> None:
     for _ in range(5):
         trainer.step()
     assert entropy() > first + 0.1
+
+
+# ---- the encoding's events ---------------------------------------------------------------------
+def test_a_chorale_trainer_counts_strikes_in_every_voice_block() -> None:
+    """The trainer reads the vocabulary through the encoding's event classes: a lower voice's
+    hold (token 52, 103, 154) is no onset, as the melody reading (token >= 2) would have it."""
+    from rlmusic.data.chorale_encoding import ChoraleEncoding
+
+    enc = ChoraleEncoding()
+    seen: list[np.ndarray] = []
+
+    def spy(tokens: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        seen.append(tokens.copy())
+        return nothing(tokens)
+
+    config = tiny_config(method="rloo", kl_coef=0.1, kl_pitch_coef=1.0, length=16)
+    policy = ToyGenerator(enc.vocab_size)
+    trainer = BatchedTrainer(
+        policy, spy, config, seed=0, prior=ToyGenerator(enc.vocab_size),
+        event_classes=enc.event_classes(),
+    )  # fmt: skip
+    assert trainer.strikes.tolist() == (enc.event_classes() == 2).tolist()
+    metrics = trainer.step()
+    (tokens,) = seen
+    onsets = enc.is_onset(tokens).sum(1).mean()
+    assert metrics["policy/onsets_per_piece"] == pytest.approx(onsets)
+    assert onsets < (tokens >= 2).sum(1).mean()  # the melody reading counts lower voices' holds
+    melody = BatchedTrainer(ToyGenerator(), nothing, tiny_config(), seed=0)
+    assert melody.strikes.tolist() == [False, False] + [True] * 36  # None: the melody's
