@@ -20,6 +20,7 @@ import torch
 from stable_baselines3.common.logger import Logger, configure
 
 from rlmusic.algos.advantages import gae
+from rlmusic.algos.kl import kl_penalty
 from rlmusic.algos.sb3 import ppo as sb3_ppo
 from rlmusic.algos.sb3.positions import position_logits
 from rlmusic.algos.sb3.ppo import GeneratorPPO
@@ -225,6 +226,33 @@ def test_the_adaptive_beta_follows_the_measured_kl(target: float, rises: bool) -
     quiet(model)
     one_rollout(model)  # 32 tokens, KL far above (below) the target: beta * (1 +- 0.2 / 2)
     assert model.kl_coef == pytest.approx(1.1 if rises else 0.9)
+
+
+def test_the_split_penalty_reads_the_encodings_strikes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``event_classes`` decides which tokens the split KL takes for strikes (a chorale's lie in
+    four voice blocks). Here only PAID strikes: every pitch part is 0 (one strike token leaves
+    no pitch to choose), so the split penalty is beta * the whole log ratio."""
+    classes = np.ones(38, dtype=np.int64)
+    classes[0], classes[PAID] = 0, 2
+    seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+
+    def spy(log_ratio, coef, pitch_coef, *logits_and_tokens):
+        penalty = kl_penalty(log_ratio, coef, pitch_coef, *logits_and_tokens)
+        seen.append((log_ratio, penalty, logits_and_tokens[-1]))
+        return penalty
+
+    monkeypatch.setattr(sb3_ppo, "kl_penalty", spy)
+    model = make_ppo(
+        lstm(), reward=TokenReward(PAID), prior=peaked(lstm(7)), kl_coef=0.5, kl_pitch_coef=4.0,
+        event_classes=classes,
+    )  # fmt: skip
+    quiet(model)
+    one_rollout(model)
+    ((log_ratio, penalty, strikes),) = seen
+    assert strikes.tolist() == (classes == 2).tolist()
+    torch.testing.assert_close(penalty, 0.5 * log_ratio)
+    melody = make_ppo(lstm(), reward=TokenReward(PAID), prior=peaked(lstm(7)), kl_pitch_coef=4.0)
+    assert melody.strikes is None  # None: the melody reading (token >= 2)
 
 
 # ---- the value function ---------------------------------------------------------------------------
