@@ -127,9 +127,10 @@ class CompositionEnv(gym.Env):
     terms) scores it given everything before it.
 
     ## Action Space
-    ``Discrete(vocab_size)``: 0 = NOTE_OFF (the voice stops: a rest), 1 = NO_EVENT (the voice
-    holds its note, or its rest), 2.. = MIDI pitches ``min_pitch..max_pitch`` (melody 48..83:
-    38 actions; chorale 36..84 in every voice: 51 actions).
+    ``Discrete(vocab_size)``. A melody: 0 = NOTE_OFF (the voice stops: a rest), 1 = NO_EVENT
+    (the voice holds its note, or its rest), 2.. = MIDI pitches ``min_pitch..max_pitch`` (48..83:
+    38 actions). A chorale: each voice has its own block of 51 such tokens (pitches 36..84),
+    token ``voice * 51 + local``: 204 actions, and a token names its voice.
 
     ## Observation Space
     ``Box(0, max(vocab_size, length), (length + 1,), int64)``: ``obs[:length]`` are the tokens so
