@@ -45,11 +45,11 @@ def window_offsets(
 
     >>> window_offsets(np.array([14, 1, 16, 0, 18, 1]), 2, "onset", 16).tolist()
     [0, 2, 4]
-    >>> chorale = np.array([30, 25, 20, 14, 1, 1, 1, 1, 31, 1, 21, 15, 32, 26, 22, 16])
-    >>> window_offsets(chorale, 8, "any", 16, 4).tolist(), window_offsets(chorale, 8, "onset", 16, 4).tolist()
-    ([0, 4, 8], [0])
-    >>> blocks = chorale + np.tile([0, 51, 102, 153], 4)  # the chorale encoding's voice blocks
-    >>> window_offsets(blocks, 8, "onset", 16, 4, voice_size=51).tolist()
+    >>> local = np.array([30, 25, 20, 14, 1, 1, 1, 1, 31, 1, 21, 15, 32, 26, 22, 16])
+    >>> chorale = local + np.tile([0, 51, 102, 153], 4)  # the chorale encoding's voice blocks
+    >>> window_offsets(chorale, 8, "any", 16, 4, 51).tolist()
+    [0, 4, 8]
+    >>> window_offsets(chorale, 8, "onset", 16, 4, voice_size=51).tolist()
     [0]
     """
     if start not in STARTS:
@@ -164,8 +164,8 @@ def fit_length(
 
     >>> fit_length(np.array([14, 1]), 4).tolist()
     [14, 1, 0, 1]
-    >>> fit_length(np.array([30, 25, 20, 14]), 12, tokens_per_step=4).tolist()
-    [30, 25, 20, 14, 0, 0, 0, 0, 1, 1, 1, 1]
+    >>> fit_length(np.array([30, 76, 122, 167]), 12, 4, voice_size=51).tolist()  # one chord
+    [30, 76, 122, 167, 0, 51, 102, 153, 1, 52, 103, 154]
     """
     tokens = np.asarray(tokens, dtype=np.int64)[:length]
     tokens = tokens[: len(tokens) // tokens_per_step * tokens_per_step]  # whole steps only
