@@ -113,6 +113,7 @@ def _train_ensemble(cfg, encoding, device, corpus, out: Path) -> tuple[dict, Pat
         str(c.valid.start),
         encoding.steps_per_bar,
         encoding.tokens_per_step,
+        encoding.voice_size,
     )
     fake = None
     if int(c.fake.n) > 0:

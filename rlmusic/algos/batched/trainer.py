@@ -81,6 +81,10 @@ class BatchedTrainer:
         # onsets' reading of the vocabulary; None: the melody vocabulary's
         vocab = int(self.policy.vocab_size)
         classes = np.minimum(np.arange(vocab), 2) if event_classes is None else event_classes
+        if len(classes) != vocab:
+            raise ValueError(
+                f"event_classes has {len(classes)} tokens, the policy's vocabulary {vocab}"
+            )
         self.strikes = torch.as_tensor(np.asarray(classes) == 2, device=self.device)
         self.rng = torch.Generator(device=self.device).manual_seed(seed)
         self.minibatch_rng = np.random.default_rng(seed)
