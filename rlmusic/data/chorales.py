@@ -64,7 +64,9 @@ class ChoraleTune:
         key: the chorale's key before transposition, e.g. ``"G major"``.
         transposition: semitones added to every pitch of every voice.
         name: the file's stem, e.g. ``bwv269`` (the corpus's tune id).
-        anacrusis_steps: steps of the pickup bar that were dropped (0 without an anacrusis).
+        anacrusis_steps: the rest that pads the pickup to a whole bar (12 for a one-beat
+            pickup; 0 without one): the pickup's own ``steps_per_bar - anacrusis_steps`` steps
+            were dropped.
         merged_notes: notes finer than the grid that were merged into a 16th.
     """
 
