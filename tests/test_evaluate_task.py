@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_module
 
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import LSTMConfig, NoteLSTM, save_checkpoint
+from rlmusic.models.registry import judging_prior
 from rlmusic.tasks import evaluate
 from tests.conftest import C_MAJOR_TUNE, write_midi
 
@@ -66,7 +67,7 @@ def test_the_prior_follows_the_checkpoint(tmp_path: Path) -> None:
         MelodyEncoding(),
         info={"tuned_from": str(plain), "reference": "start"},
     )
-    assert evaluate.prior_of("pretrained:chorale_lstm") == "pretrained:chorale_lstm"
-    assert evaluate.prior_of(str(plain)) == str(plain)
-    assert evaluate.prior_of(str(tuned)) == "pretrained:note_lstm"
-    assert evaluate.prior_of(str(from_start)) == str(plain)
+    assert judging_prior("pretrained:chorale_lstm") == "pretrained:chorale_lstm"
+    assert judging_prior(str(plain)) == str(plain)
+    assert judging_prior(str(tuned)) == "pretrained:note_lstm"
+    assert judging_prior(str(from_start)) == str(plain)

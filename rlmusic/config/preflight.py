@@ -358,7 +358,8 @@ def _task_checks(task: str, cfg: Any, resolve_spec: Callable[[str], Any] | None)
     """What each task reads before its work, beyond :data:`BOUNDS`."""
     if task == "compare":
         check_models(task, cfg, resolve_spec)
-        check_generator_spec("prior", cfg.prior)
+        if cfg.get("prior"):  # null: the first model's recorded reference, else itself
+            check_generator_spec("prior", cfg.prior)
     elif task == "listen":
         check_models(task, cfg, resolve_spec, exactly=2)
     elif task == "sample":

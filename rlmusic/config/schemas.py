@@ -232,9 +232,9 @@ class CompareSchema:
     data: DataSchema | None = None
     reward: RewardSchema | None = None
     models: Dict[str, str] = field(default_factory=dict)
-    prior: str = MISSING
+    prior: str | None = None
     n: int = MISSING
-    length: int = MISSING
+    length: int | None = None
     seed: int = MISSING
     device: str = MISSING
     threads: int | None = None

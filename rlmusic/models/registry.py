@@ -71,9 +71,7 @@ def pretrained_path(name: str) -> Path:
     return path
 
 
-def load_pretrained(
-    name: str, device: torch.device | str = "cpu"
-) -> tuple[nn.Module, Encoding]:
+def load_pretrained(name: str, device: torch.device | str = "cpu") -> tuple[nn.Module, Encoding]:
     """A shipped generator by name (offline): ``(model in eval mode, its encoding)``."""
     model, encoding, _ = load_checkpoint(
         pretrained_path(name), arch=PRETRAINED[name][1], device=device
@@ -128,3 +126,16 @@ def _load(
         return build_policy(model, policy, str(path), load_prior).to(device), encoding
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
+
+
+def judging_prior(spec: str) -> str:
+    """The supervised model a checkpoint's samples are judged under (log p, KL): the KL
+    reference a fine-tuned checkpoint records, else the model it was tuned from, else itself.
+    Tasks use it when ``prior`` is left null, so the prior follows the model the user chose."""
+    if spec.startswith(PRETRAINED_PREFIX):
+        return spec
+    info = load_checkpoint(Path(spec).expanduser())[2]
+    reference = info.get("reference")
+    if reference and reference != "start":
+        return str(reference)
+    return str(info.get("tuned_from") or spec)

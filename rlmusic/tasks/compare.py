@@ -31,7 +31,14 @@ from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.data.io import save_midi
 from rlmusic.evaluation import audio, plots
 from rlmusic.evaluation.bootstrap import Interval
-from rlmusic.evaluation.columns import HELDOUT, Column, load_column, spec_kind, split_heldout
+from rlmusic.evaluation.columns import (
+    GENERATOR,
+    HELDOUT,
+    Column,
+    load_column,
+    spec_kind,
+    split_heldout,
+)
 from rlmusic.evaluation.comparison import (
     REALISM,
     ColumnResult,
@@ -43,7 +50,7 @@ from rlmusic.evaluation.objective import held_out
 from rlmusic.evaluation.realism import BIN_LABELS, HISTOGRAMS, normalised
 from rlmusic.evaluation.report import Report, Sample, write_report
 from rlmusic.evaluation.two_sample_critic import POWER, SANITY, CriticTest, CriticTestConfig
-from rlmusic.models.registry import load_generator
+from rlmusic.models.registry import judging_prior, load_generator
 from rlmusic.models.sampling import sample_seeded
 from rlmusic.rewards.build import build_reward
 from rlmusic.rewards.statistics import KeySpec
@@ -175,7 +182,16 @@ def run(cfg: DictConfig) -> CompareResult:
     models = {str(k): str(v) for k, v in (cfg.get("models") or {}).items()}
     if not models:
         raise ValueError("no models to compare: give models.NAME=SPEC (at least one)")
-    n, length, seed = int(cfg.n), int(cfg.length), int(cfg.seed)
+    n, seed = int(cfg.n), int(cfg.seed)
+    # prior: null judges every column under the first model's own supervised model
+    generators = [s for s in models.values() if spec_kind(s)[0] == GENERATOR]
+    if not cfg.get("prior") and not generators:
+        raise ValueError("prior=null needs a generator among the models: give prior=SPEC")
+    prior_spec = str(cfg.prior) if cfg.get("prior") else judging_prior(generators[0])
+    log.info("prior (judges log p and KL): %s", prior_spec)
+    prior, encoding = load_generator(prior_spec)
+    # length: null is the encoding's own piece (32 steps for a melody, 64 for a chorale)
+    length = int(cfg.length) if cfg.get("length") else int(encoding.melody_length)
     if n < 2 or length < 2:
         raise ValueError(f"need n >= 2 and length >= 2, got n={n}, length={length}")
     renderer = audio.from_cfg(cfg) if cfg.audio else None
@@ -185,7 +201,6 @@ def run(cfg: DictConfig) -> CompareResult:
         torch.set_num_threads(int(cfg.threads))
     device = resolve_device(str(cfg.device))
     # the prior and the reward score numpy tokens on the CPU (a second or so for 1,000 pieces)
-    prior, encoding = load_generator(str(cfg.prior))
     wants_heldout = any(spec_kind(spec)[0] == HELDOUT for spec in models.values())
     held = held_out(cfg, encoding)
     size = encoding.tokens_for(length)  # tokens a piece: length counts time steps
@@ -193,7 +208,7 @@ def run(cfg: DictConfig) -> CompareResult:
     log.info("held-out melodies: %d as the reference, %d as a column", len(reference), len(pool))
     # a preset's prior "start" (the model a run starts from) is the comparison's prior here
     reward = (
-        build_reward(cfg.reward, encoding, start_checkpoint=str(cfg.prior))
+        build_reward(cfg.reward, encoding, start_checkpoint=prior_spec)
         if cfg.get("reward")
         else None
     )
@@ -212,7 +227,7 @@ def run(cfg: DictConfig) -> CompareResult:
     results = [
         measure_column(c, encoding, settings, reward, prior, reference, critic) for c in columns
     ]
-    critic_rows = critic_checks(critic, columns, results, prior, str(cfg.prior), size, seed)
+    critic_rows = critic_checks(critic, columns, results, prior, prior_spec, size, seed)
     np.savez_compressed(out / "tokens.npz", **{c.name: c.tokens for c in columns})
     reference_histograms = {k: normalised(f(reference, encoding)) for k, f in HISTOGRAMS.items()}
     bars, hists = charts(results, reference_histograms)
@@ -224,7 +239,7 @@ def run(cfg: DictConfig) -> CompareResult:
             "n": n,
             "length": length,
             "seed": seed,
-            "prior": str(cfg.prior),
+            "prior": prior_spec,
             "reward": reward_preset() if reward is not None else None,
             "resamples": settings.resamples,
             "confidence": settings.confidence,

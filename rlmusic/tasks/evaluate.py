@@ -37,6 +37,7 @@ from rlmusic.evaluation.model_eval import (
 from rlmusic.evaluation.objective import held_out
 from rlmusic.evaluation.table_rows import table_for
 from rlmusic.models import load_generator
+from rlmusic.models.registry import judging_prior
 from rlmusic.runtime import run_folder
 
 log = logging.getLogger(__name__)
@@ -44,24 +45,9 @@ log = logging.getLogger(__name__)
 REAL_COLUMN = "real (held-out)"
 
 
-def prior_of(spec: str) -> str:
-    """The prior a checkpoint is judged under: its recorded KL reference, else itself."""
-    if spec.startswith("pretrained:"):
-        return spec
-    from rlmusic.models.checkpoint import load_checkpoint
-
-    info = load_checkpoint(spec)[2]
-    reference = info.get("reference")
-    return (
-        str(reference)
-        if reference and reference != "start"
-        else str(info.get("tuned_from") or spec)
-    )
-
-
 def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:
     specs = [str(cfg.checkpoint), *[str(s) for s in (cfg.get("compare_to") or [])]]
-    prior_spec = str(cfg.prior) if cfg.get("prior") else prior_of(specs[0])
+    prior_spec = str(cfg.prior) if cfg.get("prior") else judging_prior(specs[0])
     log.info("prior (judges log p and KL): %s", prior_spec)
     prior, encoding = load_generator(prior_spec)
     length = int(cfg.length) if cfg.get("length") else int(encoding.melody_length)
