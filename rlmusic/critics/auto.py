@@ -55,6 +55,11 @@ SHIPPED = "pretrained:discriminator"
 # the data keys that choose which tunes a corpus holds and which of them are its train split,
 # as the shipped critic was built (scripts/build_discriminator.sh: data=all at
 # conf/data/all.yaml's defaults)
+# the corpus each shipped generator learnt (data.source): a start model on other data is warned of
+PRETRAINED_SOURCES = {
+    "pretrained:chorale_lstm": "chorales",
+    "pretrained:chorale_transformer": "chorales",
+}
 SHIPPED_DATA = {
     "path": None,
     "limit": None,
@@ -195,7 +200,8 @@ def resolve_discriminator(
             f"reward.extra.{term}.checkpoint=auto on data={describe_data(data)} needs the start "
             "model (the generated side of a critic trained on the data); give start_checkpoint"
         )
-    if start.startswith("pretrained:"):
+    learnt = PRETRAINED_SOURCES.get(start, "all")
+    if start.startswith("pretrained:") and str(data.get("source")) != learnt:
         log.warning(
             "the start model %s learnt the shipped corpus, not data=%s: for music like your "
             "data, pretrain on it first (rlmusic pretrain data=... , then checkpoint=<that run>)",
