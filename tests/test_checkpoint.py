@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rlmusic.data.chorale_encoding import ChoraleEncoding
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.models import (
     PRETRAINED,
@@ -163,7 +164,8 @@ def test_unknown_pretrained_name_lists_the_known_ones() -> None:
 @pytest.mark.parametrize("name", list(PRETRAINED))
 def test_shipped_models_load_offline_by_name(name: str) -> None:
     model, encoding = load_generator(f"pretrained:{name}")
-    assert model.arch == PRETRAINED[name][1] and encoding == ENCODING
+    expected = ChoraleEncoding() if name.startswith("chorale_") else ENCODING
+    assert model.arch == PRETRAINED[name][1] and encoding == expected
     path = Path(__file__).resolve().parents[1] / "rlmusic" / "models" / "pretrained"
     assert (path / PRETRAINED[name][0]).stat().st_size <= 10 * 1024 * 1024
 
