@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     import pretty_midi
 
 VOICE_NAMES = ("soprano", "alto", "tenor", "bass")
+# Bump when the token layout changes without a field changing: caches keyed by cache_key()
+# (datasets, critics) then re-prepare. 2: one vocabulary block per voice.
+LAYOUT_VERSION = 2
 # Church organ by default: sustained tones show the voice leading (General MIDI 20 = Church Organ).
 ORGAN_PROGRAM = 19
 _PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -169,7 +172,9 @@ class ChoraleEncoding:
 
     def cache_key(self) -> str:
         """Short stable digest of the kind and every field: datasets are cached under it."""
-        blob = json.dumps({"kind": self.kind, **asdict(self)}, sort_keys=True).encode()
+        blob = json.dumps(
+            {"kind": self.kind, "layout": LAYOUT_VERSION, **asdict(self)}, sort_keys=True
+        ).encode()
         return hashlib.sha1(blob).hexdigest()[:10]
 
     # ---- voices <-> tokens ---------------------------------------------------------------
