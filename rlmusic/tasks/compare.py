@@ -208,7 +208,14 @@ def run(cfg: DictConfig) -> CompareResult:
     log.info("held-out melodies: %d as the reference, %d as a column", len(reference), len(pool))
     # a preset's prior "start" (the model a run starts from) is the comparison's prior here
     reward = (
-        build_reward(cfg.reward, encoding, start_checkpoint=prior_spec)
+        build_reward(
+            cfg.reward,
+            encoding,
+            start_checkpoint=prior_spec,
+            # an auto critic follows the data for a kind the shipped critic does not read (the
+            # one `rlmusic finetune` trained and cached); melodies keep the shipped critic
+            data=cfg.data if encoding.kind != "melody" else None,
+        )
         if cfg.get("reward")
         else None
     )
