@@ -148,14 +148,18 @@ def test_every_algo_composes_and_resolves_its_trainer(option: str) -> None:
 
 @pytest.mark.parametrize("option", options("reward"))
 def test_every_reward_composes_and_builds(option: str) -> None:
+    from rlmusic.data.chorale_encoding import ChoraleEncoding
     from rlmusic.data.encoding import MelodyEncoding
     from rlmusic.rewards.build import build_reward
 
     cfg = validate_config("finetune", composed("finetune", [f"reward={option}"]))
     node = OmegaConf.to_container(cfg.reward, resolve=True)
     node.pop("prior")  # the prior is the KL reference (rlmusic.algos.finetune_setup), not a rule
-    reward = build_reward(node, MelodyEncoding())  # every preset's critics ship with the package
-    tokens = torch.randint(0, 38, (2, 32)).numpy()
+    encoding = ChoraleEncoding() if option == "chorale" else MelodyEncoding()
+    if option == "chorale":  # its realism critic is trained on the chorales on first use
+        node["extra"].pop("realism")
+    reward = build_reward(node, encoding)  # the melody presets' critics ship with the package
+    tokens = torch.randint(0, encoding.vocab_size, (2, 32)).numpy()
     total, shares = reward.score(tokens)
     assert total.shape == (2, 32) and set(shares) >= set(node["rules"])
 
