@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_module
 
 from rlmusic.config import validate_config
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.evaluation import report
+from rlmusic.evaluation import table_rows
 from rlmusic.evaluation.columns import GENERATOR, HELDOUT, MIDI, spec_kind, split_heldout
 from rlmusic.evaluation.comparison import prior_metrics
 from rlmusic.evaluation.model_eval import evaluate_samples
@@ -320,7 +320,7 @@ def test_report_prints_units_and_percent_and_markdown_matches_html(
     for name, cells in html_rows.items():
         assert md_rows[name] == cells, name  # report.md prints what report.html shows
     tiny = md_rows["notes in motif (% of notes)"][0]
-    assert tiny.startswith(report.fmt(100 * raw["value"]) + "% (")
+    assert tiny.startswith(table_rows.fmt(100 * raw["value"]) + "% (")
     assert re.fullmatch(r"-?[\d.]+% \(-?[\d.]+–-?[\d.]+%\)( ≠[A-D,]+)?", tiny)
     for name in (
         "notes excessively repeated (% of notes)", "notes not in key (% of notes)",

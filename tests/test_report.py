@@ -13,8 +13,8 @@ import pytest
 from rlmusic.evaluation import report, table_rows
 from rlmusic.evaluation.bootstrap import Interval
 from rlmusic.evaluation.comparison import DIVERSITY, PRIOR, REWARD, TABLE, ColumnResult
-from rlmusic.evaluation.report import Report, cell, fmt, row_unit
-from rlmusic.evaluation.table_rows import Unit, title, unit_of
+from rlmusic.evaluation.report import Report, row_unit
+from rlmusic.evaluation.table_rows import Unit, cell, fmt, title, unit_of
 from rlmusic.rewards.statistics import Statistic
 
 PERCENT = Unit("% of notes", percent=True)

@@ -33,7 +33,7 @@ import torch
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.evaluation.bootstrap import Interval, bootstrap_weights
 from rlmusic.evaluation.metrics import abs_interval_l1, distinct_share, duration_l1, interval_l1
-from rlmusic.evaluation.table_rows import row_name, table_for, table_intervals, title, unit_of
+from rlmusic.evaluation.table_rows import cell, row_name, table_for, table_intervals, title, unit_of
 from rlmusic.models.base import Generator, sequence_log_probs
 from rlmusic.models.sampling import sample_seeded
 from rlmusic.rewards.statistics import KeySpec, Statistic
@@ -203,7 +203,6 @@ def format_table(evaluations: list[Evaluation], with_paper: bool = True) -> str:
 
 def _cell(evaluation: Evaluation, row: object) -> str:
     """``value (low–high)`` in the row's unit (the compare report's cell)."""
-    from rlmusic.evaluation.report import cell
 
     shown = row_name(row)
     iv = evaluation.intervals.get(shown)

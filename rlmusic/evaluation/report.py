@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,7 +25,7 @@ import numpy as np
 
 from rlmusic.evaluation.bootstrap import Interval
 from rlmusic.evaluation.comparison import REWARD, ColumnResult
-from rlmusic.evaluation.table_rows import PER_COMPOSITION, Unit, title, unit_of
+from rlmusic.evaluation.table_rows import PER_COMPOSITION, Unit, cell, title, unit_of
 
 SECTION_NOTES = {
     "RL Tuner statistics": "RL Tuner's table, counted as the original evaluation counted them; "
@@ -78,44 +77,9 @@ class Report:
         return {r.name: chr(ord("A") + i) for i, r in enumerate(self.results)}
 
 
-def fmt(value: float | None, digits: int = 3) -> str:
-    """``digits`` significant digits; an exponent only under 0.001 (float noise such as a
-    model's KL from itself); ``n/a`` for NaN.
-
-    >>> [fmt(x) for x in (0.2031, 0.0625, 0.39, 12.0, 1234.0, -0.5, 0.0, float("nan"))]
-    ['0.203', '0.0625', '0.390', '12.0', '1230', '-0.500', '0', 'n/a']
-    >>> fmt(0.00123), fmt(-1.4703e-9)
-    ('0.00123', '-1.47e-9')
-    """
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    rounded = float(f"{value:.{digits}g}")
-    if rounded == 0:
-        return "0"
-    if abs(rounded) < 1e-3:
-        mantissa, exponent = f"{rounded:.{digits - 1}e}".split("e")
-        return f"{mantissa}e{int(exponent)}"
-    decimals = max(digits - 1 - math.floor(math.log10(abs(rounded))), 0)
-    return f"{rounded:.{decimals}f}"
-
-
 def row_unit(section: str, metric: str) -> Unit:
     """A row's unit: every reward term's is per composition, the others' by name."""
     return PER_COMPOSITION if section == REWARD else unit_of(metric)
-
-
-def cell(iv: Interval, unit: Unit) -> tuple[str, str]:
-    """``(value, "(low–high)")`` in the row's unit, three significant digits each.
-
-    >>> cell(Interval(0.002031, 0.000625, 0.00391), Unit("% of notes", percent=True))
-    ('0.203%', '(0.0625–0.391%)')
-    >>> cell(Interval(-2.5, -2.61, float("nan")), Unit("nats"))
-    ('-2.50', '(n/a)')
-    """
-    sign = "%" if unit.percent else ""
-    value, low, high = (fmt(unit.scaled(x)) for x in (iv.value, iv.low, iv.high))
-    spread = f"({low}–{high}{sign})" if "n/a" not in (low, high) else "(n/a)"
-    return (value + sign if value != "n/a" else value), spread
 
 
 def _marks(report: Report, section: str, metric: str, model: str) -> list[str]:

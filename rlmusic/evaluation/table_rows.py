@@ -20,6 +20,7 @@ the rows' own names and raw fractions.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -67,6 +68,41 @@ AREA = Unit("area, 0–1")
 CHANCE = Unit("0.5 = chance")
 PER_1000_TRANSITIONS = Unit("per 1,000 moving voice-pair transitions", scale=1000.0)
 PERCENT_OF_FRAMES = Unit("% of four-voice frames", percent=True)
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """``digits`` significant digits; an exponent only under 0.001 (float noise such as a
+    model's KL from itself); ``n/a`` for NaN.
+
+    >>> [fmt(x) for x in (0.2031, 0.0625, 0.39, 12.0, 1234.0, -0.5, 0.0, float("nan"))]
+    ['0.203', '0.0625', '0.390', '12.0', '1230', '-0.500', '0', 'n/a']
+    >>> fmt(0.00123), fmt(-1.4703e-9)
+    ('0.00123', '-1.47e-9')
+    """
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    rounded = float(f"{value:.{digits}g}")
+    if rounded == 0:
+        return "0"
+    if abs(rounded) < 1e-3:
+        mantissa, exponent = f"{rounded:.{digits - 1}e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    decimals = max(digits - 1 - math.floor(math.log10(abs(rounded))), 0)
+    return f"{rounded:.{decimals}f}"
+
+
+def cell(iv: Interval, unit: Unit) -> tuple[str, str]:
+    """``(value, "(low–high)")`` in the row's unit, three significant digits each.
+
+    >>> cell(Interval(0.002031, 0.000625, 0.00391), Unit("% of notes", percent=True))
+    ('0.203%', '(0.0625–0.391%)')
+    >>> cell(Interval(-2.5, -2.61, float("nan")), Unit("nats"))
+    ('-2.50', '(n/a)')
+    """
+    sign = "%" if unit.percent else ""
+    value, low, high = (fmt(unit.scaled(x)) for x in (iv.value, iv.low, iv.high))
+    spread = f"({low}–{high}{sign})" if "n/a" not in (low, high) else "(n/a)"
+    return (value + sign if value != "n/a" else value), spread
 
 
 @dataclass(frozen=True)
