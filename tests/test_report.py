@@ -146,7 +146,7 @@ def test_markdown_and_html_print_the_same_cells(tmp_path: Path) -> None:
     assert row == {"value": 0.002031, "low": 0.000625, "high": 0.00391}
 
 
-@pytest.mark.parametrize("module", [report, table_rows], ids=["report", "table_rows"])
+@pytest.mark.parametrize("module", [table_rows], ids=["table_rows"])  # fmt, cell and the rows
 def test_docstring_examples(module) -> None:
     import doctest
 
