@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,16 +225,11 @@ def _outcome(
     """The ItemResult fields of one item: its tokens and metadata, or the rejection."""
     if item.source == CHORALES:
         return _chorale_outcome(item, encoding, min_notes, timeout_s)
-    try:
-        with time_bounded(timeout_s):
-            line = _parse_notes(item, encoding, max_note_bars)
-            melody = encode_line(line, encoding)
-    except _ParseTimeout:
-        return {"reason": "timeout", "detail": f"took over {timeout_s:g} s"}
-    except RejectedInput as exc:
-        return {"reason": exc.reason, "detail": exc.detail}
-    except Exception as exc:  # a reader bug must not end the whole preparation
-        return {"reason": "parse error", "detail": f"{type(exc).__name__}: {exc}"[:200]}
+    melody, rejected = _read_bounded(
+        lambda: encode_line(_parse_notes(item, encoding, max_note_bars), encoding), timeout_s
+    )
+    if rejected:
+        return rejected
     if melody.notes < min_notes:
         return {"reason": "too short", "detail": f"{melody.notes} notes < {min_notes}"}
     return {
@@ -246,21 +241,29 @@ def _outcome(
     }
 
 
+def _read_bounded(read: Callable[[], Any], timeout_s: float) -> tuple[Any, dict[str, str]]:
+    """``(read(), {})`` within ``timeout_s``, or ``(None, rejection)``: the reason and detail
+    of a timeout, a refusal or a reader bug (which must not end the whole preparation)."""
+    try:
+        with time_bounded(timeout_s):
+            return read(), {}
+    except _ParseTimeout:
+        return None, {"reason": "timeout", "detail": f"took over {timeout_s:g} s"}
+    except RejectedInput as exc:
+        return None, {"reason": exc.reason, "detail": exc.detail}
+    except Exception as exc:
+        return None, {"reason": "parse error", "detail": f"{type(exc).__name__}: {exc}"[:200]}
+
+
 def _chorale_outcome(
     item: WorkItem, encoding: Encoding, min_notes: int, timeout_s: float
 ) -> dict[str, Any]:
     """The ItemResult fields of one chorale (:func:`rlmusic.data.chorales.read_chorale`)."""
     from rlmusic.data.chorales import read_chorale
 
-    try:
-        with time_bounded(timeout_s):
-            tune = read_chorale(item.path, encoding)
-    except _ParseTimeout:
-        return {"reason": "timeout", "detail": f"took over {timeout_s:g} s"}
-    except RejectedInput as exc:
-        return {"reason": exc.reason, "detail": exc.detail}
-    except Exception as exc:  # a reader bug must not end the whole preparation
-        return {"reason": "parse error", "detail": f"{type(exc).__name__}: {exc}"[:200]}
+    tune, rejected = _read_bounded(lambda: read_chorale(item.path, encoding), timeout_s)
+    if rejected:
+        return rejected
     if tune.notes < min_notes:
         return {"reason": "too short", "detail": f"{tune.notes} notes < {min_notes}"}
     if tune.merged_notes:
