@@ -29,16 +29,21 @@ def compose_task(task: str, overrides: list[str]):
         return compose(task, overrides=overrides)
 
 
+def tiny_chorale_checkpoint(tmp_path: Path) -> Path:
+    """A seeded random-init LSTM over the chorale vocabulary, saved as a start model."""
+    torch.manual_seed(0)
+    config = LSTMConfig(
+        vocab_size=CHORALE.vocab_size, embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0
+    )
+    return save_checkpoint(tmp_path / "chorale.safetensors", NoteLSTM(config), CHORALE)
+
+
 def tracks(path: Path) -> list[str]:
     return [i.name for i in pretty_midi.PrettyMIDI(str(path)).instruments]
 
 
 def test_finetune_sample_and_listen_on_chorales(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    config = LSTMConfig(
-        vocab_size=CHORALE.vocab_size, embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0
-    )
-    start = save_checkpoint(tmp_path / "chorale.safetensors", NoteLSTM(config), CHORALE)
+    start = tiny_chorale_checkpoint(tmp_path)
 
     # finetune: the harmony rules and KL to the start model (the realism critic needs the
     # chorale corpus: tests/test_critics_chorale.py trains it), 8 steps = 32 tokens a piece
@@ -127,11 +132,7 @@ TINY_ALGOS = {
 
 @pytest.mark.parametrize("algo", sorted(TINY_ALGOS))
 def test_every_algorithm_tunes_a_chorale_generator_unchanged(tmp_path: Path, algo: str) -> None:
-    torch.manual_seed(0)
-    config = LSTMConfig(
-        vocab_size=CHORALE.vocab_size, embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0
-    )
-    start = save_checkpoint(tmp_path / "chorale.safetensors", NoteLSTM(config), CHORALE)
+    start = tiny_chorale_checkpoint(tmp_path)
     cfg = compose_finetune(
         [
             f"checkpoint={start}",
