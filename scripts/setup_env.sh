@@ -45,9 +45,10 @@ if [ -n "${RLMUSIC_SWEEPS:-}" ]; then
     echo "$want" > "$sweeps_stamp"
   fi
 fi
-# the audio's SoundFont synthesiser: a wheel with no system library. --no-deps: it asks for
-# PyAudio (live playback, unused here), which builds only with PortAudio's headers
-if ! python -c "import tinysoundfont" >/dev/null 2>&1; then
-  echo "[setup] installing tinysoundfont (--no-deps)"
-  python -m pip install -q --no-deps "tinysoundfont>=0.3.7,<0.4"
+# An earlier version of this script installed TinySoundFont with --no-deps (its PyAudio has no
+# Linux wheel), which leaves `pip check` broken. rlmusic no longer uses it (midirenderer, a
+# declared dependency, plays the SoundFont): remove that copy, never one whose PyAudio is there
+if python -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('tinysoundfont') and not u.find_spec('pyaudio')))"; then
+  echo "[setup] removing tinysoundfont (installed --no-deps by an earlier setup; unused now)"
+  python -m pip uninstall -q -y tinysoundfont
 fi

@@ -113,13 +113,14 @@ def test_page_files_and_a_preference_round_trip(tmp_path: Path) -> None:
     assert [p.winner is None for p in loaded] == [v == "tie" for v in verdicts * 2]
 
 
-# what synth=auto at program=40 plays, by what is installed (auto's order: TinySoundFont,
+# what synth=auto at program=40 plays, by what is installed (auto's order: midirenderer,
 # FluidSynth, then sine waves), as the page names it
 AUTO_AUDIO_AT_PROGRAM_40 = {
-    "tinysoundfont": "Audio: TinySoundFont, TimGM6mb.sf2, program 40 (Violin), 44.1 kHz.",
+    "midirenderer": "Audio: midirenderer (RustySynth), TimGM6mb.sf2, program 40 (Violin), 44.1 kHz.",
     "fluidsynth": "Audio: FluidSynth, TimGM6mb.sf2, program 40 (Violin), 44.1 kHz.",
-    "sine": "Audio: sine waves (pretty_midi's PrettyMIDI.synthesize), 44.1 kHz; no SoundFont "
-    "synthesiser is installed (pip install --no-deps tinysoundfont (scripts/setup_env.sh does)).",
+    "sine": "Audio: sine waves (pretty_midi's PrettyMIDI.synthesize), 44.1 kHz; midirenderer is "
+    "not installed (pip install 'midirenderer>=0.1.3,<0.2' on Linux x86_64, macOS or Windows; "
+    "elsewhere pip install 'rlmusic[audio]' for FluidSynth).",
 }
 
 
@@ -152,7 +153,7 @@ def test_listen_cli_takes_models_without_a_plus(tmp_path: Path) -> None:
     assert set(key["samples"]) == {p.stem for p in (out / "samples").glob("*.mid")}
     assert {s["spec"] for s in key["samples"].values()} == {str(checkpoint), str(tmp_path / "midi")}
     assert all(audio.read_wav(w)[1] == 44100 for w in (out / "audio").glob("*.wav"))
-    installed = next((s for s in ("tinysoundfont", "fluidsynth") if audio.available(s)), "sine")
+    installed = next((s for s in audio.SOUNDFONT_SYNTHS if audio.available(s)), "sine")
     page = html.unescape((out / "listen.html").read_text())
     assert AUTO_AUDIO_AT_PROGRAM_40[installed] in page  # synth=auto, program=40: the violin
 

@@ -5,15 +5,19 @@ The synthesisers (``synth=`` in conf/compare.yaml and conf/listen.yaml), each pl
 own (``encoding.default_program``: 0, Acoustic Grand Piano, for melodies; 19, Church Organ, for
 chorales, whose four voices sound together):
 
-* ``tinysoundfont`` — TinySoundFont (the ``tinysoundfont`` wheel: no system library) playing the
-  General MIDI SoundFont pretty_midi ships (``TimGM6mb.sf2``). The wheel asks for PyAudio,
-  which it only uses for live playback and which needs PortAudio's headers to build, so it is
-  installed with ``pip install --no-deps tinysoundfont`` (scripts/setup_env.sh does);
+* ``midirenderer`` — the ``midirenderer`` wheel (RustySynth compiled in: no system library, no
+  requirements of its own; a dependency of rlmusic) playing the General MIDI SoundFont
+  pretty_midi ships (``TimGM6mb.sf2``). It writes 48 kHz stereo; the stereo is mixed to mono
+  and resampled to ``sample_rate`` (scipy's polyphase filter);
 * ``fluidsynth`` — FluidSynth with the same SoundFont (``pip install 'rlmusic[audio]'`` and
   the system library, Debian ``libfluidsynth3``);
-* ``sine`` — pretty_midi's sine waves (``PrettyMIDI.synthesize``): no instrument, the last
-  fallback;
-* ``auto`` — the first of these that is installed.
+* ``sine`` — pretty_midi's sine waves (``PrettyMIDI.synthesize``): no instrument;
+* ``auto`` — the first of midirenderer and FluidSynth that is installed; sine waves only where
+  the SoundFont is missing or neither is installed, with a warning and the reason on the page.
+
+TinySoundFont, the piano before midirenderer, is gone: its wheel asks for PyAudio (live
+playback, with no Linux wheel), so it could only be installed with ``--no-deps``, which left
+``pip check`` broken; midirenderer plays the same SoundFont as a declared dependency.
 
 Every file is mono 16-bit PCM, ``TAIL`` seconds longer than its piece (a piano's release), at
 one loudness: a gated RMS of ``LOUDNESS_DB`` dBFS over its sounding 50 ms blocks, its peak held
@@ -24,6 +28,10 @@ the tokens per step.
 
 from __future__ import annotations
 
+import functools
+import io
+import logging
+import math
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +42,15 @@ from rlmusic.config import ConfigError
 from rlmusic.data.encodings import Encoding
 from rlmusic.errors import MissingDependencyError
 
-SYNTHS = ("auto", "tinysoundfont", "fluidsynth", "sine")
-SOUNDFONT_SYNTHS = ("tinysoundfont", "fluidsynth")  # auto's order of preference
-NAMES = {"tinysoundfont": "TinySoundFont", "fluidsynth": "FluidSynth"}
+log = logging.getLogger(__name__)
+
+SYNTHS = ("auto", "midirenderer", "fluidsynth", "sine")
+SOUNDFONT_SYNTHS = ("midirenderer", "fluidsynth")  # auto's order of preference
+NAMES = {"midirenderer": "midirenderer (RustySynth)", "fluidsynth": "FluidSynth"}
 INSTALL = {
-    "tinysoundfont": "pip install --no-deps tinysoundfont (scripts/setup_env.sh does)",
+    # rlmusic depends on it where it has a wheel (pyproject.toml): elsewhere, FluidSynth
+    "midirenderer": "pip install 'midirenderer>=0.1.3,<0.2' on Linux x86_64, macOS or Windows; "
+    "elsewhere pip install 'rlmusic[audio]' for FluidSynth",
     "fluidsynth": "pip install 'rlmusic[audio]' and apt-get install libfluidsynth3",
 }
 SOUNDFONT = "TimGM6mb.sf2"  # the General MIDI SoundFont inside pretty_midi's package
@@ -47,6 +59,9 @@ PEAK = 0.9  # the highest sample (about -0.9 dBFS): a loud attack is turned down
 TAIL = 0.5  # seconds of release after the piece
 _BLOCK = 0.05  # seconds per loudness block
 _GATE_DB = -40.0  # blocks this far under the loudest are silence, left out of the loudness
+# a controller General MIDI leaves undefined (a synthesiser ignores it), sent at a file's end:
+# midirenderer stops at the last event, and the last note's release needs TAIL more seconds
+_END_MARK_CC = 3
 
 
 def soundfont_path() -> Path:
@@ -56,46 +71,65 @@ def soundfont_path() -> Path:
     return Path(pretty_midi.__file__).parent / SOUNDFONT
 
 
+def missing_soundfont() -> str:
+    """Why no SoundFont synthesiser can play (the SoundFont is missing), or "" when it is there."""
+    path = soundfont_path()
+    if path.is_file():
+        return ""
+    return (
+        f"the SoundFont {path} is missing (pip install --force-reinstall pretty_midi restores it)"
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _soundfont_bytes(path: str) -> bytes:
+    # 6 MB, read once per process: midirenderer takes the SoundFont's bytes on every call
+    return Path(path).read_bytes()
+
+
 def available(synth: str) -> bool:
-    """Whether a SoundFont synthesiser imports (pyfluidsynth also needs its system library)."""
+    """Whether a synthesiser imports (pyfluidsynth also needs its system library)."""
     try:
-        if synth == "tinysoundfont":
-            import tinysoundfont as module
+        if synth == "midirenderer":
+            import midirenderer as module
+
+            entry = "render_wave_from"
         elif synth == "fluidsynth":
             import fluidsynth as module
+
+            entry = "Synth"
         else:
             return synth == "sine"
     except (ImportError, OSError):  # not installed, or pyfluidsynth without libfluidsynth
         return False
-    return hasattr(module, "Synth")
+    return hasattr(module, entry)
 
 
 @dataclass(frozen=True)
 class Renderer:
-    """How pieces sound: a resolved ``synth`` (tinysoundfont | fluidsynth | sine), the GM
+    """How pieces sound: a resolved ``synth`` (midirenderer | fluidsynth | sine), the GM
     ``program`` the SoundFont plays (None: each encoding's ``default_program``) and the WAV's
-    ``sample_rate``; ``fallback``: ``auto`` found no SoundFont synthesiser."""
+    ``sample_rate``; ``fallback``: why ``auto`` plays sine waves ("" when it does not)."""
 
     synth: str = "sine"
     sample_rate: int = 44100
     program: int | None = None
-    fallback: bool = False
+    fallback: str = ""
 
     def program_for(self, encoding: Encoding) -> int:
         """The GM program pieces of ``encoding`` are played with."""
         return encoding.default_program if self.program is None else int(self.program)
 
     def describe(self, encoding: Encoding | None = None) -> str:
-        """One line for a page, e.g. ``TinySoundFont, TimGM6mb.sf2, program 0 (Acoustic Grand
-        Piano), 44.1 kHz``; the program is ``encoding``'s when the renderer names none."""
+        """One line for a page, e.g. ``midirenderer (RustySynth), TimGM6mb.sf2, program 0
+        (Acoustic Grand Piano), 44.1 kHz``; the program is ``encoding``'s when the renderer
+        names none."""
         import pretty_midi
 
         rate = f"{self.sample_rate / 1000:g} kHz"
         if self.synth == "sine":
             text = f"sine waves (pretty_midi's PrettyMIDI.synthesize), {rate}"
-            if self.fallback:
-                text += f"; no SoundFont synthesiser is installed ({INSTALL['tinysoundfont']})"
-            return text
+            return f"{text}; {self.fallback}" if self.fallback else text
         if self.program is None and encoding is None:
             return f"{NAMES[self.synth]}, {SOUNDFONT}, each encoding's program, {rate}"
         program = self.program if encoding is None else self.program_for(encoding)
@@ -112,8 +146,8 @@ class Renderer:
         frames = int(round((max([seconds, *(n.end for n in notes)]) + TAIL) * self.sample_rate))
         if not notes:
             return np.zeros(frames)
-        if self.synth == "tinysoundfont":
-            samples = self._tinysoundfont(notes, frames, self.program_for(encoding))
+        if self.synth == "midirenderer":
+            samples = self._midirenderer(midi, frames / self.sample_rate)
         elif self.synth == "fluidsynth":
             samples = midi.fluidsynth(fs=self.sample_rate)  # its default SoundFont: TimGM6mb.sf2
         elif self.synth == "sine":
@@ -123,29 +157,33 @@ class Renderer:
         samples = np.asarray(samples, dtype=np.float64)[:frames]
         return normalise(np.pad(samples, (0, frames - len(samples))), self.sample_rate)
 
-    def _tinysoundfont(self, notes: list, frames: int, program: int) -> np.ndarray:
-        import tinysoundfont
+    def _midirenderer(self, midi, end: float) -> np.ndarray:
+        """``midi`` (a PrettyMIDI, given an end mark at ``end`` seconds) rendered, mono at
+        ``sample_rate``."""
+        import midirenderer
+        import pretty_midi
+        from scipy.signal import resample_poly
 
-        synth = tinysoundfont.Synth(samplerate=self.sample_rate)
-        synth.program_select(0, synth.sfload(str(soundfont_path())), 0, program)
-        rate = self.sample_rate
-        # (frame, 0 = off before 1 = on at the same frame: a repeated pitch is struck again)
-        events = sorted(
-            [(int(round(n.end * rate)), 0, n.pitch, 0) for n in notes]
-            + [(int(round(n.start * rate)), 1, n.pitch, n.velocity) for n in notes]
+        midi.instruments[0].control_changes.append(pretty_midi.ControlChange(_END_MARK_CC, 0, end))
+        buffer = io.BytesIO()
+        midi.write(buffer)
+        wav = midirenderer.render_wave_from(
+            _soundfont_bytes(str(soundfont_path())), buffer.getvalue()
         )
-        chunks, now = [], 0
-        # two voices in unison are two note-ons of one key: TinySoundFont's note-off releases
-        # the oldest of them only, so the other voice sings on to its own note-off
-        for frame, on, pitch, velocity in [*events, (frames, -1, 0, 0)]:
-            if frame > now:  # interleaved stereo float32 up to this event
-                chunks.append(np.frombuffer(synth.generate_simple(frame - now), np.float32))
-                now = frame
-            if on == 1:
-                synth.noteon(0, pitch, velocity)
-            elif on == 0:
-                synth.noteoff(0, pitch)
-        return np.concatenate(chunks).reshape(-1, 2).mean(axis=1)  # (frames,) mono
+        with wave.open(io.BytesIO(wav), "rb") as handle:
+            rate, channels, width = (
+                handle.getframerate(),
+                handle.getnchannels(),
+                handle.getsampwidth(),
+            )
+            data = handle.readframes(handle.getnframes())
+        if width != 2:
+            raise RuntimeError(f"midirenderer wrote {8 * width}-bit samples; rlmusic reads 16-bit")
+        mono = np.frombuffer(data, "<i2").reshape(-1, channels).mean(axis=1) / 32767
+        if rate == self.sample_rate:
+            return mono
+        common = math.gcd(rate, self.sample_rate)  # 48000 -> 44100: up 147, down 160
+        return resample_poly(mono, self.sample_rate // common, rate // common)
 
     def render_wav(
         self, tokens: np.ndarray, path: str | Path, encoding: Encoding, qpm: float = 80.0
@@ -155,12 +193,14 @@ class Renderer:
 
 
 def renderer(synth: str = "auto", sample_rate: int = 44100, program: int | None = None) -> Renderer:
-    """The :class:`Renderer` a config asks for: ``auto`` -> TinySoundFont, else FluidSynth,
-    else sine waves; ``program`` None plays each encoding's own.
+    """The :class:`Renderer` a config asks for: ``auto`` -> midirenderer, else FluidSynth, else
+    (no SoundFont, or neither installed: a warning) sine waves; ``program`` None plays each
+    encoding's own.
 
     Raises:
         ConfigError: an unknown synth, a program outside 0-127, a rate under 8 kHz.
-        MissingDependencyError: a SoundFont synthesiser asked for by name is not installed.
+        MissingDependencyError: a SoundFont synthesiser asked for by name is not installed, or
+            the SoundFont is missing.
     """
     if synth not in SYNTHS:
         raise ConfigError(f"unknown synth {synth!r}; known: {', '.join(SYNTHS)}")
@@ -174,12 +214,20 @@ def renderer(synth: str = "auto", sample_rate: int = 44100, program: int | None 
         raise ConfigError(f"sample_rate={sample_rate}: at least 8000 Hz (44100: CD quality)")
     if synth == "auto":
         found = next((s for s in SOUNDFONT_SYNTHS if available(s)), None)
-        return Renderer(found or "sine", int(sample_rate), program, fallback=found is None)
+        why = missing_soundfont() or (
+            "" if found else f"midirenderer is not installed ({INSTALL['midirenderer']})"
+        )
+        if not why:
+            return Renderer(found, int(sample_rate), program)
+        log.warning("synth=auto plays sine waves: %s", why)
+        return Renderer("sine", int(sample_rate), program, fallback=why)
     if synth != "sine" and not available(synth):
         raise MissingDependencyError(
             f"synth={synth}: {NAMES[synth]} is not installed ({INSTALL[synth]}), "
             "or use synth=auto or synth=sine"
         )
+    if synth != "sine" and missing_soundfont():
+        raise MissingDependencyError(f"synth={synth}: {missing_soundfont()}, or use synth=sine")
     return Renderer(synth, int(sample_rate), program)
 
 
@@ -236,3 +284,20 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     with wave.open(str(path), "rb") as handle:
         rate, data = handle.getframerate(), handle.readframes(handle.getnframes())
     return np.frombuffer(data, "<i2").astype(np.float64) / 32767, rate
+
+
+def energy_share_above(samples: np.ndarray, sample_rate: int, hz: float = 2000.0) -> float:
+    """The share of a signal's energy above ``hz`` (its power spectrum; 0 for silence): a
+    piano's harmonics put about 1e-2 of a melody's there, pretty_midi's sine waves 1e-6.
+
+    >>> t = np.arange(44100) / 44100
+    >>> two = np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 4400 * t)
+    >>> round(energy_share_above(two, 44100), 4)
+    0.0099
+    """
+    power = np.abs(np.fft.rfft(np.asarray(samples, dtype=np.float64))) ** 2
+    total = float(power.sum())
+    if total <= 0:
+        return 0.0
+    freqs = np.fft.rfftfreq(len(samples), 1 / sample_rate)
+    return float(power[freqs > hz].sum()) / total
