@@ -16,7 +16,7 @@ from rlmusic.algos.harness import RESUME_FILE
 from rlmusic.algos.rl_tuner.acting import act, policy_logits
 from rlmusic.algos.rl_tuner.config import RLTunerConfig
 from rlmusic.algos.rl_tuner.targets import piece_targets
-from rlmusic.algos.rl_tuner.trainer import RLTunerTrainer, resolve_precision
+from rlmusic.algos.rl_tuner.trainer import RLTunerTrainer
 from rlmusic.models import MusicTransformer, TransformerConfig, load_generator
 from rlmusic.models.base import sequence_log_probs, with_bos
 from rlmusic.models.sampling import sample_seeded
@@ -166,41 +166,7 @@ def test_rounds_owe_exactly_the_replay_ratio_and_end_on_whole_pieces() -> None:
     assert tr.gradient_steps * tr.config.batch_size <= 304 * 6.4 < (tr.gradient_steps + 1) * 24
 
 
-# (precision, device, CUDA bf16, CPU AVX512-BF16, CPU AMX) -> what the trainer runs in;
-# None: torch lacks that probe. bf16 only where the hardware computes it natively.
-PRECISIONS = [
-    ("fp32", "cpu", True, True, True, "fp32"),  # asked for: kept
-    ("bf16", "cpu", False, False, False, "bf16"),
-    ("bf16", "cuda", False, False, False, "bf16"),
-    ("auto", "cpu", False, False, False, "fp32"),
-    ("auto", "cpu", False, True, False, "bf16"),
-    ("auto", "cpu", False, False, True, "bf16"),
-    ("auto", "cpu", True, False, False, "fp32"),  # a GPU's bf16 says nothing of the CPU's
-    ("auto", "cpu", False, None, None, "fp32"),  # an older torch without the probes
-    ("auto", "cuda", True, False, False, "bf16"),
-    ("auto", "cuda", False, True, True, "fp32"),  # the CPU's bf16 says nothing of the GPU's
-    ("auto", "meta", True, True, True, "fp32"),
-    ("auto", "mps", True, True, True, "fp32"),
-]
-
-
-@pytest.mark.parametrize(("precision", "device", "cuda", "avx512", "amx", "expected"), PRECISIONS)
-def test_auto_precision_is_bf16_only_where_it_is_native(
-    precision: str,
-    device: str,
-    cuda: bool,
-    avx512: bool | None,
-    amx: bool | None,
-    expected: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: cuda)
-    for probe, native in (("_is_avx512_bf16_supported", avx512), ("_is_amx_tile_supported", amx)):
-        if native is None:
-            monkeypatch.delattr(torch.cpu, probe, raising=False)
-        else:
-            monkeypatch.setattr(torch.cpu, probe, lambda native=native: native, raising=False)
-    assert resolve_precision(precision, torch.device(device)) == expected
+# precision: tests/test_cuda_branches.py (rlmusic.runtime.choose_autocast's rule)
 
 
 # ---- rlmusic finetune algo=rl_tuner ----------------------------------------------------------

@@ -75,9 +75,15 @@ def seeded_torch(seed: int, device: torch.device | str = "cpu") -> Iterator[None
     """Seed torch inside the block only: weights and dropout follow ``seed`` and the caller's
     global RNG state is restored afterwards (no hidden global seeding)."""
     device = torch.device(device)
-    cuda = [device.index or 0] if device.type == "cuda" else []
+    cuda = []
+    if device.type == "cuda":
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
+        # only the generators forked above: torch.manual_seed would also seed every GPU (or
+        # queue that seed for CUDA's first use), which the fork would not put back
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
         yield
 
 

@@ -52,6 +52,11 @@ class DistInfo:
         return self.world_size > 1
 
 
+def ddp_backend(device: torch.device) -> str:
+    """The process group's backend for this process's device: nccl on CUDA, gloo elsewhere."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
 def setup(device: str = "auto") -> DistInfo:
     """Join the process group when started by torchrun; pick this process's device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -59,13 +64,12 @@ def setup(device: str = "auto") -> DistInfo:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     resolved = resolve_device(device, local_rank)
     if world_size > 1 and not dist.is_initialized():
-        backend = "nccl" if resolved.type == "cuda" else "gloo"
         if resolved.type == "cuda":
-            torch.cuda.set_device(resolved)
+            torch.cuda.set_device(resolved)  # nccl's collectives run on the current device
         # before the group exists: imported later, its ``group=group.WORLD`` defaults would
         # pin the world group until interpreter exit (see the module docstring)
         importlib.import_module("torch.distributed.nn")
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=ddp_backend(resolved))
     return DistInfo(rank, world_size, local_rank, resolved)
 
 

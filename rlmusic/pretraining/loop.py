@@ -46,6 +46,7 @@ from rlmusic.pretraining.windows import (
     window_alignment,
     with_bos_np,
 )
+from rlmusic.runtime import choose_autocast
 
 __all__ = ["Pretrainer", "TrainConfig"]  # TrainConfig lives in rlmusic.pretraining.config
 
@@ -147,7 +148,7 @@ class Pretrainer:
             self.train_model = DistributedDataParallel(self.model, device_ids=ids)
         if compile:
             self.train_model = torch.compile(self.train_model)
-        self.autocast = info.device.type == "cuda"  # bf16 on GPUs; CPU stays float32
+        self.autocast = choose_autocast(info.device)  # bf16 on GPUs that have it; CPU fp32
         self.logs = MetricsLog(self.out_dir, info.is_main, resume_step=self.step)
 
     def close(self) -> None:
@@ -252,7 +253,7 @@ class Pretrainer:
         x = torch.from_numpy(inputs[rank::world]).to(self.info.device)
         y = torch.from_numpy(targets[rank::world]).to(self.info.device)
         self.train_model.train()
-        with torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with self.autocast():
             logits = self.train_model(x)  # (b, L, V)
         nll_sum = F.cross_entropy(
             logits.float().reshape(-1, self.vocab_size),

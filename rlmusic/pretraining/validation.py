@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlmusic.pretraining.windows import IGNORE, iter_batches, make_batch, valid_windows, with_bos_np
+from rlmusic.runtime import choose_autocast
 
 
 @torch.no_grad()
@@ -23,13 +24,14 @@ def window_sums(
     device: torch.device,
 ) -> tuple[float, float, float]:
     """(NLL sum in nats, correct next-token guesses, tokens) over ``rows`` of (tune, offset)."""
+    autocast = choose_autocast(device)
     was_training = model.training
     model.eval()
     nll, correct, count = 0.0, 0.0, 0.0
     for batch in iter_batches(rows, batch_size, drop_last=False):
         inputs, targets = make_batch(seqs, batch, window)
         x, y = torch.from_numpy(inputs).to(device), torch.from_numpy(targets).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast():  # the trainer's (rlmusic.runtime.choose_autocast)
             logits = model(x).float()  # (B, L, V)
         mask = y != IGNORE
         nll += F.cross_entropy(

@@ -10,11 +10,11 @@ from fractions import Fraction
 from typing import Any
 
 from rlmusic.algos.settings import read_config, resolve_kl_coef, run_key, run_keys, setup_value
+from rlmusic.runtime import PRECISIONS
 
 VARIANTS = ("q", "psi", "g")
 EXPLORATIONS = ("egreedy", "boltzmann")
 LOSSES = ("mse", "huber")
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -46,7 +46,7 @@ class RLTunerConfig:
             paper: 1, where the three are the paper's rewards).
         precision: ``auto`` | ``fp32`` | ``bf16``: bf16 autocast of the replayed passes only
             (acting, rewards, the targets' arithmetic, Adam and the weights stay fp32); ``auto``
-            is bf16 where the hardware computes it natively (trainer.resolve_precision).
+            is bf16 where the hardware computes it natively (rlmusic.runtime.choose_autocast).
         checkpoint_every: env steps between resume points (resume.pt with the replay buffer).
         sample_every: env steps between MIDI sample folders (0: only at the end).
         stats_every, stats_samples: env steps between KL / entropy estimates, on this many

@@ -36,6 +36,7 @@ from rlmusic.algos.rl_tuner.replay import PieceReplay
 from rlmusic.algos.rl_tuner.targets import piece_targets
 from rlmusic.models.base import fold_temperature, frozen, with_bos
 from rlmusic.models.policy import PriorProductGenerator
+from rlmusic.runtime import choose_autocast
 
 # (learning reward (B, T), {logged term: (B, T) share})
 RewardOut = tuple[np.ndarray, dict[str, np.ndarray]]
@@ -51,23 +52,6 @@ def adam(params: Any, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, ValueError):  # torch < 2.4 has no fused CPU Adam
         return torch.optim.Adam(params, lr=lr)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``fp32`` | ``bf16`` for ``precision`` (``auto``: bf16 where the hardware computes it
-    natively: CUDA GPUs with bf16, CPUs with AVX512-BF16 or AMX; fp32 elsewhere, where bf16 is
-    emulated and slower)."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        native = [
-            getattr(torch.cpu, n, None)
-            for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        ]
-        return "bf16" if any(check is not None and check() for check in native) else "fp32"
-    return "fp32"
 
 
 class RLTunerTrainer:
@@ -100,8 +84,10 @@ class RLTunerTrainer:
         self.prior = frozen(prior).to(self.device)
         self.reward_fn = reward_fn
         self.optimizer = adam(self.q_network.parameters(), config.learning_rate)
-        self.precision = resolve_precision(config.precision, self.device)
-        self.bf16 = self.precision == "bf16"
+        # bf16 autocast of the replayed passes where it is native (CPUs included: measured
+        # faster at the same learning, docs/results/rl_tuner.md)
+        self.autocast = choose_autocast(self.device, config.precision, native_cpu_bf16=True)
+        self.precision = self.autocast.name
         self.replay = PieceReplay(
             config.buffer_size,
             config.length,
@@ -195,8 +181,7 @@ class RLTunerTrainer:
         cfg = self.config
         batch = self.replay.sample(cfg.pieces_per_batch, self.replay_rng)
         inputs = with_bos(batch.tokens, int(self.q_network.bos_token))  # (K, T)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-        with autocast:
+        with self.autocast():
             values = self.q_network(inputs)  # (K, T, V): Q(s_t, .) at every position
             with torch.no_grad():
                 target_values = self.target_network(inputs)

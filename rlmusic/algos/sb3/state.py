@@ -25,6 +25,7 @@ rounding, and the runs then drift apart like any two runs with the same seed wou
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from pathlib import Path
@@ -38,6 +39,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from rlmusic.algos.harness import RESUME_FILE, read_resume, write_resume
 
 __all__ = ["RESUME_FILE", "load_resume", "save_resume"]
+log = logging.getLogger(__name__)
 # SB3 (and our subclasses') attributes that change while learning; saved when the model has them
 COUNTERS = (
     "num_timesteps",
@@ -92,8 +94,17 @@ def restore_rng(model: BaseAlgorithm, state: dict[str, Any]) -> None:
     )
     random.setstate(state["python"])
     model.action_space.np_random.bit_generator.state = state["action_space"]
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    saved_gpus = len(state.get("cuda", []))
+    if saved_gpus and torch.cuda.is_available():
+        if saved_gpus == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        else:  # another machine: its GPUs' streams cannot be matched one to one
+            log.warning(
+                "resume.pt holds the RNG states of %d GPU(s), this machine has %d: the GPUs' "
+                "random streams restart",
+                saved_gpus,
+                torch.cuda.device_count(),
+            )
 
 
 def save_resume(
