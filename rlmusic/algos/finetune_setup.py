@@ -25,7 +25,9 @@ from rlmusic.algos.constraints import RuleConstraints, build_constraints
 from rlmusic.algos.reference import Reference
 from rlmusic.data.encodings import Encoding
 from rlmusic.models.base import frozen
+from rlmusic.models.conditions import Conditions
 from rlmusic.models.policy import PriorProductGenerator
+from rlmusic.models.registry import checkpoint_conditioning
 from rlmusic.rewards.build import START_MODEL, build_reward, plain
 from rlmusic.rewards.composite import CompositeReward
 from rlmusic.rewards.registry import build_term, default_context
@@ -57,6 +59,8 @@ class FinetuneSetup:
         critics: the learned critics the reward's terms use, by term (which checkpoint, why,
             its validation figures: ``rlmusic.critics.auto.CriticChoice.record``), recorded in
             the tuned checkpoint (``info["critics"]``).
+        conditioning, conditions: a harmoniser's conditioning (``"soprano"``) and the source
+            of its rollouts' sopranos; None for a generator.
     """
 
     generator: nn.Module
@@ -73,6 +77,9 @@ class FinetuneSetup:
     hooks: list[Any] = field(default_factory=list)
     constraints: RuleConstraints | None = None  # reward.constraints: multipliers on rule weights
     critics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # a harmoniser's (the checkpoint's ``info["conditioning"]``): what each rollout is given
+    conditioning: str | None = None
+    conditions: Conditions | None = None
 
     @property
     def steps(self) -> int:
@@ -120,6 +127,7 @@ def build_setup(
     n_samples: int = 8,
     time_s: float | None = None,
     critics: Mapping[str, Mapping[str, Any]] | None = None,
+    conditions: Conditions | None = None,
 ) -> FinetuneSetup:
     """Load the start model, build the task reward and the reference, seed torch.
 
@@ -135,6 +143,7 @@ def build_setup(
         n_samples: MIDI samples per sample folder.
         time_s: wall-clock budget (None: none).
         critics: the reward's critics' records, by term (:attr:`FinetuneSetup.critics`).
+        conditions: the sopranos a harmoniser checkpoint harmonises (required for one).
 
     Raises:
         ValueError: a length below 2, a start checkpoint that is a G-learning policy (two
@@ -155,6 +164,17 @@ def build_setup(
             "which no algorithm can tune as one; start from a single generator (it can still "
             "be sampled, evaluated and used as reward.prior.checkpoint)"
         )
+    conditioning = checkpoint_conditioning(str(checkpoint))
+    if conditioning and conditions is None:
+        raise ValueError(
+            f"checkpoint={checkpoint} is a harmoniser (it reads a {conditioning} first): "
+            "fine-tune it with sopranos to harmonise (rlmusic finetune experiment=harmonise)"
+        )
+    if conditions is not None and not conditioning:
+        raise ValueError(
+            f"checkpoint={checkpoint} writes whole pieces: it cannot be given sopranos "
+            "(start from a harmoniser, e.g. pretrained:chorale_harmoniser)"
+        )
     reward_cfg = dict(plain(reward_cfg) or {})
     prior_cfg = reward_cfg.pop("prior", None) or {}
     reward = build_reward(reward_cfg, encoding, device=str(resolved))
@@ -174,6 +194,8 @@ def build_setup(
         time_s=None if time_s is None else float(time_s),
         constraints=constraints,
         critics={str(term): dict(record) for term, record in (critics or {}).items()},
+        conditioning=conditioning,
+        conditions=conditions,
     )
 
 

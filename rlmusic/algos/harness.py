@@ -272,6 +272,7 @@ def run_trainer(
                 setup.n_samples,
                 setup.length,
                 setup.seed,
+                setup.conditions,
             )
     if bar is not None:
         bar.close()

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from rlmusic.data.encodings import Encoding
+from rlmusic.data.harmonisation import CONDITIONING_KEY
+from rlmusic.models.conditions import Conditions, seeded_conditions
 from rlmusic.models.sampling import sample_seeded
 
 if TYPE_CHECKING:
@@ -21,14 +23,20 @@ FINAL_SAMPLES = 256  # compositions behind the final/* metrics
 
 
 def write_midi_samples(
-    generator: nn.Module, encoding: Encoding, directory: Path, n: int, length: int, seed: int
+    generator: nn.Module,
+    encoding: Encoding,
+    directory: Path,
+    n: int,
+    length: int,
+    seed: int,
+    conditions: Conditions | None = None,
 ) -> Path:
     """``n`` seeded samples of ``length`` tokens (``setup.length``: whole time steps) of
     ``generator`` as ``directory/sample_NNN.mid``, written by the encoding (a chorale: a track
-    per voice)."""
+    per voice); a harmoniser's (``conditions``) harmonise drawn sopranos."""
     from rlmusic.data.io import save_midi
 
-    tokens, _ = sample_seeded(generator, n, length, seed)
+    tokens, _ = sample_seeded(generator, n, length, seed, conditions=conditions)
     directory.mkdir(parents=True, exist_ok=True)
     for i, row in enumerate(tokens):
         save_midi(row, directory / f"sample_{i:03d}.mid", encoding)
@@ -45,8 +53,11 @@ def policy_statistics(
     ``policy/distinct_share``, ``policy/onsets_per_piece`` (every voice's, for a chorale). ``with_reward=False`` skips the
     reward (a caller that logs it from its own rollouts need not score the samples again).
     """
-    tokens, log_pi = sample_seeded(policy, n, setup.length, seed)
-    log_prior = setup.reference.log_probs(torch.as_tensor(tokens)).cpu().numpy()
+    tokens, log_pi = sample_seeded(policy, n, setup.length, seed, conditions=setup.conditions)
+    prefix = None
+    if setup.conditions is not None:  # the prior reads the same soprano first
+        prefix = torch.as_tensor(seeded_conditions(setup.conditions, n, seed)[0])
+    log_prior = setup.reference.log_probs(torch.as_tensor(tokens), prefix).cpu().numpy()
     rewards: dict[str, float] = {}
     if with_reward:
         total, shares = setup.reward.score(tokens)
@@ -86,6 +97,8 @@ def finish_run(
     # the KL reference the run was held to (by default the start model itself), the critics
     # it was rewarded by
     recorded: dict[str, Any] = {"tuned_from": setup.checkpoint, "reference": setup.reference.spec}
+    if setup.conditioning:  # a harmoniser stays one: it reads the soprano first
+        recorded[CONDITIONING_KEY] = setup.conditioning
     if setup.critics:
         recorded["critics"] = setup.critics
     path = save_checkpoint(
@@ -98,6 +111,7 @@ def finish_run(
         setup.n_samples,
         setup.length,
         setup.seed,
+        setup.conditions,
     )
     metrics = final_metrics(sampler, setup)
     print(f"tuned model: {path}\nsamples: {samples}")

@@ -42,10 +42,13 @@ class Reference:
         return int(self.generator.vocab_size)
 
     @torch.no_grad()
-    def log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``log p_prior(x_t | x_<t)`` (B, T) for tokens (B, T) on the prior's device."""
+    def log_probs(self, tokens: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p_prior(x_t | x_<t)`` (B, T) for tokens (B, T) on the prior's device, after a
+        conditioning ``prefix`` (B, P) when the models are conditioned (a harmoniser)."""
         device = next(self.generator.parameters()).device
-        return sequence_log_probs(self.generator, tokens.to(device))
+        if prefix is not None:
+            prefix = prefix.to(device)
+        return sequence_log_probs(self.generator, tokens.to(device), prefix)
 
     def prior_term(self) -> WeightedTerm:
         """The prior as a reward term (``weight * log p_prior``), for environments whose reward

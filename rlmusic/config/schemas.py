@@ -180,6 +180,7 @@ class PretrainSchema:
     model: Dict[str, Any] = MISSING  # checked by the architecture's own config class
     seed: int = MISSING
     init: str | None = None  # a checkpoint spec to start from
+    condition: str | None = None  # soprano: a harmoniser (rlmusic.data.harmonisation)
     out_dir: str | None = None
     device: str = MISSING
     compile: bool = MISSING

@@ -57,9 +57,18 @@ def with_bos(tokens: torch.Tensor, bos_token: int) -> torch.Tensor:
     return torch.cat([bos, tokens[:, :-1]], dim=1)
 
 
-def sequence_log_probs(generator: Generator, tokens: torch.Tensor) -> torch.Tensor:
-    """log p(x_t | x_<t) for every step of a (B, T) melody batch, in one forward pass -> (B, T)."""
-    logits = generator.forward(with_bos(tokens, generator.bos_token))  # (B, T, V)
+def sequence_log_probs(
+    generator: Generator, tokens: torch.Tensor, prefix: torch.Tensor | None = None
+) -> torch.Tensor:
+    """log p(x_t | x_<t) for every step of a (B, T) batch, in one forward pass -> (B, T).
+
+    ``prefix`` (B, P): tokens read between BOS and the piece (a harmoniser's conditioning);
+    their positions are not scored."""
+    if prefix is None:
+        logits = generator.forward(with_bos(tokens, generator.bos_token))  # (B, T, V)
+    else:
+        full = torch.cat([prefix.to(tokens.device), tokens], dim=1)
+        logits = generator.forward(with_bos(full, generator.bos_token))[:, prefix.shape[1] :]
     return F.log_softmax(logits.float(), dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from rlmusic.data.encodings import Encoding
-from rlmusic.models.checkpoint import CheckpointError, load_checkpoint
+from rlmusic.models.checkpoint import CheckpointError, load_checkpoint, read_record
 from rlmusic.models.policy import POLICY_KEY, PRETRAINED_PREFIX, build_policy, portable_spec
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -38,6 +38,11 @@ PRETRAINED: dict[str, tuple[str, str, str]] = {
         "chorale_transformer.safetensors",
         "transformer",
         "MusicTransformer (relative attention) trained on Bach's chorales, chorale encoding",
+    ),
+    "chorale_harmoniser": (
+        "chorale_harmoniser.safetensors",
+        "lstm",
+        "chorale_lstm fine-tuned to harmonise: reads a soprano, writes alto, tenor and bass",
     ),
 }
 
@@ -126,6 +131,25 @@ def _load(
         return build_policy(model, policy, str(path), load_prior).to(device), encoding
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
+
+
+def checkpoint_info(spec: str | Path) -> dict:
+    """The ``info`` record of ``pretrained:<name>`` or a checkpoint path / run folder."""
+    spec = str(spec)
+    if spec.startswith(PRETRAINED_PREFIX):
+        return dict(read_record(pretrained_path(spec[len(PRETRAINED_PREFIX) :])).get("info") or {})
+    return dict(read_record(Path(spec).expanduser()).get("info") or {})
+
+
+def checkpoint_conditioning(spec: str | Path) -> str | None:
+    """``"soprano"`` when the checkpoint is a harmoniser (it reads a soprano first), else
+    None (:mod:`rlmusic.data.harmonisation`)."""
+    from rlmusic.data.harmonisation import conditioning_of
+
+    try:
+        return conditioning_of(checkpoint_info(spec))
+    except ValueError as exc:
+        raise CheckpointError(f"{spec}: {exc}") from None
 
 
 def judging_prior(spec: str) -> str:

@@ -14,12 +14,16 @@ Lengths here count tokens, the model's unit: a piece of ``n`` time steps is
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from rlmusic.models.base import Generator
+
+if TYPE_CHECKING:
+    from rlmusic.models.conditions import Conditions
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -149,19 +153,35 @@ def sample_with_log_probs(
     rng: torch.Generator,
     temperature: float = 1.0,
     device: torch.device | str = "cpu",
+    prefix: torch.Tensor | None = None,
+    forced: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample (B, T) tokens from BOS with the incremental ``step``; also their log-probs (B, T).
 
     The fine-tuning rollouts' sampler: the model's mode (train / eval) is the caller's choice.
+
+    Args:
+        prefix: (B, P) tokens read after BOS before the piece (a conditioning, e.g. the whole
+            soprano of a harmonisation); not part of the output.
+        forced: (B, T) tokens the piece must have, ``-1`` where the policy samples; a forced
+            token is written instead of a sample (its log-prob is still the policy's).
     """
     tokens = torch.empty(batch, length, dtype=torch.long, device=device)
     log_probs = torch.empty(batch, length, device=device)
     token = torch.full((batch,), policy.bos_token, dtype=torch.long, device=device)
     state = None
+    if prefix is not None:
+        for p in range(prefix.shape[1]):  # read the conditioning through the same step path
+            _, state = policy.step(token, state)
+            token = prefix[:, p].to(device)
+    if forced is not None:
+        forced = forced.to(device)
     for t in range(length):
         logits, state = policy.step(token, state)
         logp = F.log_softmax(logits.float() / temperature, dim=-1)
         token = torch.multinomial(logp.exp(), 1, generator=rng).squeeze(-1)
+        if forced is not None:
+            token = torch.where(forced[:, t] >= 0, forced[:, t], token)
         tokens[:, t] = token
         log_probs[:, t] = logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
     return tokens, log_probs
@@ -169,23 +189,45 @@ def sample_with_log_probs(
 
 @torch.no_grad()
 def sample_seeded(
-    model: Generator, n: int, length: int, seed: int, batch_size: int = 500
+    model: Generator,
+    n: int,
+    length: int,
+    seed: int,
+    batch_size: int = 500,
+    conditions: Conditions | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` samples from BOS drawn with a private generator seeded by ``seed`` (never the
     global RNG a training run draws from), dropout off: tokens (n, length) and their log-probs.
 
     Evaluation, MIDI samples and the runs' statistics all draw through this function, so the
-    same seed gives the same compositions wherever they are drawn.
+    same seed gives the same compositions wherever they are drawn. ``conditions`` (a
+    harmoniser's): each piece's prefix and forced tokens, drawn by a generator seeded by
+    ``seed`` too; the log-probs of forced tokens are the model's, as for the others.
     """
     params = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
     device = params.device if params is not None else torch.device("cpu")
     rng = torch.Generator(device=device).manual_seed(int(seed))
+    prefix = forced = None
+    if conditions is not None and n:
+        from rlmusic.models.conditions import seeded_conditions
+
+        prefix_np, forced_np = seeded_conditions(conditions, n, seed)
+        prefix, forced = torch.as_tensor(prefix_np), torch.as_tensor(forced_np)
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
     tokens, logps = [], []
     for start in range(0, n, batch_size):
-        t, lp = sample_with_log_probs(model, min(batch_size, n - start), length, rng, device=device)
+        rows = slice(start, min(n, start + batch_size))
+        t, lp = sample_with_log_probs(
+            model,
+            rows.stop - rows.start,
+            length,
+            rng,
+            device=device,
+            prefix=None if prefix is None else prefix[rows],
+            forced=None if forced is None else forced[rows],
+        )
         tokens.append(t)
         logps.append(lp)
     if was_training:

@@ -36,6 +36,7 @@ from rlmusic.pretraining.state import capture_rng, load_train_state, restore_rng
 from rlmusic.pretraining.validation import nll_metrics, window_sums
 from rlmusic.pretraining.windows import (
     IGNORE,
+    BatchFn,
     check_window,
     epoch_windows,
     iter_batches,
@@ -232,11 +233,22 @@ class Pretrainer:
             self.on_checkpoint(self.step)
 
     # ---- one step, one evaluation ------------------------------------------------------------
+    def layout(self, seqs: Sequence[np.ndarray]) -> BatchFn | None:
+        """How ``rows`` of (tune, offset) of ``seqs`` become (inputs, targets); None: the
+        windows as read. A conditioned generator's trainer (a harmoniser) lays them out its
+        own way, for training and validation alike."""
+        return None
+
+    def make_batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Training inputs and targets for ``rows`` of (tune, offset)."""
+        batch_fn = self.layout(self.train_seqs)
+        return batch_fn(rows) if batch_fn else make_batch(self.train_seqs, rows, self.cfg.window)
+
     def train_step(self, rows: np.ndarray, batch: int = 0) -> tuple[float, int]:
         """One optimizer step on a global batch of windows -> (this process's NLL sum, tokens).
 
         ``batch`` (the batch's index in its epoch) seeds the transposition augmentation."""
-        inputs, targets = make_batch(self.train_seqs, rows, self.cfg.window)  # (B, L) each
+        inputs, targets = self.make_batch(rows)  # (B, L) each
         if self.cfg.transpose:
             draws = np.random.default_rng([self.seed, self.epoch, batch, 1]).random(len(rows))
             transpose_windows(
@@ -285,6 +297,7 @@ class Pretrainer:
             self.cfg.window,
             self.cfg.valid_batch_size,
             self.info.device,
+            self.layout(self.valid_seqs),
         )
         return nll_metrics(*all_reduce_sum(list(sums), self.info))
 

@@ -10,7 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlmusic.pretraining.windows import IGNORE, iter_batches, make_batch, valid_windows, with_bos_np
+from rlmusic.pretraining.windows import (
+    IGNORE,
+    BatchFn,
+    iter_batches,
+    make_batch,
+    valid_windows,
+    with_bos_np,
+)
 from rlmusic.runtime import choose_autocast
 
 
@@ -22,14 +29,17 @@ def window_sums(
     window: int,
     batch_size: int,
     device: torch.device,
+    batch_fn: BatchFn | None = None,
 ) -> tuple[float, float, float]:
-    """(NLL sum in nats, correct next-token guesses, tokens) over ``rows`` of (tune, offset)."""
+    """(NLL sum in nats, correct next-token guesses, tokens) over ``rows`` of (tune, offset).
+
+    ``batch_fn`` lays a batch of rows out as (inputs, targets); None: the windows as read."""
     autocast = choose_autocast(device)
     was_training = model.training
     model.eval()
     nll, correct, count = 0.0, 0.0, 0.0
     for batch in iter_batches(rows, batch_size, drop_last=False):
-        inputs, targets = make_batch(seqs, batch, window)
+        inputs, targets = batch_fn(batch) if batch_fn else make_batch(seqs, batch, window)
         x, y = torch.from_numpy(inputs).to(device), torch.from_numpy(targets).to(device)
         with autocast():  # the trainer's (rlmusic.runtime.choose_autocast)
             logits = model(x).float()  # (B, L, V)

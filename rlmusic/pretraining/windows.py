@@ -18,7 +18,7 @@ multiples of ``L``, which is a multiple of the step (:func:`check_window`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,8 @@ import numpy as np
 from rlmusic.errors import UserError
 
 IGNORE = -100  # target value of padding positions (cross_entropy's ignore_index)
+# rows of (tune, offset) -> (inputs, targets) (B, L) each: a batch's layout
+BatchFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def with_bos_np(tunes: Sequence[np.ndarray], bos_token: int) -> list[np.ndarray]:

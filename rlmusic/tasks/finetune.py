@@ -179,6 +179,7 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
         n_samples=int(cfg.n_samples),
         time_s=cfg.get("time_s"),
         critics={choice.term: choice.record() for choice in critics},
+        conditions=harmonisation_conditions(cfg),
     )
     # potential-shaped critics are valid only at the discount they telescope under
     setup.reward.check_discount(float(cfg.algo.gamma))
@@ -190,6 +191,34 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
         f"metrics: {', '.join(f'{k}={v:.4g}' for k, v in result.metrics.items() if k.startswith('final/'))}"
     )
     return result
+
+
+def harmonisation_conditions(cfg: DictConfig) -> Any:
+    """A harmoniser checkpoint's rollouts: the sopranos of the train split of ``data`` (every
+    ``length``-step window from a bar line); None for a generator."""
+    from rlmusic.models.registry import checkpoint_conditioning
+
+    if not checkpoint_conditioning(str(cfg.checkpoint)):
+        return None
+    from rlmusic.data.encodings import encoding_from_cfg
+    from rlmusic.data.prepare import prepare_corpus
+    from rlmusic.models.conditions import SopranoConditions, soprano_windows
+
+    if not cfg.get("encoding") or cfg.encoding.get("kind") != "chorale":
+        raise ConfigError(
+            f"rlmusic finetune: checkpoint={cfg.checkpoint} is a harmoniser: its sopranos come "
+            "from data=chorales (the train split)"
+        )
+    encoding = encoding_from_cfg(cfg.encoding)
+    corpus = prepare_corpus(cfg.data, encoding, progress=False)
+    sopranos = soprano_windows(corpus.tunes("train"), int(cfg.length), encoding)
+    log.info(
+        "harmonising %d sopranos of %d steps: the train split of %s, from every bar line",
+        len(sopranos),
+        int(cfg.length),
+        cfg.data.get("source", "the data"),
+    )
+    return SopranoConditions(sopranos, encoding)
 
 
 def _critic_refresh(cfg: DictConfig, setup: FinetuneSetup) -> Any:

@@ -199,6 +199,23 @@ def train_config(cfg: DictConfig) -> TrainConfig:
     return train.for_init() if cfg.get("init") else train
 
 
+def pretrainer_class(condition: str | None, encoding: Encoding) -> type[Pretrainer]:
+    """The trainer for ``condition``: None (a generator) or ``soprano`` (a harmoniser: it
+    reads the whole soprano, then writes alto, tenor and bass; chorale encoding only)."""
+    if condition is None:
+        return Pretrainer
+    if condition != "soprano":
+        raise ValueError(f"condition={condition!r}; known: null (a generator), soprano")
+    if encoding.kind != "chorale":
+        raise ValueError(
+            f"condition=soprano trains a harmoniser: it needs data=chorales (four voices), "
+            f"got the {encoding.kind} encoding"
+        )
+    from rlmusic.pretraining.harmoniser import HarmoniserPretrainer
+
+    return HarmoniserPretrainer
+
+
 def output_dir(cfg: DictConfig) -> Path:
     """``cfg.out_dir``, else Hydra's run directory, else outputs/pretrain/<model>."""
     return run_folder(
@@ -242,6 +259,7 @@ def run(
     try:
         encoding = encoding_from_cfg(cfg.encoding)
         check_window(int(cfg.train.window), encoding)  # before any parse or init
+        trainer_class = pretrainer_class(cfg.get("condition"), encoding)
         init = portable_spec(cfg.init) if cfg.get("init") else None
         initial: torch.nn.Module | None = None
         if init is not None:  # before the corpus: a mismatch is found before any parse
@@ -266,7 +284,7 @@ def run(
         # then one dropout stream per process (rank 0's is the single-process one)
         if info.rank:
             torch.manual_seed(seed + 1_000_003 * info.rank)
-        trainer = Pretrainer(
+        trainer = trainer_class(
             model,
             encoding,
             corpus.tunes("train"),

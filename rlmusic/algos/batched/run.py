@@ -53,6 +53,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         prior=setup.reference.generator,
         device=setup.device,
         event_classes=setup.encoding.event_classes(),
+        conditions=setup.conditions,
     )
     steps = _Steps(trainer, iterations)
     run = {"algo": "batched", "length": setup.length, "vocab_size": int(setup.generator.vocab_size)}

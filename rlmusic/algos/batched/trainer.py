@@ -42,7 +42,9 @@ from rlmusic.algos.kl import (
 )
 from rlmusic.algos.value import ValueFunction, explained_variance
 from rlmusic.models.base import fold_temperature, frozen, with_bos
+from rlmusic.models.conditions import Conditions
 from rlmusic.models.sampling import sample_with_log_probs
+from rlmusic.runtime import choose_autocast
 
 # tokens (B, T) int -> (total reward (B, T), {term name: (B, T)})
 RewardFn = Callable[[np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]]
@@ -60,6 +62,7 @@ class BatchedTrainer:
         prior: nn.Module | None = None,
         device: str | torch.device = "cpu",
         event_classes: np.ndarray | None = None,
+        conditions: Conditions | None = None,
     ) -> None:
         self.config = config
         self.device = torch.device(device)
@@ -88,8 +91,12 @@ class BatchedTrainer:
         self.strikes = torch.as_tensor(np.asarray(classes) == 2, device=self.device)
         self.rng = torch.Generator(device=self.device).manual_seed(seed)
         self.minibatch_rng = np.random.default_rng(seed)
+        # a conditioned policy (a harmoniser): what each rollout is given (its own stream, so
+        # an unconditional run's draws do not move)
+        self.conditions = conditions
+        self.condition_rng = np.random.default_rng([seed, 1])
         self.iteration = 0
-        self.autocast = self.device.type == "cuda"
+        self.autocast = choose_autocast(self.device)  # bf16 on GPUs that have it; CPU fp32
 
     def _hidden_size(self) -> int:
         probe = torch.full((1, 1), self.policy.bos_token, dtype=torch.long, device=self.device)
@@ -97,9 +104,37 @@ class BatchedTrainer:
             _, hidden = self.policy.forward_with_hidden(probe)
         return hidden.shape[-1]
 
-    def _forward(self, model: nn.Module, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            return model.forward_with_hidden(with_bos(tokens, model.bos_token))
+    def _forward(
+        self, model: nn.Module, tokens: torch.Tensor, prefix: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and hidden states (B, T, .) at the piece's tokens; a ``prefix`` (B, P) is
+        read between BOS and the piece (a conditioning) and its positions dropped."""
+        if prefix is None:
+            with self.autocast():
+                return model.forward_with_hidden(with_bos(tokens, model.bos_token))
+        with self.autocast():
+            logits, hidden = model.forward_with_hidden(
+                with_bos(torch.cat([prefix, tokens], dim=1), model.bos_token)
+            )
+        skip = prefix.shape[1]
+        return logits[:, skip:], hidden[:, skip:]
+
+    def _draw_conditions(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The rollout's prefix (B, P) and forced tokens (B, T), or None, None."""
+        if self.conditions is None:
+            return None, None
+        cfg = self.config
+        group = cfg.group_size if cfg.method != "ppo" else 1
+        prefix, forced = self.conditions.draw(cfg.batch_size // group, group, self.condition_rng)
+        if forced.shape != (cfg.batch_size, cfg.length):
+            raise ValueError(
+                f"the conditions force {forced.shape[1]} tokens a piece, the run writes "
+                f"{cfg.length}: give sopranos of {cfg.length // 4} steps"
+            )
+        return (
+            torch.as_tensor(prefix, device=self.device),
+            torch.as_tensor(forced, device=self.device),
+        )
 
     # ---- one iteration -----------------------------------------------------------------------
     def step(self) -> dict[str, float]:
@@ -107,23 +142,27 @@ class BatchedTrainer:
         cfg = self.config
         started = time.perf_counter()
         self.policy.eval()
+        prefix, forced = self._draw_conditions()
         # temperature 1: a configured temperature is already folded into the policy
         tokens, old_logp = sample_with_log_probs(
-            self.policy, cfg.batch_size, cfg.length, self.rng, 1.0, self.device
+            self.policy, cfg.batch_size, cfg.length, self.rng, 1.0, self.device, prefix, forced
         )
+        # the tokens the policy chose: a forced token is no action (no loss, KL or entropy)
+        acts = (forced < 0).float() if forced is not None else torch.ones_like(old_logp)
         sampled = time.perf_counter()
         reward_np, terms = self.reward_fn(tokens.cpu().numpy())
         task_reward = torch.as_tensor(reward_np, dtype=torch.float32, device=self.device)
         positions = torch.arange(cfg.length, device=self.device).expand(cfg.batch_size, -1)
         split = cfg.kl_mode == "penalty" and self.kl.pitch_coef is not None
         with torch.no_grad():
-            prior_logits, _ = self._forward(self.prior, tokens)
+            prior_logits, _ = self._forward(self.prior, tokens, prefix)
             prior_logp = token_log_probs(prior_logits, tokens)
             # the policy's own pass is needed only by the critic and the split KL
             if cfg.method == "ppo" or split:
-                policy_logits, hidden = self._forward(self.policy, tokens)
+                policy_logits, hidden = self._forward(self.policy, tokens, prefix)
                 old_values = self.value_fn(hidden.float(), positions)
-        kl_per_token = old_logp - prior_logp  # (B, T), its mean estimates KL(pi || prior)
+        # (B, T), its mean over actions estimates KL(pi || prior)
+        kl_per_token = (old_logp - prior_logp) * acts
         beta, pitch_beta = self.kl.coef, self.kl.pitch_coef
         rewards = task_reward
         if cfg.kl_mode == "penalty":
@@ -136,7 +175,7 @@ class BatchedTrainer:
                 tokens if split else None,
                 self.strikes,
             )
-            rewards = task_reward - penalty
+            rewards = task_reward - penalty * acts
         if cfg.method == "ppo":
             advantages, returns = gae(rewards, old_values, cfg.gamma, cfg.gae_lambda)
             self.value_fn.update_statistics(returns)  # PopArt: predictions unchanged
@@ -144,7 +183,8 @@ class BatchedTrainer:
             advantages = group_advantages(rewards, cfg.group_size, cfg.gamma, cfg.method)
             returns = advantages
         if cfg.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            chosen = advantages[acts.bool()]
+            advantages = (advantages - chosen.mean()) / (chosen.std() + 1e-8)
 
         # dropout stays off: the ratio must compare the same function that sampled the tokens
         self.policy.eval()
@@ -159,19 +199,25 @@ class BatchedTrainer:
             )
             for start in range(0, cfg.batch_size, cfg.minibatch_size):
                 idx = order[start : start + cfg.minibatch_size]
-                logits, hidden = self._forward(self.policy, tokens[idx])
+                logits, hidden = self._forward(
+                    self.policy, tokens[idx], None if prefix is None else prefix[idx]
+                )
+                mask = acts[idx]
+                n_acts = mask.sum().clamp(min=1.0)
                 logp_all = F.log_softmax(logits.float(), dim=-1)
                 logp = logp_all.gather(-1, tokens[idx].unsqueeze(-1)).squeeze(-1)
                 log_ratio = logp - old_logp[idx]
                 ratio = log_ratio.exp()
                 adv = advantages[idx]
-                pg_loss = -torch.min(
+                surrogate = torch.min(
                     ratio * adv, ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range) * adv
-                ).mean()
-                entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
+                )
+                pg_loss = -(surrogate * mask).sum() / n_acts
+                entropy = (-(logp_all.exp() * logp_all).sum(-1) * mask).sum() / n_acts
                 loss = pg_loss - cfg.ent_coef * entropy
                 if cfg.kl_mode == "loss":
-                    loss = loss + beta * kl_loss(logp, prior_logp[idx], old_logp[idx]).mean()
+                    kl_term = kl_loss(logp, prior_logp[idx], old_logp[idx])
+                    loss = loss + beta * (kl_term * mask).sum() / n_acts
                 if cfg.method == "ppo":
                     # detached hidden state: this loss reaches only the value function
                     vf_loss = self.value_fn.loss(hidden.float(), positions[idx], returns[idx])
@@ -189,12 +235,16 @@ class BatchedTrainer:
                 stats["grad_norm"].append(float(grad_norm))
                 stats["pg"].append(pg_loss.item())
                 stats["entropy"].append(entropy.item())
-                stats["k3"].append(kl_k3(logp.detach(), prior_logp[idx]).mean().item())
-                stats["clipfrac"].append(((ratio - 1).abs() > cfg.clip_range).float().mean().item())
-                stats["approx_kl"].append(((ratio - 1) - log_ratio).mean().item())
+                k3 = kl_k3(logp.detach(), prior_logp[idx])
+                stats["k3"].append(((k3 * mask).sum() / n_acts).item())
+                clipped = ((ratio - 1).abs() > cfg.clip_range).float()
+                stats["clipfrac"].append(((clipped * mask).sum() / n_acts).item())
+                approx = (ratio - 1) - log_ratio
+                stats["approx_kl"].append(((approx.detach() * mask).sum() / n_acts).item())
         self.iteration += 1
-        measured_kl = kl_per_token.mean().item()
-        new_beta = self.kl.update(measured_kl, cfg.batch_size * cfg.length)
+        n_chosen = int(acts.sum().item())
+        measured_kl = kl_per_token.sum().item() / max(1, n_chosen)
+        new_beta = self.kl.update(measured_kl, n_chosen)
         elapsed = time.perf_counter() - started
         metrics = {
             "reward/total": task_reward.sum(1).mean().item(),
@@ -233,6 +283,7 @@ class BatchedTrainer:
             "iteration": torch.tensor(self.iteration),
             "rng": self.rng.get_state(),
             "minibatch_rng": self.minibatch_rng.bit_generator.state,  # plain dict of ints
+            "condition_rng": self.condition_rng.bit_generator.state,
             "config": asdict(self.config),
         }
         if self.kl.pitch_coef is not None:
@@ -263,3 +314,5 @@ class BatchedTrainer:
         self.iteration = int(state["iteration"])
         self.rng.set_state(state["rng"])
         self.minibatch_rng.bit_generator.state = state["minibatch_rng"]
+        if "condition_rng" in state:  # older resume points: unconditional runs
+            self.condition_rng.bit_generator.state = state["condition_rng"]
