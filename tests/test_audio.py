@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import logging
+import platform
 import sys
 from pathlib import Path
 
@@ -32,9 +33,18 @@ SCALE = np.array(
      for t in (ENC.pitch_to_token(p), NO_EVENT)]
 )  # fmt: skip
 
+# rlmusic requires midirenderer where it has a wheel (pyproject.toml's marker): there its absence
+# is a broken install and these tests fail; elsewhere they skip
+WHEEL_PLATFORMS = {
+    ("Linux", "x86_64"),
+    ("Darwin", "x86_64"),
+    ("Darwin", "arm64"),
+    ("Windows", "AMD64"),
+}
 needs_midirenderer = pytest.mark.skipif(
-    not audio.available("midirenderer"),
-    reason="midirenderer is not installed (a dependency of rlmusic on Linux x86_64, macOS, Windows)",
+    not audio.available("midirenderer")
+    and (platform.system(), platform.machine()) not in WHEEL_PLATFORMS,
+    reason="midirenderer has no wheel for this platform (rlmusic does not require it here)",
 )
 
 
@@ -100,10 +110,8 @@ def test_program_changes_the_instrument() -> None:
     )
 
 
-@pytest.mark.parametrize("synth", ["midirenderer", "sine"])
+@pytest.mark.parametrize("synth", [pytest.param("midirenderer", marks=needs_midirenderer), "sine"])
 def test_every_file_at_one_loudness_without_clipping(synth: str) -> None:
-    if not audio.available(synth):
-        pytest.skip(f"{synth} is not installed")
     render = audio.renderer(synth, RATE)
     rng = np.random.default_rng(0)
     pieces = [A4, rng.integers(0, ENC.vocab_size, 32), np.tile([ENC.pitch_to_token(50), 0], 16)]
