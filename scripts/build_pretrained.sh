@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Rebuild the shipped pretrained checkpoints from scratch, exactly as shipped: a thin wrapper
 # around conf/experiment/pretrain_note_lstm.yaml, pretrain_music_transformer.yaml,
-# pretrain_chorale_lstm.yaml and pretrain_chorale_transformer.yaml.
+# pretrain_chorale_lstm.yaml, pretrain_chorale_transformer.yaml and
+# pretrain_chorale_harmoniser.yaml.
 #   scripts/build_pretrained.sh            the two melody models (one after the other)
 #   scripts/build_pretrained.sh lstm       NoteLSTM only
 #   scripts/build_pretrained.sh transformer
 #   scripts/build_pretrained.sh chorales   the two chorale models (data=chorales)
 #   scripts/build_pretrained.sh chorale_lstm | chorale_transformer
+#   scripts/build_pretrained.sh chorale_harmoniser   (from the shipped chorale_lstm)
 # Each run trains on the default corpus (data=all, seed 0 split), keeps its run folder under
 # $RUNS (resumable: re-running continues an interrupted training), then copies the best-by-valid
 # weights to rlmusic/models/pretrained/<name>.safetensors and prints validation numbers against
@@ -39,9 +41,9 @@ case "$which" in
   lstm) build note_lstm note_lstm ;;
   transformer) build music_transformer music_transformer ;;
   all) build note_lstm note_lstm; build music_transformer music_transformer ;;
-  chorale_lstm | chorale_transformer) chorale "$which"; ls -l "$dest"; exit 0 ;;
+  chorale_lstm | chorale_transformer | chorale_harmoniser) chorale "$which"; ls -l "$dest"; exit 0 ;;
   chorales) chorale chorale_lstm; chorale chorale_transformer; ls -l "$dest"; exit 0 ;;
-  *) echo "usage: $0 [lstm|transformer|all|chorales|chorale_lstm|chorale_transformer]" >&2; exit 2 ;;
+  *) echo "usage: $0 [lstm|transformer|all|chorales|chorale_lstm|chorale_transformer|chorale_harmoniser]" >&2; exit 2 ;;
 esac
 ls -l "$dest"
 python scripts/bench_models.py --eval --threads "$THREADS"

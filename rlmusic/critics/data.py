@@ -126,14 +126,18 @@ def sample_generators(
     temperature: float = 1.0,
     device: torch.device | str = "cpu",
     batch_size: int = 256,
+    sopranos: np.ndarray | None = None,
 ) -> np.ndarray:
     """``n`` compositions of ``length`` tokens from each generator spec, concatenated.
 
     Specs are what every task takes: ``pretrained:<name>``, a checkpoint file or a run folder.
-    Each generator draws from its own seeded stream (``seed + index``).
+    Each generator draws from its own seeded stream (``seed + index``). A harmoniser
+    harmonises ``sopranos`` (N, length / 4) drawn uniformly: real music's own melodies, so
+    that its critic judges what it writes, not the melody.
     """
-    from rlmusic.models.registry import load_generator
-    from rlmusic.models.sampling import generate
+    from rlmusic.models.conditions import SopranoConditions
+    from rlmusic.models.registry import checkpoint_conditioning, load_generator
+    from rlmusic.models.sampling import generate, sample_seeded
 
     out = []
     for index, spec in enumerate(specs):
@@ -144,6 +148,17 @@ def sample_generators(
                 f"{model_encoding.vocab_size}, the critic's encoding a {encoding.kind} one of "
                 f"{encoding.vocab_size}"
             )
+        if checkpoint_conditioning(str(spec)):
+            if sopranos is None or temperature != 1.0:
+                raise ValueError(
+                    f"generator {spec!r} is a harmoniser: it needs sopranos to harmonise "
+                    "(data=chorales) and samples at temperature 1"
+                )
+            conditions = SopranoConditions(sopranos, model_encoding)
+            tokens = sample_seeded(model, n, length, seed + index, batch_size, conditions)[0]
+            out.append(tokens)
+            log.info("harmonised %d sopranos of %d tokens with %s", n, length, spec)
+            continue
         rng = torch.Generator(device=device).manual_seed(seed + index)
         tokens = generate(
             model, n, length, rng, temperature=temperature, batch_size=batch_size, device=device

@@ -201,11 +201,15 @@ def generated_windows(
     temperature: float = 1.0,
     midi_dir: str | Path | None = None,
     device: torch.device | str = "cpu",
+    sopranos: np.ndarray | None = None,
 ) -> np.ndarray:
     """``n`` sampled compositions of ``length`` time steps of every generator, plus the
-    openings of ``midi_dir``'s MIDI files: a critic's generated side, (N, tokens)."""
+    openings of ``midi_dir``'s MIDI files: a critic's generated side, (N, tokens). A
+    harmoniser harmonises ``sopranos`` (the real side's, :func:`sample_generators`)."""
     size = encoding.tokens_for(length)
-    fake = sample_generators(list(generators), n, size, seed, encoding, temperature, device)
+    fake = sample_generators(
+        list(generators), n, size, seed, encoding, temperature, device, sopranos=sopranos
+    )
     if midi_dir:
         fake = np.concatenate([fake, midi_folder_windows(midi_dir, length, encoding)])
     return fake
@@ -270,8 +274,24 @@ def _discriminator(
     real_held = cut_windows(
         [tunes[i] for i in held], size, n_held, rng, r.start, bar, per_step, blocks
     )
+    sopranos = None
+    if encoding.kind == "chorale":  # a harmoniser's side harmonises the fitted chorales' sopranos
+        from rlmusic.models.conditions import soprano_windows
+
+        try:
+            sopranos = soprano_windows(fitted, length, encoding)
+        except ValueError:  # none that long: only a harmoniser needs them, and it says so
+            sopranos = None
     fake = generated_windows(
-        r.generators, r.samples, length, seed, encoding, r.temperature, r.midi_dir, device
+        r.generators,
+        r.samples,
+        length,
+        seed,
+        encoding,
+        r.temperature,
+        r.midi_dir,
+        device,
+        sopranos,
     )
     fit_f, held_f = seeded_split(len(fake), holdout, seed + 1)
     train_cfg = replace(r.train, model=replace(r.train.model, vocab_size=encoding.vocab_size))

@@ -73,10 +73,18 @@ class Evaluation:
 
 
 @torch.no_grad()
-def prior_log_probs(prior: Generator, tokens: np.ndarray, batch_size: int = 500) -> np.ndarray:
+def prior_log_probs(
+    prior: Generator, tokens: np.ndarray, batch_size: int = 500, prefix: np.ndarray | None = None
+) -> np.ndarray:
+    """(N, T) log p_prior of each token; ``prefix`` (N, P): a harmoniser's conditioning,
+    read before each piece."""
     prior.eval()
     out = [
-        sequence_log_probs(prior, torch.as_tensor(tokens[i : i + batch_size], dtype=torch.long))
+        sequence_log_probs(
+            prior,
+            torch.as_tensor(tokens[i : i + batch_size], dtype=torch.long),
+            None if prefix is None else torch.as_tensor(prefix[i : i + batch_size]),
+        )
         for i in range(0, len(tokens), batch_size)
     ]
     return torch.cat(out).numpy()
@@ -92,9 +100,15 @@ def evaluate_samples(
     key: KeySpec | None = None,
     resamples: int = 0,
     seed: int = 0,
+    forced: np.ndarray | None = None,
 ) -> Evaluation:
     """The table, its variants and the realism measures for given samples (N, T tokens);
-    ``resamples`` > 0: the table's bootstrap intervals too (resampling pieces, ``seed``)."""
+    ``resamples`` > 0: the table's bootstrap intervals too (resampling pieces, ``seed``).
+
+    ``forced`` (N, T): a harmoniser's given tokens (``-1`` where it chose;
+    :func:`rlmusic.data.harmonisation.forced_tokens`): the prior reads the same soprano first
+    (:func:`rlmusic.data.harmonisation.conditioning_prefix`), and log p and KL average over
+    the tokens the model chose."""
     table = table_for(encoding)
     stats = table.count(tokens, encoding, key)
     realism: dict[str, float] = {
@@ -108,14 +122,20 @@ def evaluate_samples(
         )
         realism["duration L1 to held-out"] = duration_l1(tokens, reference, encoding)
     if prior is not None:
-        prior_logp = prior_log_probs(prior, tokens)
-        onsets = encoding.is_onset(tokens)
+        chosen = np.ones(tokens.shape, dtype=bool) if forced is None else forced < 0
+        prefix = None
+        if forced is not None:
+            from rlmusic.data.harmonisation import conditioning_prefix, sopranos
+
+            prefix = conditioning_prefix(sopranos(tokens, encoding), encoding)
+        prior_logp = prior_log_probs(prior, tokens, prefix=prefix)
+        onsets = encoding.is_onset(tokens) & chosen
         realism["prior log p per onset"] = (
             float(prior_logp[onsets].mean()) if onsets.any() else float("nan")
         )
-        realism["prior log p per token"] = float(prior_logp.mean())
+        realism["prior log p per token"] = float(prior_logp[chosen].mean())
         if policy_logp is not None:
-            realism["KL to prior per token"] = float((policy_logp - prior_logp).mean())
+            realism["KL to prior per token"] = float((policy_logp - prior_logp)[chosen].mean())
     intervals = {}
     if resamples > 0 and len(tokens):
         weights = bootstrap_weights(len(tokens), resamples, seed)

@@ -42,6 +42,7 @@ from rlmusic.evaluation.checks import EVAL_PREFIX, REFERENCE_LOGP_METRIC, eval_m
 from rlmusic.evaluation.model_eval import Evaluation, evaluate_samples
 from rlmusic.evaluation.table_rows import statistic_of
 from rlmusic.evaluation.two_sample_critic import CriticTest, CriticTestConfig
+from rlmusic.models.conditions import seeded_conditions
 from rlmusic.models.sampling import sample_seeded
 from rlmusic.rewards.statistics import KeySpec, Statistic
 
@@ -167,6 +168,17 @@ def _on_cpu(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module).cpu()
 
 
+def held_out_conditions(reference: list[np.ndarray], setup: Any) -> Any:
+    """A harmoniser's evaluation conditions: the held-out openings' sopranos (None for a
+    generator, which composes from nothing)."""
+    if getattr(setup, "conditions", None) is None:
+        return None
+    from rlmusic.data.harmonisation import sopranos
+    from rlmusic.models.conditions import SopranoConditions
+
+    return SopranoConditions(sopranos(np.stack(reference), setup.encoding), setup.encoding)
+
+
 def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[str, float]:
     """The end-of-run evaluation of a fine-tuning run as ``eval/*`` metrics ({} when off).
 
@@ -206,16 +218,20 @@ def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[st
             f"final_eval: the test split of data={cfg['data'].get('source')} holds no tune of "
             f"{setup.length}+ steps (raise data.test_fraction or use a larger corpus)"
         )
-    tokens, logp = sample_seeded(policy, n, setup.length, seed)
+    # a harmoniser harmonises the held-out openings' sopranos (the same ones, model by model)
+    conditions = held_out_conditions(reference, setup)
+    forced = seeded_conditions(conditions, n, seed)[1] if conditions else None
+    tokens, logp = sample_seeded(policy, n, setup.length, seed, conditions=conditions)
     evaluation = evaluate_samples(
-        "tuned", tokens, setup.encoding, logp, _on_cpu(setup.reference.generator), reference, key
-    )
+        "tuned", tokens, setup.encoding, logp, _on_cpu(setup.reference.generator), reference, key,
+        forced=forced,
+    )  # fmt: skip
     metrics = evaluation_metrics(evaluation)
     # the start model's own pieces under itself: what the tuned pieces' log p is judged beside
     start_tokens, start_logp = sample_seeded(
-        _on_cpu(setup.reference.generator), n, setup.length, seed
+        _on_cpu(setup.reference.generator), n, setup.length, seed, conditions=conditions
     )
-    onsets = setup.encoding.is_onset(start_tokens)
+    onsets = setup.encoding.is_onset(start_tokens) & (forced < 0 if forced is not None else True)
     metrics[REFERENCE_LOGP_METRIC] = float(start_logp[onsets].mean()) if onsets.any() else math.nan
     record = {**evaluation.as_dict(), "held_out": len(reference), "seed": seed}
     record["data_split"] = held.record
@@ -229,7 +245,9 @@ def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[st
             held.tunes, setup.encoding.vocab_size, setup.length, critic_cfg, seed,
             split_seed=held.split_seed, encoding=setup.encoding,
         )  # fmt: skip
-        pieces = sample_seeded(policy, critic.cfg.samples, setup.length, seed + 1)[0]
+        pieces = sample_seeded(
+            policy, critic.cfg.samples, setup.length, seed + 1, conditions=conditions
+        )[0]
         accuracy, _ = critic.accuracy(pieces)
         metrics[CRITIC_METRIC] = accuracy.value
         record["critic accuracy"] = accuracy.as_dict()
