@@ -76,7 +76,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_corpus(tmp / "corpus")
     models = {"tiny": str(make_tiny_checkpoint(tmp)), "real": "heldout"}
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        # the audio as a user gets it: synth=auto (TinySoundFont's piano), 44.1 kHz
+        # the audio as a user gets it: synth=auto (midirenderer's piano), 44.1 kHz
         overrides = compare_overrides(tmp, models, n=16, synth="auto", sample_rate=44100)
         cfg = compose("compare", overrides=overrides)
     return compare.run(validate_config("compare", cfg)).paths["html"]
