@@ -35,12 +35,16 @@ import math
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rlmusic.config import ConfigError
 from rlmusic.data.encodings import Encoding
 from rlmusic.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    import pretty_midi
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +161,9 @@ class Renderer:
         samples = np.asarray(samples, dtype=np.float64)[:frames]
         return normalise(np.pad(samples, (0, frames - len(samples))), self.sample_rate)
 
-    def _midirenderer(self, midi, end: float) -> np.ndarray:
-        """``midi`` (a PrettyMIDI, given an end mark at ``end`` seconds) rendered, mono at
-        ``sample_rate``."""
+    def _midirenderer(self, midi: pretty_midi.PrettyMIDI, end: float) -> np.ndarray:
+        """``midi`` rendered, mono at ``sample_rate``, to ``end`` seconds (``midi`` gets the end
+        mark)."""
         import midirenderer
         import pretty_midi
         from scipy.signal import resample_poly
