@@ -47,6 +47,7 @@ from rlmusic.evaluation.diversity import (
 )
 from rlmusic.evaluation.model_eval import prior_log_probs
 from rlmusic.evaluation.overlap import overlap_statistic, piece_features
+from rlmusic.evaluation.progress import stage
 from rlmusic.evaluation.realism import HISTOGRAMS, histogram_l1, normalised, per_piece_counts
 from rlmusic.evaluation.table_rows import table_for, table_intervals
 from rlmusic.evaluation.two_sample_critic import CriticTest, CriticTestConfig
@@ -189,9 +190,11 @@ def measure_column(
     prior=None,
     reference: np.ndarray | None = None,
     critic: CriticTest | None = None,
+    progress: bool = False,
 ) -> ColumnResult:
     """Every metric of one column (a section is left out when its input is None; the critic
-    test scores ``column.critic_tokens``, and is left out for a column without them)."""
+    test scores ``column.critic_tokens``, and is left out for a column without them).
+    ``progress``: say on stderr what it measures and for how long (:mod:`...progress`)."""
     tokens = column.tokens
     weights = bootstrap_weights(len(tokens), settings.resamples, settings.seed)
     c = settings.confidence
@@ -204,22 +207,22 @@ def measure_column(
         seconds[section] = time.perf_counter() - started
 
     table = table_for(encoding)
-    timed(
-        table.section,
-        lambda: table_intervals(table.per_piece(tokens, encoding, settings.key), weights, c),
-    )
-    if reward is not None:
-        timed(REWARD, lambda: reward_metrics(tokens, reward, weights, c))
-    if prior is not None:
-        timed(PRIOR, lambda: prior_metrics(column, prior, encoding, weights, c))
-    timed(DIVERSITY, lambda: diversity_metrics(tokens, encoding, settings.ngram, weights, c))
-    if reference is not None and len(reference) >= 2:
-        timed(REALISM, lambda: realism_metrics(tokens, reference, encoding, settings, weights))
+    with stage(f"column {column.name}: statistics, reward, prior, realism", enabled=progress):
+        timed(
+            table.section,
+            lambda: table_intervals(table.per_piece(tokens, encoding, settings.key), weights, c),
+        )
+        if reward is not None:
+            timed(REWARD, lambda: reward_metrics(tokens, reward, weights, c))
+        if prior is not None:
+            timed(PRIOR, lambda: prior_metrics(column, prior, encoding, weights, c))
+        timed(DIVERSITY, lambda: diversity_metrics(tokens, encoding, settings.ngram, weights, c))
+        if reference is not None and len(reference) >= 2:
+            timed(REALISM, lambda: realism_metrics(tokens, reference, encoding, settings, weights))
     if critic is not None and column.critic_tokens is not None:
         started = time.perf_counter()
-        metrics.setdefault(REALISM, {})["critic accuracy"] = critic.accuracy(column.critic_tokens)[
-            0
-        ]
+        accuracy = critic.accuracy(column.critic_tokens, column.name)[0]
+        metrics.setdefault(REALISM, {})["critic accuracy"] = accuracy
         seconds["critic"] = time.perf_counter() - started
     histograms = {
         name: normalised(counter(tokens, encoding)) for name, counter in HISTOGRAMS.items()

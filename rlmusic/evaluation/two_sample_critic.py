@@ -40,9 +40,11 @@ import torch
 from rlmusic.critics import CriticConfig, DiscriminatorTrainConfig, train_discriminator
 from rlmusic.critics.data import cut_windows, window_offsets
 from rlmusic.critics.discriminator import score_all
-from rlmusic.critics.stats import seeded_split
+from rlmusic.critics.stats import binary_auc, seeded_split
 from rlmusic.data.encodings import Encoding
 from rlmusic.evaluation.bootstrap import Interval, bootstrap_weights, interval
+from rlmusic.evaluation.critic_test_cache import CriticTestCache, cache_key, code_version, digest
+from rlmusic.evaluation.progress import critic_bar
 from rlmusic.evaluation.two_sample_critic_config import CriticTestConfig
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,11 @@ SANITY = "critic sanity: held-out vs held-out"
 POWER = "critic power: prior vs held-out"
 
 
-def discriminator_config(cfg: CriticTestConfig, vocab_size: int) -> DiscriminatorTrainConfig:
-    """The fresh critic's model and training budget from the test's config."""
+def discriminator_config(
+    cfg: CriticTestConfig, vocab_size: int, log_every: int = 0
+) -> DiscriminatorTrainConfig:
+    """The fresh critic's model and training budget from the test's config (``log_every``:
+    steps between its step lines, which a progress bar reads; 0: none)."""
     model = CriticConfig(
         vocab_size=vocab_size,
         embed_dim=cfg.embed_dim,
@@ -64,7 +69,7 @@ def discriminator_config(cfg: CriticTestConfig, vocab_size: int) -> Discriminato
         batch_size=cfg.batch_size,
         lr=cfg.lr,
         holdout=cfg.holdout,
-        log_every=0,
+        log_every=log_every,
         model=model,
     )
 
@@ -165,6 +170,9 @@ class CriticTest:
             the data's ``split_seed``, so the run's ``seed`` never moves a tune between sides.
         encoding: the pieces' encoding: its bar and tokens per step place the real windows
             (None: one token a step, ``steps_per_bar``); its vocabulary must be ``vocab_size``.
+        cache: where figures computed before are kept (:mod:`...critic_test_cache`): a figure
+            whose rows, settings and code are unchanged is read, not trained again. None: none.
+        progress: a bar on stderr over each critic's training steps.
 
     Raises:
         ValueError: fewer than 4 usable tunes, an encoding of another vocabulary, or a
@@ -183,6 +191,8 @@ class CriticTest:
         steps_per_bar: int = 16,
         split_seed: int = 0,
         encoding: Encoding | None = None,
+        cache: CriticTestCache | None = None,
+        progress: bool = False,
     ) -> None:
         per_step = 1
         if encoding is not None:
@@ -202,6 +212,8 @@ class CriticTest:
         self.cfg = cfg or CriticTestConfig()
         self.vocab_size, self.length, self.seed = vocab_size, length, seed
         self.resamples, self.confidence = resamples, confidence
+        self.cache, self.progress = cache, progress
+        self._code: str | None = None  # code_version(), read once when the cache is first asked
         reference, sanity = split_real_tunes(tunes, length, split_seed)
         c = self.cfg
         self.real = Side.of_tunes(
@@ -218,9 +230,9 @@ class CriticTest:
             len(self.sanity_side.fit), len(self.sanity_side.held), len(sanity),
         )  # fmt: skip
 
-    def accuracy(self, pieces: np.ndarray) -> tuple[Interval, dict]:
+    def accuracy(self, pieces: np.ndarray, name: str = "model") -> tuple[Interval, dict]:
         """The held-out balanced accuracy on a model's ``pieces`` (N, length), its interval
-        and the critic's training figures.
+        and the critic's training figures (``name``: the model, for the progress bar and log).
 
         Raises:
             ValueError: fewer than 4 pieces, or pieces of another length (in tokens).
@@ -232,31 +244,67 @@ class CriticTest:
                 f"steps ({self.length} tokens), got shape "
                 f"{pieces.shape}"
             )
-        return self._test(Side.of_pieces(pieces, self.cfg.holdout, self.seed + 2))
+        return self._cached(Side.of_pieces(pieces, self.cfg.holdout, self.seed + 2), name)
 
     def sanity(self) -> tuple[Interval, dict]:
         """Real against real (the sanity half as "the model"): near 0.5 when the test is sound."""
-        return self._test(self.sanity_side)
+        return self._cached(self.sanity_side, "held-out (sanity)")
 
-    def _test(self, fake: Side) -> tuple[Interval, dict]:
+    def key(self, fake: Side) -> str:
+        """The cache key of a test against ``fake``: the rows of both sides, the settings, the
+        seeds and the code (:mod:`rlmusic.evaluation.critic_test_cache`)."""
+        if self._code is None:
+            self._code = code_version()
+        return cache_key(
+            {
+                "code": self._code,
+                "settings": self.cfg.settings(),
+                "vocab_size": self.vocab_size,
+                "length": self.length,
+                "seed": self.seed,
+                "resamples": self.resamples,
+                "confidence": self.confidence,
+                "real": digest(self.real.fit, self.real.held, self.real.groups),
+                "fake": digest(fake.fit, fake.held, fake.groups),
+            }
+        )
+
+    def _cached(self, fake: Side, name: str) -> tuple[Interval, dict]:
+        if self.cache is None:
+            return self._test(fake, name)
+        key = self.key(fake)
+        hit = self.cache.get(key)
+        if hit is not None:
+            log.info("critic test, %s: %.3f, from the cache (%s)", name, hit[0].value, key)
+            return hit
+        result = self._test(fake, name)
+        about = {"name": name, "fit": [len(self.real.fit), len(fake.fit)]}
+        about["held"] = [len(self.real.held), len(fake.held)]
+        self.cache.put(key, result[0], result[1], about)
+        return result
+
+    def _test(self, fake: Side, name: str = "model") -> tuple[Interval, dict]:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # a small CNN: handing work between threads costs more
+        steps = self.cfg.steps
+        nothing = np.zeros((0, self.length), np.int64)  # held-out rows: scored once, below
         try:
-            model, figures = train_discriminator(
-                self.real.fit,
-                fake.fit,
-                discriminator_config(self.cfg, self.vocab_size),
-                seed=self.seed,
-                valid=(self.real.held, fake.held),
-            )
+            with critic_bar(f"critic test: {name}", steps, self.progress):
+                model, figures = train_discriminator(
+                    self.real.fit,
+                    fake.fit,
+                    discriminator_config(
+                        self.cfg, self.vocab_size, max(1, steps // 50) if self.progress else 0
+                    ),
+                    seed=self.seed,
+                    valid=(nothing, nothing),
+                )
+            real_logits = score_all(model, torch.as_tensor(self.real.held))[:, -1].numpy()
+            fake_logits = score_all(model, torch.as_tensor(fake.held))[:, -1].numpy()
         finally:
             torch.set_num_threads(threads)
-        real_ok = (score_all(model, torch.as_tensor(self.real.held))[:, -1].numpy() > 0).astype(
-            np.float64
-        )  # real windows called real
-        fake_ok = (score_all(model, torch.as_tensor(fake.held))[:, -1].numpy() <= 0).astype(
-            np.float64
-        )  # the model's pieces caught
+        real_ok = (real_logits > 0).astype(np.float64)  # real windows called real
+        fake_ok = (fake_logits <= 0).astype(np.float64)  # the model's pieces caught
         value = 0.5 * (real_ok.mean() + fake_ok.mean())
         w_real = bootstrap_weights(int(self.real.groups.max()) + 1, self.resamples, self.seed)
         w_fake = bootstrap_weights(int(fake.groups.max()) + 1, self.resamples, self.seed + 1)
@@ -264,4 +312,20 @@ class CriticTest:
             _grouped_share(real_ok, self.real.groups, w_real)
             + _grouped_share(fake_ok, fake.groups, w_fake)
         )
+        figures.update(
+            accuracy_real=float(real_ok.mean()),
+            accuracy_fake=float(fake_ok.mean()),
+            balanced_accuracy=float(value),
+            auc=binary_auc(
+                np.concatenate([real_logits, fake_logits]),
+                np.concatenate([np.ones(len(real_logits)), np.zeros(len(fake_logits))]),
+            ),
+            n_valid_real=len(real_logits),
+            n_valid_fake=len(fake_logits),
+        )
+        log.info(
+            "critic test, %s: %.3f (real called real %.3f, pieces caught %.3f, auc %.3f; %d "
+            "steps in %.1f s)", name, value, figures["accuracy_real"], figures["accuracy_fake"],
+            figures["auc"], figures["steps"], figures["time_s"],
+        )  # fmt: skip
         return interval(float(value), resampled, self.confidence, (0.0, 1.0)), figures

@@ -4,7 +4,7 @@ a config."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -30,6 +30,11 @@ class CriticTestConfig:
     embed_dim: int = 32
     channels: int = 64
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    cache: bool = True  # read a figure computed before (rlmusic.evaluation.critic_test_cache)
+
+    def settings(self) -> dict:
+        """What decides a figure: every field but ``cache`` (a cache key's settings)."""
+        return {k: v for k, v in asdict(self).items() if k != "cache"}
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout < 1.0:

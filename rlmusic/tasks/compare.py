@@ -46,7 +46,9 @@ from rlmusic.evaluation.comparison import (
     measure_column,
     separated_pairs,
 )
+from rlmusic.evaluation.critic_test_cache import CriticTestCache
 from rlmusic.evaluation.objective import held_out
+from rlmusic.evaluation.progress import stage
 from rlmusic.evaluation.realism import BIN_LABELS, HISTOGRAMS, normalised
 from rlmusic.evaluation.report import Report, Sample, write_report
 from rlmusic.evaluation.two_sample_critic import POWER, SANITY, CriticTest, CriticTestConfig
@@ -169,8 +171,9 @@ def critic_checks(
             rows[POWER] = result.metrics[REALISM]["critic accuracy"]
             break
     else:
-        pieces = sample_seeded(prior, critic.cfg.samples, length, seed + 1)[0]
-        rows[POWER] = critic.accuracy(pieces)[0]
+        with stage(f"sampling the prior: {critic.cfg.samples} pieces"):
+            pieces = sample_seeded(prior, critic.cfg.samples, length, seed + 1)[0]
+        rows[POWER] = critic.accuracy(pieces, "prior")[0]
     for name, row in rows.items():
         log.info("%s: %.3f (%.3f-%.3f)", name, row.value, row.low, row.high)
     return rows
@@ -202,42 +205,51 @@ def run(cfg: DictConfig) -> CompareResult:
     device = resolve_device(str(cfg.device))
     # the prior and the reward score numpy tokens on the CPU (a second or so for 1,000 pieces)
     wants_heldout = any(spec_kind(spec)[0] == HELDOUT for spec in models.values())
-    held = held_out(cfg, encoding)
+    with stage("held-out tunes (the corpus's test split)"):
+        held = held_out(cfg, encoding)
     size = encoding.tokens_for(length)  # tokens a piece: length counts time steps
     reference, pool = split_heldout(held.openings(size), held.split_seed, n if wants_heldout else 0)
     log.info("held-out melodies: %d as the reference, %d as a column", len(reference), len(pool))
     # a preset's prior "start" (the model a run starts from) is the comparison's prior here
-    reward = (
-        build_reward(
-            cfg.reward,
-            encoding,
-            start_checkpoint=prior_spec,
-            # an auto critic follows the data for a kind the shipped critic does not read (the
-            # one `rlmusic finetune` trained and cached); melodies keep the shipped critic
-            data=cfg.data if encoding.kind != "melody" else None,
+    with stage("the reward"):
+        reward = (
+            build_reward(
+                cfg.reward,
+                encoding,
+                start_checkpoint=prior_spec,
+                # an auto critic follows the data for a kind the shipped critic does not read
+                # (the one `rlmusic finetune` trained and cached); melodies keep the shipped one
+                data=cfg.data if encoding.kind != "melody" else None,
+            )
+            if cfg.get("reward")
+            else None
         )
-        if cfg.get("reward")
-        else None
-    )
     settings = settings_from(cfg)
     critic_samples = settings.critic.samples if settings.critic else 0
-    columns = [
-        load_column(name, spec, n, length, seed, encoding, pool, device, critic_samples)
-        for name, spec in models.items()
-    ]
+    columns = []
+    for name, spec in models.items():
+        with stage(f"column {name}: its pieces"):
+            columns.append(
+                load_column(name, spec, n, length, seed, encoding, pool, device, critic_samples)
+            )
     critic = None
     if settings.critic is not None:
+        cache = CriticTestCache.under(cfg.data.get("cache_dir")) if settings.critic.cache else None
         critic = CriticTest(
             held.tunes, encoding.vocab_size, size, settings.critic, seed, settings.resamples,
-            settings.confidence, split_seed=held.split_seed, encoding=encoding,
+            settings.confidence, split_seed=held.split_seed, encoding=encoding, cache=cache,
+            progress=True,
         )  # fmt: skip
     results = [
-        measure_column(c, encoding, settings, reward, prior, reference, critic) for c in columns
+        measure_column(c, encoding, settings, reward, prior, reference, critic, progress=True)
+        for c in columns
     ]
     critic_rows = critic_checks(critic, columns, results, prior, prior_spec, size, seed)
     np.savez_compressed(out / "tokens.npz", **{c.name: c.tokens for c in columns})
     reference_histograms = {k: normalised(f(reference, encoding)) for k, f in HISTOGRAMS.items()}
-    bars, hists = charts(results, reference_histograms)
+    with stage("charts, piano rolls and audio"):
+        bars, hists = charts(results, reference_histograms)
+        shown = shown_samples(columns, encoding, out, int(cfg.k), renderer, cfg)
     report = Report(
         results=results,
         critic_checks=critic_rows,
@@ -260,7 +272,7 @@ def run(cfg: DictConfig) -> CompareResult:
         synth=renderer.describe(encoding) if renderer else None,
         bar_charts=bars,
         histogram_charts=hists,
-        samples=shown_samples(columns, encoding, out, int(cfg.k), renderer, cfg),
+        samples=shown,
     )
     report.seconds = time.perf_counter() - started
     paths = write_report(report, out)
