@@ -80,6 +80,11 @@ TASKS: dict[str, tuple[str, str, str]] = {
         "listen",
         "a static blind A/B listening page of two models; answers download as preferences",
     ),
+    "harmonise": (
+        "rlmusic.tasks.harmonise",
+        "harmonise",
+        "alto, tenor and bass under melodies (MIDI / MusicXML / ABC files) by a harmoniser",
+    ),
 }
 
 # tasks whose first bare argument (no `=`) is the value of a config key: `rlmusic sweep-report DIR`

@@ -272,6 +272,29 @@ class ListenSchema:
     objective_direction: str = "maximize"  # or minimize
 
 
+@dataclass
+class HarmoniseSchema:
+    encoding: EncodingSchema = MISSING  # for data=chorales (melody=heldout)
+    data: DataSchema | None = None
+    checkpoint: str = MISSING
+    melody: str = MISSING  # a file, a folder or heldout
+    out: str | None = None
+    seed: int = MISSING
+    temperature: float = MISSING
+    n: int = MISSING
+    length: int | None = None
+    soprano_range: List[int] | None = None
+    max_dropped_notes: float = MISSING
+    max_steps: int = MISSING
+    timeout_s: float = MISSING
+    qpm: float = MISSING
+    resamples: int = MISSING
+    device: str = MISSING
+    threads: int | None = None
+    objective: str | None = None
+    objective_direction: str = "maximize"  # or minimize
+
+
 # task name -> its schema
 TASK_SCHEMAS: dict[str, type] = {
     "prepare_data": DataTaskSchema,  # rlmusic data
@@ -283,4 +306,5 @@ TASK_SCHEMAS: dict[str, type] = {
     "sweep_report": SweepReportSchema,
     "compare": CompareSchema,
     "listen": ListenSchema,
+    "harmonise": HarmoniseSchema,
 }
