@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_module
 
 from rlmusic.config import validate_config
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.evaluation import table_rows
+from rlmusic.evaluation import table_rows, two_sample_critic
 from rlmusic.evaluation.columns import GENERATOR, HELDOUT, MIDI, spec_kind, split_heldout
 from rlmusic.evaluation.comparison import prior_metrics
 from rlmusic.evaluation.model_eval import evaluate_samples
@@ -250,6 +250,33 @@ def test_report_files_exist_and_parse(comparison: tuple[Path, compare.CompareRes
     )
     for image in (out / "img").glob("*.png"):
         assert f"img/{image.name}" in markdown and image.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_second_comparison_reads_the_critic_figures_from_the_cache(
+    comparison: tuple[Path, compare.CompareResult],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    out, first = comparison
+    tmp = out.parent
+    cached = sorted((tmp / "cache" / "critic_test").glob("*.json"))
+    assert len(cached) == 4  # tiny (the prior: the power row), run, midi, the sanity row
+
+    def trains(*args, **kwargs):
+        raise AssertionError("a critic trained although every figure is cached")
+
+    monkeypatch.setattr(two_sample_critic, "train_discriminator", trains)
+    models = json.loads((out / "metrics.json").read_text())["settings"]["models"]
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("compare", overrides=compare_overrides(tmp, models, out=tmp / "again"))
+    second = compare.run(validate_config("compare", cfg))
+    critic_rows = {k: v for k, v in second.metrics.items() if "critic" in k}
+    assert critic_rows == {k: v for k, v in first.metrics.items() if "critic" in k}
+    assert len(critic_rows) == 5  # three columns' accuracy, the sanity and power rows
+    markdown = (tmp / "again" / "report.md").read_text()
+    assert f"| {SANITY} (0.5 = chance) | " in markdown and "| critic accuracy" in markdown
+    err = capsys.readouterr().err
+    assert "[compare] column run: its pieces ..." in err and "critic test:" not in err
 
 
 def test_report_html_is_self_contained(comparison: tuple[Path, compare.CompareResult]) -> None:
