@@ -1,7 +1,9 @@
 """Gymnasium environments for composing music in any encoding: melodies, chorales (installed as
-``rlmusic.envs``).
+``rlmusic.envs``), and for harmonising a given soprano.
 
-Importing this package registers ``rlmusic/Composition-v1``; it imports nothing heavy.
+Importing this package registers ``rlmusic/Composition-v1`` and ``rlmusic/Harmonisation-v0``
+(``gymnasium.make("rlmusic/Harmonisation-v0", sopranos=..., reward=...)``); it imports nothing
+heavy.
 v1 (the leap rule pays as RL Tuner's leap detector decides; the motif rules pay every step of
 a qualifying half-bar, as the original) replaced v0, whose rewards meant something else.
 
@@ -18,9 +20,12 @@ a qualifying half-bar, as the original) replaced v0, whose rewards meant somethi
 from gymnasium.envs.registration import register, registry
 
 ENV_ID = "rlmusic/Composition-v1"
+HARMONISATION_ENV_ID = "rlmusic/Harmonisation-v0"
 
 if ENV_ID not in registry:
     register(id=ENV_ID, entry_point="rlmusic.envs.composition:CompositionEnv")
+if HARMONISATION_ENV_ID not in registry:
+    register(id=HARMONISATION_ENV_ID, entry_point="rlmusic.envs.harmonisation:HarmonisationEnv")
 
 
 def __getattr__(name: str):  # lazy: the env classes pull in numpy-heavy reward code
@@ -32,7 +37,17 @@ def __getattr__(name: str):  # lazy: the env classes pull in numpy-heavy reward 
         from rlmusic.envs.vector import CompositionVectorEnv
 
         return CompositionVectorEnv
+    if name == "HarmonisationEnv":
+        from rlmusic.envs.harmonisation import HarmonisationEnv
+
+        return HarmonisationEnv
     raise AttributeError(name)
 
 
-__all__ = ["ENV_ID", "CompositionEnv", "CompositionVectorEnv"]
+__all__ = [
+    "ENV_ID",
+    "HARMONISATION_ENV_ID",
+    "CompositionEnv",
+    "CompositionVectorEnv",
+    "HarmonisationEnv",
+]
