@@ -59,6 +59,7 @@ SHIPPED = "pretrained:discriminator"
 PRETRAINED_SOURCES = {
     "pretrained:chorale_lstm": "chorales",
     "pretrained:chorale_transformer": "chorales",
+    "pretrained:chorale_harmoniser": "chorales",
 }
 SHIPPED_DATA = {
     "path": None,
