@@ -101,17 +101,19 @@ class RewardTermLogger(BaseCallback):
 
 class ConstraintUpdate(BaseCallback):
     """``reward.constraints`` under SB3: the pieces finished during a rollout (each env's
-    terminal observation: its tokens, then its position) move the multipliers once per rollout,
-    which the environments' reward (the same term objects) pays from the next rollout on."""
+    terminal observation: a conditioning prefix of ``start`` tokens if any, the piece's
+    ``length`` tokens, then the position) move the multipliers once per rollout, which the
+    environments' reward (the same term objects) pays from the next rollout on."""
 
-    def __init__(self, constraints: Any, length: int) -> None:
+    def __init__(self, constraints: Any, length: int, start: int = 0) -> None:
         super().__init__()
-        self.constraints, self.length, self.pieces = constraints, length, []
+        self.constraints, self.length, self.start, self.pieces = constraints, length, start, []
 
     def _on_step(self) -> bool:
+        piece = slice(self.start, self.start + self.length)
         for done, info in zip(self.locals["dones"], self.locals["infos"]):
             if done and "terminal_observation" in info:
-                self.pieces.append(np.asarray(info["terminal_observation"])[: self.length])
+                self.pieces.append(np.asarray(info["terminal_observation"])[piece])
         return True
 
     def _on_rollout_end(self) -> None:

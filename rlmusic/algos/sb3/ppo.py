@@ -3,9 +3,12 @@
 The policy is :class:`rlmusic.algos.sb3.ppo_policy.GeneratorPolicy` (actor = the generator's
 next-token softmax; critic = :class:`rlmusic.algos.value.ValueFunction` on its *detached* hidden
 state, with its own optimizer and normalised targets), trained on a ``DummyVecEnv`` of
-``algo.n_envs`` :class:`~rlmusic.envs.composition.CompositionEnv`. :meth:`GeneratorPPO.train` is
-PPO's clipped update with the value function kept apart: the generator's gradient and the
-value function's are clipped one by one, so value regression never steers the generator.
+``algo.n_envs`` :class:`~rlmusic.envs.composition.CompositionEnv` (a harmoniser:
+:class:`~rlmusic.envs.harmonisation.HarmonisationEnv`, whose observations hold the soprano the
+policy and the prior read first, so the KL below compares them under the same soprano).
+:meth:`GeneratorPPO.train` is PPO's clipped update with the value function kept apart: the
+generator's gradient and the value function's are clipped one by one, so value regression never
+steers the generator.
 
 KL control against the frozen reference (the start model unless ``reward.prior.checkpoint``
 names another), ``algo.kl_mode``:
@@ -34,10 +37,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import PPO
@@ -270,28 +274,69 @@ class GeneratorPPO(PPO):
         self.logger.record("train/clip_range", clip_range)
 
 
+def env_factory(setup: FinetuneSetup, reward: Any) -> tuple[Callable[[], gym.Env], int]:
+    """What a run's environments are, and the agent's actions per episode.
+
+    A generator composes whole pieces (:class:`~rlmusic.envs.composition.CompositionEnv`,
+    ``setup.length`` actions); a harmoniser (``setup.conditions``) harmonises their sopranos
+    (:class:`~rlmusic.envs.harmonisation.HarmonisationEnv`: the env writes the soprano, the
+    agent the other three voices, and the observation holds the conditioning prefix the
+    harmoniser and its reference read first).
+    """
+    if setup.conditions is None:
+        from rlmusic.envs.composition import CompositionEnv
+
+        def composition() -> gym.Env:
+            return CompositionEnv(reward=reward, encoding=setup.encoding, length=setup.length)
+
+        return composition, setup.length
+    from rlmusic.envs.harmonisation import HarmonisationEnv
+
+    sopranos = np.asarray(setup.conditions.sopranos)
+    if sopranos.shape[1] != setup.steps:
+        raise ValueError(
+            f"the sopranos have {sopranos.shape[1]} steps, the run harmonises length="
+            f"{setup.steps}: give sopranos of {setup.steps} steps"
+        )
+
+    def harmonisation() -> gym.Env:
+        return HarmonisationEnv(sopranos, reward=reward, encoding=setup.encoding)
+
+    return harmonisation, setup.length - setup.steps  # A, T and B of every step
+
+
 def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     """``rlmusic finetune algo=ppo``: train (or resume) to ``algo.total_timesteps`` env steps."""
-    from rlmusic.envs.composition import CompositionEnv
-
     algo = asdict(read_config(PPOConfig, algo_cfg))  # every key, typed and checked
     setup = applied(setup, algo, "ppo", default=False)
     settings = RunSettings.from_setup(setup, algo)
-    length = setup.length
-    if int(algo["n_steps"]) % length:
-        raise ValueError(
-            f"algo.n_steps={algo['n_steps']} must be a multiple of length={length}: every "
-            "rollout then holds whole compositions, and resume points fall between them"
-        )
     kl_mode = check_kl_mode(str(algo["kl_mode"]), "ppo", KL_MODES)
+    if setup.conditions is not None and kl_mode == "prior_reward":
+        raise ValueError(
+            "algo.kl_mode=prior_reward puts log p_prior in the environment's reward, which "
+            "scores the piece without the soprano a harmoniser reads first: use "
+            "algo.kl_mode=penalty (its prior reads the same soprano)"
+        )
     reference = setup.reference
     kl_coef = resolve_kl_coef(algo["kl_coef"], reference.weight)
     if not reference.configured:
         log.warning("the reward names no prior: KL to the start model is measured, not paid")
     env_reward = setup.env_reward() if kl_mode == "prior_reward" else setup.reward
+    make_one, episode = env_factory(setup, env_reward)
+    if int(algo["n_steps"]) % episode:
+        what = (
+            f"length={setup.length}"
+            if setup.conditions is None
+            else f"the {episode} actions of a harmonisation ({setup.steps} steps x alto, tenor, "
+            "bass)"
+        )
+        raise ValueError(
+            f"algo.n_steps={algo['n_steps']} must be a multiple of {what}: every rollout then "
+            "holds whole compositions, and resume points fall between them"
+        )
 
     def make_env() -> Monitor:
-        return Monitor(CompositionEnv(reward=env_reward, encoding=setup.encoding, length=length))
+        return Monitor(make_one())
 
     env = DummyVecEnv([make_env] * int(algo["n_envs"]))
     model = GeneratorPPO(

@@ -68,6 +68,7 @@ class RunSettings:
     stats_every: int
     stats_samples: int
     log_interval: int
+    prefix: int = 0  # tokens of a conditioning prefix before the piece in each observation
 
     @classmethod
     def from_setup(cls, setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> RunSettings:
@@ -84,6 +85,8 @@ class RunSettings:
             stats_every=int(algo_cfg["stats_every"]),
             stats_samples=int(algo_cfg["stats_samples"]),
             log_interval=int(algo_cfg["log_interval"]),
+            # a harmoniser's observations hold [S_0 .. S_{n-1}, BOS] before the piece
+            prefix=setup.steps + 1 if setup.conditions is not None else 0,
         )
 
 
@@ -193,12 +196,13 @@ def learn(
                 settings.n_samples,
                 settings.length,
                 settings.seed,
+                setup.conditions,
             ),
         ),
         ProgressBar(settings.total_timesteps, settings.algo),
     ]
     if setup.constraints is not None:  # rule targets (reward.constraints), once per rollout
-        callbacks.insert(1, ConstraintUpdate(setup.constraints, settings.length))
+        callbacks.insert(1, ConstraintUpdate(setup.constraints, settings.length, settings.prefix))
     start_step = int(model.num_timesteps)
     started = time.perf_counter()
     model.learn(

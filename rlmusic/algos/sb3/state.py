@@ -107,6 +107,16 @@ def restore_rng(model: BaseAlgorithm, state: dict[str, Any]) -> None:
             )
 
 
+def restart_options(env: Any, observation: np.ndarray) -> dict[str, Any] | None:
+    """``reset`` options that restart the episode ``observation`` (taken as it began) shows:
+    the env's own ``resume_options`` (a harmonisation: its soprano), else a composition's
+    primer (``observation[-1]`` tokens: none, or a primer)."""
+    if hasattr(env, "resume_options"):
+        return env.resume_options(observation)
+    position = int(observation[-1])
+    return {"primer": observation[:position]} if position else None
+
+
 def save_resume(
     model: BaseAlgorithm, path: Path, run: dict[str, Any], constraints: Any = None
 ) -> None:
@@ -157,10 +167,8 @@ def load_resume(
     model._last_episode_starts = np.ones(len(last_obs), dtype=bool)  # resume points: all start
     model.ep_info_buffer = deque(state["episode_stats"], maxlen=model._stats_window_size)
     model.ep_success_buffer = deque(maxlen=model._stats_window_size)
-    length = int(run["length"])
     for env, obs, rng in zip(_dummy_envs(model), last_obs, state["rng"]["envs"]):
-        position = int(obs[length])  # a composition just begun: empty, or a primer
-        env.reset(options={"primer": obs[:position]} if position else None)
+        env.reset(options=restart_options(env.unwrapped, obs))
         env.unwrapped.np_random.bit_generator.state = rng
     restore_rng(model, state["rng"])
     return int(model.num_timesteps)
