@@ -3,7 +3,9 @@
 An observation of :class:`rlmusic.envs.composition.CompositionEnv` is ``tokens (T,)`` padded with
 ``vocab_size`` (== the generators' BOS token) followed by the position ``t``. The generator's
 output for it is the one at position ``t`` of ``[BOS, tokens[:t]]`` (the distribution of the next
-token). :func:`position_outputs` (PPO's minibatches) computes it with whole-prefix forward
+token). :class:`rlmusic.envs.harmonisation.HarmonisationEnv` keeps that contract over a
+harmoniser's whole input: its ``tokens`` are the conditioning prefix ``[S_0 .. S_{n-1}, BOS]``
+then the piece, and ``t`` counts both, so the same code reads ``[BOS, prefix, piece[:t]]``. :func:`position_outputs` (PPO's minibatches) computes it with whole-prefix forward
 passes, one per longest shared prefix (:func:`covering_rows`), rows grouped by length on CPU so
 short prefixes are not padded to the longest one (:func:`span_groups`).
 """
