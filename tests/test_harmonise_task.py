@@ -190,9 +190,8 @@ def test_a_checkpoint_that_is_no_harmoniser_is_refused_in_one_line(
     melody = write_midi(tmp_path / "song.mid", G_TUNE)
     with pytest.raises(NotAHarmoniserError, match="is not a harmoniser"):
         harmonise.run(config(plain, melody, tmp_path / "out"))
-    code, lines = run_main(
-        ["harmonise", f"checkpoint={plain}", f"melody={melody}", f"out={tmp_path / 'o'}"], capsys
-    )
+    args = [f"checkpoint={plain}", f"melody={melody}", f"hydra.run.dir={tmp_path / 'o'}"]
+    code, lines = run_main(["harmonise", *args], capsys)
     assert_one_line(code, lines, str(plain), "is not a harmoniser")
 
 
@@ -200,9 +199,8 @@ def test_a_missing_melody_is_one_line(
     tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "no" / "such.mid"
-    code, lines = run_main(
-        ["harmonise", f"checkpoint={checkpoint}", f"melody={missing}", f"out={tmp_path}"], capsys
-    )
+    args = [f"checkpoint={checkpoint}", f"melody={missing}", f"hydra.run.dir={tmp_path / 'o'}"]
+    code, lines = run_main(["harmonise", *args], capsys)
     assert_one_line(code, lines, str(missing), "no such file or folder")
 
 
