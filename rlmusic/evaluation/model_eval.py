@@ -35,6 +35,7 @@ from rlmusic.evaluation.bootstrap import Interval, bootstrap_weights
 from rlmusic.evaluation.metrics import abs_interval_l1, distinct_share, duration_l1, interval_l1
 from rlmusic.evaluation.table_rows import cell, row_name, table_for, table_intervals, title, unit_of
 from rlmusic.models.base import Generator, sequence_log_probs
+from rlmusic.models.conditions import Conditions, seeded_conditions
 from rlmusic.models.sampling import sample_seeded
 from rlmusic.rewards.statistics import KeySpec, Statistic
 
@@ -157,14 +158,19 @@ def evaluate_model(
     prior: Generator | None = None,
     reference: list[np.ndarray] | None = None,
     resamples: int = 0,
+    conditions: Conditions | None = None,
 ) -> Evaluation:
     """``n`` seeded pieces of ``length`` time steps (``encoding.tokens_for(length)`` tokens)
-    from ``model``, evaluated (:func:`evaluate_samples`)."""
+    from ``model``, evaluated (:func:`evaluate_samples`); a harmoniser harmonises sopranos
+    drawn from ``conditions`` (the prior, a harmoniser too, reads them first)."""
     started = time.perf_counter()
-    tokens, logp = sample_seeded(model, n, encoding.tokens_for(length), seed)
+    size = encoding.tokens_for(length)
+    tokens, logp = sample_seeded(model, n, size, seed, conditions=conditions)
+    forced = seeded_conditions(conditions, n, seed)[1] if conditions is not None else None
     evaluation = evaluate_samples(
-        name, tokens, encoding, logp, prior, reference, resamples=resamples, seed=seed
-    )
+        name, tokens, encoding, logp, prior, reference, resamples=resamples, seed=seed,
+        forced=forced,
+    )  # fmt: skip
     evaluation.seconds = time.perf_counter() - started
     return evaluation
 

@@ -14,6 +14,10 @@ checkpoint=pretrained:chorale_transformer data=chorales``. ``length`` counts tim
 kinds (``encoding.tokens_for(length)`` tokens); by default the checkpoint's own piece length
 (32 steps for a melody, 64 for a chorale).
 
+A harmoniser (``pretrained:chorale_harmoniser``, or a run tuned from it) harmonises the held-out
+openings' sopranos (every model the same ones), its prior reads each soprano first, and log p
+and KL average over the voices it chose; Bach's column is judged given his soprano.
+
 The prior that judges realism follows the checkpoint (``prior: null``): the KL reference a
 fine-tuned checkpoint records, else the checkpoint itself; the log names it.
 """
@@ -27,6 +31,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from rlmusic.config import ConfigError
+from rlmusic.data.encodings import Encoding
+from rlmusic.data.harmonisation import forced_tokens, sopranos
 from rlmusic.evaluation.model_eval import (
     Evaluation,
     evaluate_model,
@@ -37,12 +44,36 @@ from rlmusic.evaluation.model_eval import (
 from rlmusic.evaluation.objective import held_out
 from rlmusic.evaluation.table_rows import table_for
 from rlmusic.models import load_generator
-from rlmusic.models.registry import judging_prior
+from rlmusic.models.conditions import SopranoConditions
+from rlmusic.models.registry import checkpoint_conditioning, judging_prior
 from rlmusic.runtime import run_folder
 
 log = logging.getLogger(__name__)
 
 REAL_COLUMN = "real (held-out)"
+
+
+def harmonisation_conditions(
+    specs: list[str], prior_spec: str, reference: list[np.ndarray] | None, encoding: Encoding
+) -> SopranoConditions | None:
+    """Harmonisers harmonise the held-out openings' sopranos (each model the same ones, by the
+    seed); None when the checkpoints are generators. Harmonisers and generators do not mix in
+    one table, and a harmoniser's prior must read the soprano too."""
+    kinds = {spec: checkpoint_conditioning(spec) for spec in [*specs, prior_spec]}
+    if not any(kinds.values()):
+        return None
+    if not all(kinds.values()):
+        plain = ", ".join(spec for spec, kind in kinds.items() if not kind)
+        raise ConfigError(
+            f"rlmusic evaluate: harmonisers and generators cannot share one table: {plain} writes whole pieces "
+            "(evaluate harmonisers together, with a harmoniser as prior=)"
+        )
+    if not reference:
+        raise ConfigError(
+            "rlmusic evaluate: a harmoniser is evaluated on the held-out chorales' sopranos: "
+            "give data=chorales"
+        )
+    return SopranoConditions(sopranos(np.stack(reference), encoding), encoding)
 
 
 def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:
@@ -56,21 +87,26 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:
     beside_real = table_for(encoding).beside == "heldout"
     boot = cfg.get("bootstrap") or {}
     resamples = int(boot.get("resamples", 1000)) if beside_real else 0
+    conditions = harmonisation_conditions(specs, prior_spec, reference, encoding)
     evaluations = []
     for spec in specs:
         model, model_encoding = load_generator(spec)
         if model_encoding != encoding:
             raise ValueError(f"{spec}: its encoding differs from the prior's ({prior_spec})")
         evaluation = evaluate_model(
-            spec, model, encoding, int(cfg.n), length, int(cfg.seed), prior, reference, resamples
-        )
+            spec, model, encoding, int(cfg.n), length, int(cfg.seed), prior, reference, resamples,
+            conditions,
+        )  # fmt: skip
         log.info("%s: %d compositions in %.1f s", spec, evaluation.n, evaluation.seconds)
         evaluations.append(evaluation)
     real = None
     if beside_real and reference:  # the real pieces counted by the same code, same intervals
+        real_tokens = np.stack(reference)
+        # under a harmoniser prior, Bach's lower voices are judged given his soprano
+        forced = forced_tokens(sopranos(real_tokens, encoding), encoding) if conditions else None
         real = evaluate_samples(
-            REAL_COLUMN, np.stack(reference), encoding, prior=prior, resamples=resamples,
-            seed=int(cfg.seed),
+            REAL_COLUMN, real_tokens, encoding, prior=prior, resamples=resamples,
+            seed=int(cfg.seed), forced=forced,
         )  # fmt: skip
     print(format_interval_table(evaluations, real) if beside_real else format_table(evaluations))
     output_dir = run_folder(output_dir)
