@@ -6,7 +6,8 @@ For each budget, the two-sample critic test of ``rlmusic compare``
 * the supervised model's pieces against held-out tunes (its power: what a tuned model is
   judged beside), * a tuned model's pieces against them, * real against real (its sanity),
 
-and each row prints the three accuracies with their intervals and the seconds each took.
+and each row prints the three accuracies with their intervals and the seconds each took (wall
+and this process's CPU: on a shared machine the wall time carries the others' load).
 The pieces are drawn once (``samples`` per generator, seed + 1, as compare draws them).
 
     python scripts/critic_test_speed.py --tuned /tmp/q32/ft \
@@ -71,13 +72,15 @@ def main() -> None:
             )  # fmt: skip
             row: dict = {"budget": text, "seed": seed}
             for name in ("supervised", "tuned", "sanity"):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 accuracy = test.sanity()[0] if name == "sanity" else test.accuracy(pieces[name])[0]
                 row[name] = [accuracy.value, accuracy.low, accuracy.high]
                 row[f"{name}_s"] = time.perf_counter() - started
+                row[f"{name}_cpu_s"] = time.process_time() - cpu  # less moved by others' load
             print(json.dumps(row), flush=True)
             cells = " | ".join(
-                f"{row[k][0]:.3f} ({row[k][1]:.3f}-{row[k][2]:.3f}) | {row[k + '_s']:.0f}"
+                f"{row[k][0]:.3f} ({row[k][1]:.3f}-{row[k][2]:.3f}) | {row[k + '_s']:.0f} "
+                f"({row[k + '_cpu_s']:.0f} CPU)"
                 for k in ("supervised", "tuned", "sanity")
             )
             print(f"| {text} | {seed} | {cells} |", file=sys.stderr, flush=True)

@@ -169,3 +169,24 @@ def test_a_stage_says_when_it_starts_while_it_runs_and_when_it_ends(
     with stage("quiet", enabled=False):
         pass
     assert capsys.readouterr().err == ""
+
+
+def test_null_sizes_are_the_kinds_own() -> None:
+    from rlmusic.data.chorale_encoding import ChoraleEncoding
+    from rlmusic.evaluation.two_sample_critic_config import SIZES_BY_KIND
+
+    default = CriticTestConfig()
+    assert default.steps is None and default.channels is None
+    melody = default.for_kind("melody")
+    assert (melody.steps, melody.channels) == (300, 32) == tuple(SIZES_BY_KIND["melody"].values())
+    for kind in ("chorale", "other"):
+        assert (default.for_kind(kind).steps, default.for_kind(kind).channels) == (1000, 64)
+    chosen = replace(default, steps=7, channels=5).for_kind("chorale")
+    assert (chosen.steps, chosen.channels) == (7, 5)
+    assert CriticTest(tunes(), ENC.vocab_size, 16).cfg == melody
+    chorale = ChoraleEncoding()
+    tunes4 = [np.tile(t[:, None], (1, 4)).ravel() % chorale.vocab_size for t in tunes()]
+    assert CriticTest(tunes4, chorale.vocab_size, 64, encoding=chorale).cfg.steps == 1000
+    for name in ("steps", "channels"):
+        with pytest.raises(ValueError, match=f"critic.{name} must be >= 1"):
+            CriticTestConfig(**{name: 0})

@@ -209,7 +209,9 @@ class CriticTest:
                 )
         self.tokens_per_step = per_step
         self.voice_size = encoding.voice_size if encoding is not None else 0
-        self.cfg = cfg or CriticTestConfig()
+        self.cfg = (cfg or CriticTestConfig()).for_kind(
+            encoding.kind if encoding is not None else "melody"
+        )
         self.vocab_size, self.length, self.seed = vocab_size, length, seed
         self.resamples, self.confidence = resamples, confidence
         self.cache, self.progress = cache, progress
