@@ -128,12 +128,15 @@ def test_the_soprano_comes_back_and_the_harmony_is_in_the_melodys_key(
     assert "voice crossing" in (tmp_path / "out" / "summary.md").read_text()
 
 
-def test_a_melody_an_octave_low_is_sung_an_octave_up(tmp_path: Path, checkpoint: Path) -> None:
-    low = [(p - 24, s, e) for p, s, e in G_TUNE]  # G2..D3: a bass's octave
+def test_a_melody_too_low_is_moved_up_by_the_fewest_octaves(
+    tmp_path: Path, checkpoint: Path
+) -> None:
+    low = [(p - 12, s, e) for p, s, e in G_TUNE]  # F#3..D4; in C B3..G4, B3 under C4
     melody = write_midi(tmp_path / "low.mid", low)
     (done,) = harmonise.run(config(checkpoint, melody, tmp_path / "out")).summary.harmonised
-    assert done.soprano.octave == 24 and done.kept == [True]
-    assert midi_voices(tmp_path / "out" / "low_satb.mid")["soprano"] == grid(G_TUNE)
+    assert done.soprano.octave == 12 and done.kept == [True]  # B4..G5 in C
+    written = midi_voices(tmp_path / "out" / "low_satb.mid")["soprano"]
+    assert written == grid(G_TUNE)  # back in G, an octave over the input
 
 
 def test_melodies_it_cannot_harmonise_are_refused_in_one_line_and_the_others_written(

@@ -9,9 +9,10 @@ to C major / A minor (:func:`~rlmusic.data.melody.estimate_key`,
 note, so nothing that would change it is done; it is refused instead, with one line naming
 the input and why (:class:`Refusal`):
 
-* **outside the soprano range**: the whole melody moves by octaves into the soprano range
-  (Bach's, :data:`rlmusic.rewards.harmony.VOICE_RANGES`); when no octave holds every note the
-  melody is refused (the corpus reader folds single notes instead). The harmony goes back to
+* **outside the soprano range**: in C, the whole melody moves by the fewest octaves that put it
+  in the soprano range (Bach's, :data:`rlmusic.rewards.harmony.VOICE_RANGES`; none when it fits
+  as written); when no octave holds every note the melody is refused (the corpus reader folds
+  single notes instead). The harmony goes back to
   the melody's key, not to its octave: a tune given in a tenor's octave comes back with its
   soprano an octave up and the bass where a bass sings, not an octave under it;
 * **a grid finer than 16ths**: a note of the top line starts between two 16ths (triplets,
@@ -138,20 +139,19 @@ def melody_files(path: str | Path) -> tuple[Path, list[Path]]:
 
 
 def fit_octave(pitches: Sequence[int], low: int, high: int) -> int | None:
-    """The octave move (a multiple of 12) that puts every pitch in ``[low, high]``, the one
-    that centres the melody best in the range; None when no octave holds them all.
+    """The smallest octave move (a multiple of 12) that puts every pitch in ``[low, high]``:
+    none when the melody fits where it is written; None when no octave holds them all.
 
-    >>> fit_octave([55, 67], 60, 82), fit_octave([62, 74], 60, 82), fit_octave([50, 80], 60, 82)
-    (12, 0, None)
+    >>> fit_octave([55, 67], 60, 82), fit_octave([62, 74], 60, 82), fit_octave([36, 40], 60, 82)
+    (12, 0, 24)
+    >>> fit_octave([50, 80], 60, 82) is None
+    True
     """
     lowest, highest = min(pitches), max(pitches)
     fitting = [
         12 * k for k in range(-10, 11) if lowest + 12 * k >= low and highest + 12 * k <= high
     ]
-    if not fitting:
-        return None
-    centre = (low + high) / 2
-    return min(fitting, key=lambda shift: (abs((lowest + highest) / 2 + shift - centre), shift))
+    return min(fitting, key=abs) if fitting else None
 
 
 def off_grid_onsets(notes: Sequence[TimedNote], steps_per_quarter: int) -> list[float]:
