@@ -1,0 +1,149 @@
+"""A harmoniser end to end through the tasks: trained (`pretrain condition=soprano`), fine-tuned
+(algo=batched on the train split's sopranos, the harmony reward), evaluated on the held-out
+sopranos, and its critic trained on its own harmonisations: tiny models, 24 chorales."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from rlmusic.config import ConfigError
+from rlmusic.data.chorale_encoding import ChoraleEncoding
+from rlmusic.data.harmonisation import CONDITIONING_KEY, SOPRANO
+from rlmusic.data.prepare import prepare_corpus
+from rlmusic.models import LSTMConfig, NoteLSTM, save_checkpoint
+from rlmusic.models.conditions import soprano_windows
+from rlmusic.models.registry import checkpoint_conditioning, checkpoint_info, load_generator
+from rlmusic.models.sampling import sample_seeded
+from rlmusic.tasks import evaluate, finetune, pretrain
+from tests.conftest import compose_finetune
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CHORALE = ChoraleEncoding()
+
+
+def data_overrides(tmp_path: Path) -> list[str]:
+    return ["data=chorales", "data.limit=24", f"data.cache_dir={tmp_path / 'cache'}"]
+
+
+def tiny(tmp_path: Path, conditioning: str | None = SOPRANO) -> Path:
+    """A seeded random-init chorale LSTM, saved as a harmoniser (or a generator)."""
+    torch.manual_seed(0)
+    config = LSTMConfig(
+        vocab_size=CHORALE.vocab_size, embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0
+    )
+    info: dict[str, Any] = {CONDITIONING_KEY: conditioning} if conditioning else {}
+    name = "harmoniser" if conditioning else "generator"
+    return save_checkpoint(tmp_path / f"{name}.safetensors", NoteLSTM(config), CHORALE, info=info)
+
+
+def test_pretrain_condition_soprano_writes_a_harmoniser(tmp_path: Path) -> None:
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose(
+            "pretrain",
+            overrides=[
+                *data_overrides(tmp_path),
+                f"init={tiny(tmp_path, None)}",
+                "condition=soprano",
+                "train.window=64",
+                "train.batch_size=8",
+                "train.max_steps=2",
+                f"out_dir={tmp_path / 'pre'}",
+                "device=cpu",
+                "progress=false",
+            ],
+        )
+    result = pretrain.run(cfg)
+    assert np.isfinite(result["valid_nll"])
+    assert checkpoint_conditioning(str(tmp_path / "pre")) == SOPRANO
+    assert checkpoint_info(str(tmp_path / "pre" / "model.safetensors"))["window"] == 64
+
+
+def test_pretrain_condition_soprano_refuses_melodies(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="condition=soprano trains a harmoniser"):
+        pretrain.pretrainer_class("soprano", load_generator("pretrained:note_lstm")[1])
+
+
+def test_finetune_and_evaluate_a_harmoniser(tmp_path: Path) -> None:
+    start = tiny(tmp_path)
+    cfg = compose_finetune(
+        [
+            *data_overrides(tmp_path),
+            f"checkpoint={start}",
+            "reward=chorale",
+            "~reward.extra.realism",
+            "length=16",
+            "algo.iterations=2",
+            "algo.batch_size=16",
+            "algo.minibatch_size=8",
+            "algo.group_size=8",
+            "n_samples=2",
+            "device=cpu",
+            "threads=1",
+            "final_eval.enabled=true",
+            "final_eval.n=8",
+        ]
+    )
+    run = finetune.run(cfg, output_dir=tmp_path / "run")
+    assert checkpoint_conditioning(str(run.tuned)) == SOPRANO  # a harmoniser stays one
+    assert "eval/parallel_fifths_and_octaves" in run.metrics
+    # its final samples harmonise the train split's sopranos, note for note
+    corpus = prepare_corpus(OmegaConf.to_container(cfg.data), CHORALE, progress=False)
+    train = {tuple(s) for s in soprano_windows(corpus.tunes("train"), 16, CHORALE)}
+    tuned, _ = load_generator(str(run.tuned))
+    tokens, _ = sample_seeded(tuned, 8, 64, 3, conditions=run.extras["trainer"].conditions)
+    assert {tuple(row) for row in tokens[:, ::4]} <= train
+
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        ev = compose(
+            "evaluate",
+            overrides=[
+                *data_overrides(tmp_path),
+                f"checkpoint={run.tuned}",
+                f"compare_to=[{start}]",
+                "n=8",
+                "length=16",
+                "bootstrap.resamples=10",
+            ],
+        )
+    tuned_eval, start_eval = evaluate.run(ev, output_dir=tmp_path / "eval")
+    assert tuned_eval.n == start_eval.n == 8
+    assert np.isfinite(tuned_eval.realism["KL to prior per token"])
+    assert start_eval.realism["KL to prior per token"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_a_harmoniser_needs_sopranos_and_a_generator_refuses_them(tmp_path: Path) -> None:
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        ev = compose(
+            "evaluate",
+            overrides=[
+                *data_overrides(tmp_path),
+                f"checkpoint={tiny(tmp_path)}",
+                f"compare_to=[{tiny(tmp_path, None)}]",
+                "n=4",
+                "length=16",
+            ],
+        )
+    with pytest.raises(ConfigError, match="harmonisers and generators cannot share one table"):
+        evaluate.run(ev, output_dir=tmp_path / "eval")
+    cfg = compose_finetune([f"checkpoint={tiny(tmp_path)}", "reward=chorale", "length=16"])
+    with pytest.raises(ConfigError, match="its sopranos come from data=chorales"):
+        finetune.harmonisation_conditions(cfg)
+
+
+def test_a_harmonisers_critic_side_harmonises_the_given_sopranos(tmp_path: Path) -> None:
+    from rlmusic.critics.data import sample_generators
+
+    given = np.array([[38, 1, 1, 1, 40, 1, 1, 1], [45, 1, 44, 1, 42, 1, 1, 0]])
+    fake = sample_generators([str(tiny(tmp_path))], 6, 32, 0, CHORALE, sopranos=given)
+    assert fake.shape == (6, 32)
+    assert {tuple(row) for row in fake[:, ::4]} <= {tuple(row) for row in given}
+    with pytest.raises(ValueError, match="is a harmoniser: it needs sopranos"):
+        sample_generators([str(tiny(tmp_path))], 2, 32, 0, CHORALE)
