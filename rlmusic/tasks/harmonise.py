@@ -92,11 +92,11 @@ def check(cfg: DictConfig) -> None:
     check_device("harmonise", cfg)
     check_generator_spec("checkpoint", cfg.checkpoint)
     check_harmoniser(str(cfg.checkpoint))
-    if cfg.get("soprano_range") is not None:
-        low, high = (int(p) for p in cfg.soprano_range)
-        if len(cfg.soprano_range) != 2 or high - low < 12:
+    given = cfg.get("soprano_range")
+    if given is not None:
+        if len(given) != 2 or int(given[1]) - int(given[0]) < 12:
             raise ConfigError(
-                f"rlmusic harmonise: soprano_range={list(cfg.soprano_range)} must be [low, high] "
+                f"rlmusic harmonise: soprano_range={list(given)} must be [low, high] "
                 "MIDI pitches at least an octave apart (null: Bach's)"
             )
 
@@ -182,7 +182,12 @@ def run(cfg: DictConfig) -> HarmoniseResult:
         sopranos, refused, bach = heldout_sopranos(cfg, encoding)
     else:
         root, files = melody_files(str(cfg.melody))
-        soprano_range = cfg.get("soprano_range") or VOICE_RANGES[0]
+        soprano_range = [int(p) for p in cfg.get("soprano_range") or VOICE_RANGES[0]]
+        if soprano_range[0] < encoding.min_pitch or soprano_range[1] > encoding.max_pitch:
+            raise ConfigError(
+                f"rlmusic harmonise: soprano_range={soprano_range} must lie in the checkpoint's "
+                f"pitch range {encoding.min_pitch}..{encoding.max_pitch}"
+            )
         sopranos, refused = read_sopranos(
             files,
             root,
