@@ -46,7 +46,7 @@ from rlmusic.data.melody import (
     to_grid,
     top_line,
 )
-from rlmusic.data.prepare import _read_bounded, check_durations
+from rlmusic.data.prepare import check_durations, read_bounded
 from rlmusic.data.readers import RejectedInput, parse_abc, parse_file
 from rlmusic.data.sources import WorkItem, tune_items
 
@@ -302,7 +302,7 @@ def read_sopranos(
         items = tune_items(path, "file", str(path))
         for item in items:
             source = item.describe()
-            notes, rejected = _read_bounded(lambda item=item: _parse(item), timeout_s)
+            notes, rejected = read_bounded(lambda item=item: _parse(item), timeout_s)
             if rejected:
                 detail = f" ({rejected['detail']})" if rejected.get("detail") else ""
                 refused.append(Refusal(source, f"unreadable: {rejected['reason']}{detail}"))

@@ -225,7 +225,7 @@ def _outcome(
     """The ItemResult fields of one item: its tokens and metadata, or the rejection."""
     if item.source == CHORALES:
         return _chorale_outcome(item, encoding, min_notes, timeout_s)
-    melody, rejected = _read_bounded(
+    melody, rejected = read_bounded(
         lambda: encode_line(_parse_notes(item, encoding, max_note_bars), encoding), timeout_s
     )
     if rejected:
@@ -241,7 +241,7 @@ def _outcome(
     }
 
 
-def _read_bounded(read: Callable[[], Any], timeout_s: float) -> tuple[Any, dict[str, str]]:
+def read_bounded(read: Callable[[], Any], timeout_s: float) -> tuple[Any, dict[str, str]]:
     """``(read(), {})`` within ``timeout_s``, or ``(None, rejection)``: the reason and detail
     of a timeout, a refusal or a reader bug (which must not end the whole preparation)."""
     try:
@@ -261,7 +261,7 @@ def _chorale_outcome(
     """The ItemResult fields of one chorale (:func:`rlmusic.data.chorales.read_chorale`)."""
     from rlmusic.data.chorales import read_chorale
 
-    tune, rejected = _read_bounded(lambda: read_chorale(item.path, encoding), timeout_s)
+    tune, rejected = read_bounded(lambda: read_chorale(item.path, encoding), timeout_s)
     if rejected:
         return rejected
     if tune.notes < min_notes:
