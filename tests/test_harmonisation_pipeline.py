@@ -147,3 +147,19 @@ def test_a_harmonisers_critic_side_harmonises_the_given_sopranos(tmp_path: Path)
     assert {tuple(row) for row in fake[:, ::4]} <= {tuple(row) for row in given}
     with pytest.raises(ValueError, match="is a harmoniser: it needs sopranos"):
         sample_generators([str(tiny(tmp_path))], 2, 32, 0, CHORALE)
+
+
+def test_rl_tuner_refuses_a_harmoniser(tmp_path: Path) -> None:
+    cfg = compose_finetune(
+        [
+            *data_overrides(tmp_path),
+            f"checkpoint={tiny(tmp_path)}",
+            "algo=rl_tuner",
+            "reward=chorale",
+            "~reward.extra.realism",
+            "length=16",
+            "device=cpu",
+        ]
+    )
+    with pytest.raises(ConfigError, match="algo=rl_tuner cannot tune a harmoniser"):
+        finetune.run(cfg, output_dir=tmp_path / "run")

@@ -54,10 +54,12 @@ def policy_statistics(
     reward (a caller that logs it from its own rollouts need not score the samples again).
     """
     tokens, log_pi = sample_seeded(policy, n, setup.length, seed, conditions=setup.conditions)
-    prefix = None
+    prefix, chosen = None, np.ones(tokens.shape, dtype=bool)
     if setup.conditions is not None:  # the prior reads the same soprano first
-        prefix = torch.as_tensor(seeded_conditions(setup.conditions, n, seed)[0])
+        prefix_np, forced = seeded_conditions(setup.conditions, n, seed)
+        prefix, chosen = torch.as_tensor(prefix_np), forced < 0  # per token: the chosen ones
     log_prior = setup.reference.log_probs(torch.as_tensor(tokens), prefix).cpu().numpy()
+    log_pi, log_prior = log_pi[chosen], log_prior[chosen]
     rewards: dict[str, float] = {}
     if with_reward:
         total, shares = setup.reward.score(tokens)

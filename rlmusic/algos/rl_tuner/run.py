@@ -37,6 +37,7 @@ from rlmusic.algos.outputs import policy_statistics
 from rlmusic.algos.reference import PRIOR_TERM
 from rlmusic.algos.rl_tuner.config import RLTunerConfig, rl_tuner_config
 from rlmusic.algos.rl_tuner.trainer import RewardFn, RewardOut, RLTunerTrainer
+from rlmusic.config import ConfigError
 from rlmusic.models.policy import g_policy_info, psi_policy_info
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,11 @@ def run_identity(setup: FinetuneSetup, config: RLTunerConfig) -> dict[str, Any]:
 
 def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     """``rlmusic finetune algo=rl_tuner``: train (or resume) to ``algo.total_timesteps``."""
+    if setup.conditions is not None:  # its replayed passes read no conditioning prefix
+        raise ConfigError(
+            f"rlmusic finetune: algo=rl_tuner cannot tune a harmoniser ({setup.checkpoint} reads "
+            "the soprano first): use algo=batched or algo=ppo"
+        )
     setup = applied(setup, algo_cfg, "rl_tuner", default=False)
     config = rl_tuner_config(algo_cfg, setup.length)
     if setup.reference.configured:
