@@ -275,6 +275,10 @@ def test_a_second_comparison_reads_the_critic_figures_from_the_cache(
     assert len(critic_rows) == 5  # three columns' accuracy, the sanity and power rows
     markdown = (tmp / "again" / "report.md").read_text()
     assert f"| {SANITY} (0.5 = chance) | " in markdown and "| critic accuracy" in markdown
+    # the size each critic trained at: steps as given, channels a melody's own (null: 32)
+    assert "Each critic: 20 steps of 128 rows, 32 channels." in markdown
+    settings = json.loads((tmp / "again" / "metrics.json").read_text())["settings"]
+    assert (settings["critic"]["steps"], settings["critic"]["channels"]) == (20, 32)
     err = capsys.readouterr().err
     assert "[compare] column run: its pieces ..." in err and "critic test:" not in err
 

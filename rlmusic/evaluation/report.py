@@ -162,7 +162,7 @@ def markdown(report: Report) -> str:
                 )
             lines.append(f"| {_md(title(metric, unit))} | " + " | ".join(cells) + " |")
     if report.critic_checks:
-        lines += ["", "## The critic test's own checks", "", CRITIC_NOTE, ""]
+        lines += ["", "## The critic test's own checks", "", critic_note(report.settings), ""]
         lines += ["| check | accuracy |", "|---|---|"]
         lines += [
             f"| {_md(title(name))} | {' '.join(cell(iv, unit_of(name)))} |"
@@ -185,6 +185,17 @@ CRITIC_NOTE = (
     "is sound). Power: the prior (the supervised model) against real melodies; a tuned model's "
     "critic accuracy is judged beside it."
 )
+
+
+def critic_note(settings: dict[str, Any]) -> str:
+    """:data:`CRITIC_NOTE` and, when the settings record it, the size each critic trained at."""
+    size = settings.get("critic")
+    if not isinstance(size, dict):
+        return CRITIC_NOTE
+    return (
+        f"{CRITIC_NOTE} Each critic: {size['steps']} steps of {size['batch_size']} rows, "
+        f"{size['channels']} channels."
+    )
 
 
 def _html_cell(iv: Interval | None, unit: Unit, marks: Sequence[str] = ()) -> str:
@@ -273,7 +284,7 @@ def html_page(report: Report) -> str:
             for name, iv in report.critic_checks.items()
         )
         critic_checks = (
-            f'<h2>The critic test\'s own checks</h2><p class="note">{e(CRITIC_NOTE)}</p>'
+            f'<h2>The critic test\'s own checks</h2><p class="note">{e(critic_note(report.settings))}</p>'
             f'<table id="critic-checks"><thead><tr><th>check</th><th>accuracy</th></tr>'
             f"</thead><tbody>{critic_rows}</tbody></table>"
         )

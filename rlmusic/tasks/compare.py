@@ -263,7 +263,8 @@ def run(cfg: DictConfig) -> CompareResult:
             "resamples": settings.resamples,
             "confidence": settings.confidence,
             "ngram": settings.ngram,
-            "critic": settings.critic is not None,
+            # the critic's size as it ran (null sizes filled by the kind), or None: no test
+            "critic": critic.cfg.settings() if critic is not None else None,
             "models": models,
             "data_split": held.record,
         },  # fmt: skip
