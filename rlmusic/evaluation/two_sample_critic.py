@@ -23,6 +23,11 @@ batches, the model's pieces' split, the bootstrap. The interval resamples what t
 scored on: real windows in whole tunes (windows of one tune are not independent), the model's
 pieces one by one. It shows the test set's uncertainty, not the spread of retraining.
 
+The critic's size left null in the config is the encoding kind's own
+(:meth:`CriticTestConfig.for_kind`). Given a :class:`CriticTestCache`, a figure whose rows,
+settings, seeds and code were measured before is read back instead of trained again (the sanity
+row and a shipped model's row at every comparison of a corpus).
+
 Lengths count tokens, the pieces' own; given the ``encoding``, a real window starts on a time
 step's first token (a chorale's soprano) and its onset is every voice striking, as in
 :func:`rlmusic.critics.data.window_offsets`, and the critic's vocabulary is the encoding's.
@@ -56,8 +61,9 @@ POWER = "critic power: prior vs held-out"
 def discriminator_config(
     cfg: CriticTestConfig, vocab_size: int, log_every: int = 0
 ) -> DiscriminatorTrainConfig:
-    """The fresh critic's model and training budget from the test's config (``log_every``:
-    steps between its step lines, which a progress bar reads; 0: none)."""
+    """The fresh critic's model and training budget from the test's config, its sizes filled
+    (:meth:`CriticTestConfig.for_kind`); ``log_every``: steps between its step lines, which a
+    progress bar reads (0: none)."""
     model = CriticConfig(
         vocab_size=vocab_size,
         embed_dim=cfg.embed_dim,
