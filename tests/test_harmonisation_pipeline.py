@@ -163,3 +163,22 @@ def test_rl_tuner_refuses_a_harmoniser(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="algo=rl_tuner cannot tune a harmoniser"):
         finetune.run(cfg, output_dir=tmp_path / "run")
+
+
+def test_melodies_join_bachs_sopranos_at_their_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folk = np.full((1000, 16), 1, dtype=np.int64)
+    folk[:, 0] = 40  # a held D5: told apart from every Bach window
+    monkeypatch.setattr(finetune, "melody_sopranos", lambda *args: folk)
+    base = [*data_overrides(tmp_path), f"checkpoint={tiny(tmp_path)}", "length=16"]
+    bach = finetune.harmonisation_conditions(compose_finetune(base)).sopranos
+    for share in (0.5, 0.25):
+        cfg = compose_finetune([*base, "sopranos.melodies=essen", f"sopranos.melody_share={share}"])
+        pool = finetune.harmonisation_conditions(cfg).sopranos
+        melodies = int((pool == folk[0]).all(axis=1).sum())
+        assert len(pool) - melodies == len(bach)
+        assert melodies / len(pool) == pytest.approx(share, abs=0.01)
+    cfg = compose_finetune([*base, "sopranos.melodies=essen", "sopranos.melody_share=1.0"])
+    with pytest.raises(ConfigError, match="melody_share=1.0 must be in"):
+        finetune.harmonisation_conditions(cfg)

@@ -93,8 +93,15 @@ class FinalEvalSchema:
 
 
 @dataclass
+class SopranosSchema:
+    melodies: str | None = None  # a melody corpus (data group) whose train split joins Bach's
+    melody_share: float = 0.5  # the share of the rollouts' sopranos that are melodies
+
+
+@dataclass
 class FinetuneSchema:
     encoding: EncodingSchema | None = None  # set by a data group of another kind (chorales)
+    sopranos: SopranosSchema = field(default_factory=SopranosSchema)
     data: DataSchema | None = None
     critic_refresh: CriticRefreshSchema = field(default_factory=CriticRefreshSchema)
     reward: RewardSchema = MISSING

@@ -48,6 +48,50 @@ def soprano_windows(tunes: list[np.ndarray], steps: int, encoding: Any) -> np.nd
     return np.stack(rows).astype(np.int64)
 
 
+def melody_soprano_windows(
+    tunes: list[np.ndarray],
+    steps: int,
+    melody_encoding: Any,
+    encoding: Any,
+    soprano_range: tuple[int, int],
+) -> np.ndarray:
+    """(N, steps) soprano tokens from melodies (a melody corpus, keys already in C / A minor):
+    every window of ``steps`` steps from a bar line that starts on a note, moved by the fewest
+    whole octaves into ``soprano_range`` (windows no octave holds are left out), in the chorale
+    encoding's block 0 -- so that a harmoniser also learns on melodies that are not Bach's.
+
+    >>> from rlmusic.data.chorale_encoding import ChoraleEncoding
+    >>> from rlmusic.data.encoding import MelodyEncoding
+    >>> mel = MelodyEncoding()
+    >>> tune = np.array([mel.pitch_to_token(55), 1, 1, 1] * 8)  # G3 quarters: 32 steps
+    >>> windows = melody_soprano_windows([tune], 16, mel, ChoraleEncoding(), (60, 82))
+    >>> windows.shape, ChoraleEncoding().pitch_name(int(windows[0, 0]))
+    ((2, 16), 'G4')
+    """
+    from rlmusic.data.melody_input import fit_octave
+
+    low, high = soprano_range
+    bar, rows = melody_encoding.steps_per_bar, []
+    first = melody_encoding.FIRST_PITCH_TOKEN
+    for tune in tunes:
+        tune = np.asarray(tune, dtype=np.int64)
+        for start in range(0, len(tune) - steps + 1, bar):
+            window = tune[start : start + steps]
+            struck = window >= first
+            if window[0] < first or not struck.any():  # a held note or a rest at the bar line
+                continue
+            pitches = window[struck] - first + melody_encoding.min_pitch
+            octave = fit_octave(pitches.tolist(), low, high)
+            if octave is None:
+                continue
+            local = window.copy()
+            local[struck] = pitches + octave - encoding.min_pitch + encoding.FIRST_PITCH_TOKEN
+            rows.append(local)
+    if not rows:
+        return np.zeros((0, steps), dtype=np.int64)
+    return np.stack(rows)
+
+
 @dataclass
 class SopranoConditions:
     """Harmonise sopranos drawn uniformly (with replacement) from ``sopranos`` (N, steps).

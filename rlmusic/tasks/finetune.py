@@ -22,6 +22,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -218,7 +219,50 @@ def harmonisation_conditions(cfg: DictConfig) -> Any:
         int(cfg.length),
         cfg.data.get("source", "the data"),
     )
+    node = cfg.get("sopranos") or {}
+    if node.get("melodies"):
+        melodies = melody_sopranos(str(node.melodies), int(cfg.length), encoding, cfg.seed)
+        share = float(node.get("melody_share", 0.5))
+        if not 0.0 < share < 1.0:
+            raise ConfigError(f"rlmusic finetune: sopranos.melody_share={share} must be in (0, 1)")
+        # as many melodies as make their share of the pool, drawn once by the split's own seed
+        wanted = min(len(melodies), round(len(sopranos) * share / (1.0 - share)))
+        picked = np.random.default_rng(0).choice(len(melodies), size=wanted, replace=False)
+        log.info(
+            "  and %d melodies of the train split of data=%s (%.0f%% of the pool; %d windows fit "
+            "the soprano range)",
+            wanted, node.melodies, 100 * wanted / (wanted + len(sopranos)), len(melodies),
+        )  # fmt: skip
+        sopranos = np.concatenate([sopranos, melodies[np.sort(picked)]])
     return SopranoConditions(sopranos, encoding)
+
+
+def melody_sopranos(source: str, steps: int, encoding: Any, seed: int) -> np.ndarray:
+    """The train split of the melody corpus ``data=<source>`` as sopranos of ``steps`` steps
+    (:func:`rlmusic.models.conditions.melody_soprano_windows`, Bach's soprano range)."""
+    from hydra import compose, initialize_config_module
+
+    from rlmusic.data.encodings import encoding_from_cfg
+    from rlmusic.data.prepare import prepare_corpus
+    from rlmusic.models.conditions import melody_soprano_windows
+    from rlmusic.rewards.harmony import VOICE_RANGES
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = [f"data={source}"]
+    if GlobalHydra.instance().is_initialized():  # inside the CLI's Hydra app
+        data_cfg = compose("prepare_data", overrides=overrides)
+    else:
+        with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+            data_cfg = compose("prepare_data", overrides=overrides)
+    melody_encoding = encoding_from_cfg(data_cfg.encoding)
+    if melody_encoding.kind != "melody":
+        raise ConfigError(f"rlmusic finetune: sopranos.melodies={source} is not a melody corpus")
+    corpus = prepare_corpus(data_cfg.data, melody_encoding, progress=False)
+    soprano_range = (int(VOICE_RANGES[0][0]), int(VOICE_RANGES[0][1]))
+    return melody_soprano_windows(
+        list(corpus.tunes("train")), steps, melody_encoding, encoding, soprano_range
+    )
 
 
 def _critic_refresh(cfg: DictConfig, setup: FinetuneSetup) -> Any:
