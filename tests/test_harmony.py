@@ -20,6 +20,7 @@ from rlmusic.rewards.base import RewardError
 from rlmusic.rewards.build import build_reward
 from rlmusic.rewards.harmony_statistics import HarmonyStatistic, harmony_stats
 from rlmusic.rewards.harmony_terms import (
+    HARMONY_RULES,
     FinalCadenceRule,
     ParallelFifthsRule,
     ParallelOctavesRule,
@@ -181,6 +182,21 @@ def test_full_voicing_and_onsets_per_voice_per_bar() -> None:
     assert table[S.ONSETS_PER_VOICE_PER_BAR] == 4 / 4  # four onsets, four voices, one bar
 
 
+def test_pitch_changes_count_moves_not_repeats_holds_or_entries() -> None:
+    voices = [
+        [Note(72, 0, 4), Note(72, 4, 8), Note(74, 8, 16)],  # a repeat, then a move: 1
+        [Note(67, 0, 4), Note(65, 4, 8), Note(64, 8, 12), Note(65, 12, 16)],  # three moves
+        [Note(64, 0, 16)],  # held: 0
+        [Note(48, 0, 4), Note(43, 8, 16)],  # an entry after a rest: 0
+    ]
+    stats = harmony_stats([ENC.encode_voices(voices, steps=16)], ENC)
+    assert stats.moves == 4
+    assert stats.table()[S.PITCH_CHANGES_PER_VOICE_PER_BAR] == 4 / 4  # four voices, one bar
+    rule = HARMONY_RULES["voice_motion"][0](encoding=ENC, reward=0.5)
+    rewards = rule(ENC.encode_voices(voices, steps=16)[None])
+    assert rewards.sum() == 0.5 * 4 and rewards[0, 0::4].sum() == 0.5  # paid on each voice
+
+
 # ---- strong-beat dissonance ---------------------------------------------------------------------
 def test_a_fourth_is_dissonant_against_the_bass_only() -> None:
     onset = np.ones((1, 4, 1), bool)
@@ -316,4 +332,5 @@ def test_statistic_values_are_pinned() -> None:
         "FINAL_CADENCE": "final_cadence",
         "FULL_VOICING": "full_voicing",
         "ONSETS_PER_VOICE_PER_BAR": "onsets_per_voice_per_bar",
+        "PITCH_CHANGES_PER_VOICE_PER_BAR": "pitch_changes_per_voice_per_bar",
     }

@@ -18,9 +18,10 @@ Lagrangian (the integral) with a proportional term, the PID Lagrangian of Stooke
 ("Responsive Safety in Reinforcement Learning by PID Lagrangian Methods") without its
 derivative. While the target is missed the rule pays more; once it is passed the rule pays
 less, down to nothing, so overshoot earns nothing and the KL control and the critic pull the
-statistic back toward real music. Every statistic is a share, and ``room`` is the target's
+statistic back toward real music. A statistic is a share, and ``room`` is the target's
 distance to the nearer end of [0, 1] (0.3 for a 30% target, 0.08 for 92%, 0.01 for 1%), so one
-gain suits them all.
+gain suits them all; a rate above 1 (pitch changes per voice per bar) is measured relative to
+its target.
 
 Measured (docs/finetuning.md): a multiplicative update collapsed to ~0 while tonic starts
 overshot and took ~60 iterations to climb back; a pure integral at lr 0.5 swung tonic starts
@@ -84,12 +85,21 @@ STATISTIC_OF_TERM: dict[str, tuple[Statistic | HarmonyStatistic, bool]] = {
     "voice_range": (HarmonyStatistic.OUT_OF_RANGE, False),
     "unprepared_dissonance": (HarmonyStatistic.UNPREPARED_DISSONANCE, False),
     "full_voicing": (HarmonyStatistic.FULL_VOICING, True),
+    "voice_motion": (HarmonyStatistic.PITCH_CHANGES_PER_VOICE_PER_BAR, True),
     "final_cadence": (HarmonyStatistic.FINAL_CADENCE, True),
 }
 BOUNDS = ("at_least", "at_most")
 
 
 def _room(target: float) -> float:
+    """The scale of a violation: a share's distance to the nearer end of [0, 1]; a rate above
+    1 (pitch changes per voice per bar) is measured against itself.
+
+    >>> _room(0.3), round(_room(0.92), 2), _room(3.0)
+    (0.3, 0.08, 3.0)
+    """
+    if target > 1.0:
+        return target
     return max(min(target, 1.0 - target), 1e-3)
 
 

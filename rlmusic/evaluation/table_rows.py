@@ -151,6 +151,9 @@ HARMONY_ROWS: dict[HarmonyStatistic, Row] = {
     _H.FINAL_CADENCE: Row("final V-I cadence", PERCENT_OF_COMPOSITIONS),
     _H.FULL_VOICING: Row("all four voices sounding", Unit("% of frames", percent=True)),
     _H.ONSETS_PER_VOICE_PER_BAR: Row("onsets per voice per bar", Unit("per voice per bar")),
+    _H.PITCH_CHANGES_PER_VOICE_PER_BAR: Row(
+        "pitch changes per voice per bar", Unit("per voice per bar")
+    ),
 }
 # every table's rows: a statistic's identifier (of either enum) -> its text and unit
 ROWS: dict[Enum, Row] = {**STATISTIC_ROWS, **HARMONY_ROWS}

@@ -95,6 +95,20 @@ def parallels(pitch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _pad_first(fifths), _pad_first(octaves), _pad_first(moving)
 
 
+def pitch_changes(pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
+    """(N, 4, n) bool: the voice strikes a pitch other than the one it sounded a step before
+    (a voice that moves; a repeated or held note, or an entry after a rest, does not).
+
+    >>> pitch = np.array([[[72, 72, 74, 74, -1, 74]]])  # C5, C5 again, D5 held, rest, D5
+    >>> onset = np.array([[[True, True, True, False, False, True]]])
+    >>> pitch_changes(pitch, onset).astype(int).tolist()
+    [[[0, 0, 1, 0, 0, 0]]]
+    """
+    pitch, onset = np.asarray(pitch), np.asarray(onset, dtype=bool)
+    before = np.concatenate([np.full(pitch.shape[:-1] + (1,), -1), pitch[..., :-1]], axis=-1)
+    return onset & (before >= 0) & (pitch >= 0) & (pitch != before)
+
+
 def full_frames(pitch: np.ndarray) -> np.ndarray:
     """(N, n) bool: all four voices sound.
 

@@ -19,6 +19,9 @@ Rows are fractions (a table prints them per 1,000 or in percent):
 * ``FINAL_CADENCE`` — pieces ending on a V-I cadence in the key or its relative, over pieces.
 * ``FULL_VOICING`` — frames with all four voices sounding, over frames.
 * ``ONSETS_PER_VOICE_PER_BAR`` — onsets / (4 voices x bars), bars = frames / steps per bar.
+* ``PITCH_CHANGES_PER_VOICE_PER_BAR`` — onsets at another pitch than the voice sounded a step
+  before (:func:`~rlmusic.rewards.harmony.pitch_changes`) / (4 voices x bars): how much the
+  voices move (a static harmony repeats and holds).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class HarmonyStatistic(str, Enum):
     FINAL_CADENCE = "final_cadence"
     FULL_VOICING = "full_voicing"
     ONSETS_PER_VOICE_PER_BAR = "onsets_per_voice_per_bar"
+    PITCH_CHANGES_PER_VOICE_PER_BAR = "pitch_changes_per_voice_per_bar"
 
     def __str__(self) -> str:
         return self.value
@@ -75,6 +79,7 @@ class HarmonyStats:
     unprepared: int = 0  # strong-beat full frames with an unprepared dissonance
     cadences: int = 0  # pieces
     bars: float = 0.0  # frames / steps per bar (a fraction for a partial bar)
+    moves: int = 0  # onsets at another pitch than the voice's a step before
 
     def table(self) -> dict[HarmonyStatistic, float]:
         """The rows, as fractions (onsets per voice per bar as a rate)."""
@@ -90,6 +95,7 @@ class HarmonyStats:
             s.FINAL_CADENCE: _share(self.cadences, self.pieces),
             s.FULL_VOICING: _share(self.full_frames, self.frames),
             s.ONSETS_PER_VOICE_PER_BAR: _share(self.onsets, 4 * self.bars),
+            s.PITCH_CHANGES_PER_VOICE_PER_BAR: _share(self.moves, 4 * self.bars),
         }
 
     def variants(self) -> dict[HarmonyStatistic, float]:
@@ -128,6 +134,7 @@ def batch_harmony(
     stats.crossing += int(harmony.crossing(pitch).sum())
     stats.spacing += int(harmony.spacing(pitch).sum())
     stats.onsets += int(onset.sum())
+    stats.moves += int(harmony.pitch_changes(pitch, onset).sum())
     stats.out_of_range += int(harmony.out_of_range(pitch, onset).sum())
     stats.strong_frames += int(strong.sum())
     unprepared = harmony.unprepared_dissonance(pitch, onset, encoding).any(axis=1)

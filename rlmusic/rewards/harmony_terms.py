@@ -172,6 +172,33 @@ class FullVoicingRule(HarmonyTerm):
 
 
 @dataclass
+class VoiceMotionRule(HarmonyTerm):
+    """``reward`` per voice that moves to another pitch (:func:`~rlmusic.rewards.harmony.
+    pitch_changes`), on its own token: a voice that repeats or holds one note breaks no
+    voice-leading rule, and without this term an optimiser keeps the harmony still. With a
+    constraint (``at_least`` Bach's rate) it pays only while the pieces move less than his.
+
+    >>> enc = ChoraleEncoding()
+    >>> pitches = (72, 67, 64, 48, 72, 69, 64, 50)  # C chord; then alto and bass move
+    >>> t = [enc.pitch_to_token(p, i % 4) for i, p in enumerate(pitches)]
+    >>> VoiceMotionRule()(np.array([t])).tolist()
+    [[0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0]]
+    """
+
+    reward: float = 1.0
+    name = "voice_motion"
+
+    def flags(self, pitch: np.ndarray, onset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return harmony.pitch_changes(pitch, onset), np.arange(4)
+
+    def __call__(self, tokens: np.ndarray) -> np.ndarray:
+        length = np.asarray(tokens).shape[-1]
+        pitch, onset = harmony.frames(_whole_steps(tokens, self.encoding), self.encoding)
+        flags, voices = self.flags(pitch, onset)
+        return _scatter(flags, voices, length, self.reward)
+
+
+@dataclass
 class FinalCadenceRule(HarmonyTerm):
     """At the end, ``reward`` when the piece closes on a V-I cadence in the key or its relative
     (:func:`~rlmusic.rewards.harmony.final_cadence`); paid on the last token only."""
@@ -262,6 +289,7 @@ HARMONY_RULES: dict[str, tuple[type, str]] = {
         "-1 per voice pair dissonant on beat 1 or 3 with neither voice held over (prepared)",
     ),
     "full_voicing": (FullVoicingRule, "-1 per voice silent at a frame"),
+    "voice_motion": (VoiceMotionRule, "+1 per voice moving to another pitch (not a repeat)"),
     "final_cadence": (FinalCadenceRule, "+3 at the end for a V-I cadence in the key (or relative)"),
     "per_voice": (PerVoice, "a melody rule (rule=<name>) applied to each voice's column"),
 }
