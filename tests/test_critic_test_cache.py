@@ -169,6 +169,9 @@ def test_a_stage_says_when_it_starts_while_it_runs_and_when_it_ends(
     with stage("quiet", enabled=False):
         pass
     assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError), stage("failing", every=10):
+        raise ValueError("bad input")
+    assert capsys.readouterr().err == "[compare] failing ...\n"  # no "done" for a failure
 
 
 def test_null_sizes_are_the_kinds_own() -> None:

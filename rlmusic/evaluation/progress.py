@@ -31,7 +31,7 @@ def stage(
     what: str, every: float = 5.0, enabled: bool = True, prefix: str = "compare"
 ) -> Iterator[None]:
     """``[prefix] what ...`` now, ``[prefix] what: N s so far`` every ``every`` seconds while
-    it runs, ``[prefix] what: done in N s`` at the end (stderr)."""
+    it runs, ``[prefix] what: done in N s`` when it ends without an error (stderr)."""
     if not enabled:
         yield
         return
@@ -47,10 +47,10 @@ def stage(
     thread.start()
     try:
         yield
-    finally:
+    finally:  # an error says why itself: no "done" line for a step that failed
         done.set()
         thread.join()
-        _say(f"[{prefix}] {what}: done in {time.perf_counter() - started:.1f} s")
+    _say(f"[{prefix}] {what}: done in {time.perf_counter() - started:.1f} s")
 
 
 class _StepFilter(logging.Filter):
