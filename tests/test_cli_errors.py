@@ -80,7 +80,7 @@ def _folder_without_checkpoint(tmp: Path, good: Path) -> tuple[str, str]:
 def _unknown_pretrained(tmp: Path, good: Path) -> tuple[str, str]:
     return (
         "pretrained:note_lsmt",
-        "known: pretrained:chorale_lstm, pretrained:chorale_transformer, pretrained:music_transformer, pretrained:note_lstm",
+        "known: pretrained:chorale_harmoniser, pretrained:chorale_lstm, pretrained:chorale_transformer, pretrained:music_transformer, pretrained:note_lstm",
     )
 
 

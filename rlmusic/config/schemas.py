@@ -78,7 +78,7 @@ class CriticRefreshSchema:
 @dataclass
 class FinalEvalCriticSchema:
     enabled: bool = False
-    steps: int = 1000
+    steps: int | None = None  # null: the kind's own, as compare's critic
     samples: int = 5000
 
 

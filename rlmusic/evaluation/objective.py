@@ -239,7 +239,8 @@ def final_evaluation(cfg: Mapping[str, Any], result: Any, setup: Any) -> dict[st
     if critic_wanted(cfg):
         size = node.get("critic") or {}
         critic_cfg = CriticTestConfig(
-            steps=int(size.get("steps", 1000)), samples=int(size.get("samples", 5000))
+            steps=None if size.get("steps") is None else int(size["steps"]),
+            samples=int(size.get("samples", 5000)),
         )
         critic = CriticTest(
             held.tunes, setup.encoding.vocab_size, setup.length, critic_cfg, seed,
