@@ -96,17 +96,18 @@ def parallels(pitch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def pitch_changes(pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
-    """(N, 4, n) bool: the voice strikes a pitch other than the one it sounded a step before
-    (a voice that moves; a repeated or held note, or an entry after a rest, does not).
+    """(N, 4, n) bool: the voice strikes another pitch class than it sounded a step before
+    (a voice that moves; a repeated or held note, a leap of an octave, or an entry after a rest
+    does not: an octave leap moves no harmony, and an optimiser paid per change found it).
 
-    >>> pitch = np.array([[[72, 72, 74, 74, -1, 74]]])  # C5, C5 again, D5 held, rest, D5
-    >>> onset = np.array([[[True, True, True, False, False, True]]])
+    >>> pitch = np.array([[[72, 72, 74, 74, -1, 74, 62]]])  # C5, C5, D5 held, rest, D5, D4
+    >>> onset = np.array([[[True, True, True, False, False, True, True]]])
     >>> pitch_changes(pitch, onset).astype(int).tolist()
-    [[[0, 0, 1, 0, 0, 0]]]
+    [[[0, 0, 1, 0, 0, 0, 0]]]
     """
     pitch, onset = np.asarray(pitch), np.asarray(onset, dtype=bool)
     before = np.concatenate([np.full(pitch.shape[:-1] + (1,), -1), pitch[..., :-1]], axis=-1)
-    return onset & (before >= 0) & (pitch >= 0) & (pitch != before)
+    return onset & (before >= 0) & (pitch >= 0) & (pitch % 12 != before % 12)
 
 
 def full_frames(pitch: np.ndarray) -> np.ndarray:
