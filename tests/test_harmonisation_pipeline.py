@@ -182,3 +182,53 @@ def test_melodies_join_bachs_sopranos_at_their_share(
     cfg = compose_finetune([*base, "sopranos.melodies=essen", "sopranos.melody_share=1.0"])
     with pytest.raises(ConfigError, match="melody_share=1.0 must be in"):
         finetune.harmonisation_conditions(cfg)
+
+
+def test_compare_and_listen_pair_two_harmonisers_on_the_same_sopranos(tmp_path: Path) -> None:
+    from rlmusic.config import validate_config
+    from rlmusic.tasks import compare, listen
+
+    a = tiny(tmp_path)
+    torch.manual_seed(1)
+    config = LSTMConfig(
+        vocab_size=CHORALE.vocab_size, embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0
+    )
+    info = {CONDITIONING_KEY: SOPRANO}
+    b = save_checkpoint(tmp_path / "other.safetensors", NoteLSTM(config), CHORALE, info=info)
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose(
+            "compare",
+            overrides=[
+                *data_overrides(tmp_path),
+                f"+models.supervised={a}",
+                f"+models.tuned={b}",
+                "reward=chorale",
+                "~reward.extra.realism",
+                "n=6",
+                "length=16",
+                "k=1",
+                "audio=false",
+                "critic.enabled=false",
+                f"out={tmp_path / 'report'}",
+            ],
+        )
+    result = compare.run(validate_config("compare", cfg))
+    tokens = np.load(tmp_path / "report" / "tokens.npz")
+    assert (tokens["supervised"][:, ::4] == tokens["tuned"][:, ::4]).all()  # the same melodies
+    assert not (tokens["supervised"] == tokens["tuned"]).all()  # harmonised two ways
+    assert np.isfinite(result.metrics["tuned/KL(model || prior) per token"])
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        lcfg = compose(
+            "listen",
+            overrides=[
+                *data_overrides(tmp_path),
+                f"+models.a={a}",
+                f"+models.b={b}",
+                "pairs=3",
+                "length=16",
+                "synth=sine",
+                "sample_rate=8000",
+                f"out={tmp_path / 'ab'}",
+            ],
+        )
+    assert listen.run(lcfg).exists()

@@ -26,8 +26,11 @@ import torch
 
 from rlmusic.config import ConfigError
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.encodings import Encoding
+from rlmusic.data.harmonisation import sopranos
 from rlmusic.models.checkpoint import CheckpointError, find_in_directory
-from rlmusic.models.registry import PRETRAINED_PREFIX, load_generator
+from rlmusic.models.conditions import Conditions, SopranoConditions
+from rlmusic.models.registry import PRETRAINED_PREFIX, checkpoint_conditioning, load_generator
 from rlmusic.models.sampling import sample_seeded
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,30 @@ class Column:
     log_probs: np.ndarray | None = None
     seconds: float = 0.0
     critic_tokens: np.ndarray | None = None  # what the critic test scores (None: left out)
+
+
+def soprano_conditions(
+    specs: list[str], openings: list[np.ndarray] | np.ndarray, encoding: Encoding, task: str
+) -> SopranoConditions | None:
+    """Harmonisers (checkpoints trained with ``condition=soprano``) harmonise the held-out
+    ``openings``' sopranos, every model the same ones (by the seed); None when the generator
+    ``specs`` (the prior's included) write whole pieces. Harmonisers and generators do not mix:
+    a harmoniser's prior must read the soprano too."""
+    kinds = {spec: checkpoint_conditioning(spec) for spec in specs}
+    if not any(kinds.values()):
+        return None
+    if not all(kinds.values()):
+        plain = ", ".join(spec for spec, kind in kinds.items() if not kind)
+        raise ConfigError(
+            f"rlmusic {task}: harmonisers and generators cannot share one table: {plain} writes "
+            "whole pieces (compare harmonisers together, with a harmoniser as prior=)"
+        )
+    if len(openings) == 0:
+        raise ConfigError(
+            f"rlmusic {task}: a harmoniser is judged on the held-out chorales' sopranos: give "
+            "data=chorales"
+        )
+    return SopranoConditions(sopranos(np.stack(openings), encoding), encoding)
 
 
 def spec_kind(spec: str) -> tuple[str, str]:
@@ -121,10 +148,12 @@ def load_column(
     heldout_pool: np.ndarray | None = None,
     device: torch.device | str = "cpu",
     critic_samples: int = 0,
+    conditions: Conditions | None = None,
 ) -> Column:
     """The column a spec names (see the module's docstring); ``critic_samples`` > 0: a
     generator also draws that many pieces for the critic test (seed ``seed + 1``).
     ``length`` counts time steps (``encoding.tokens_for(length)`` tokens a piece).
+    ``conditions``: a harmoniser's sopranos (:func:`soprano_conditions`).
 
     Raises:
         ValueError: a bad spec, a generator of another encoding, or ``heldout`` with no pool.
@@ -139,9 +168,11 @@ def load_column(
         if model_encoding != encoding:
             raise ValueError(f"model {name} ({spec}): its encoding differs from the prior's")
         size = encoding.tokens_for(length)
-        tokens, log_probs = sample_seeded(model, n, size, seed)
+        tokens, log_probs = sample_seeded(model, n, size, seed, conditions=conditions)
         if critic_samples > 0:
-            critic_tokens = sample_seeded(model, critic_samples, size, seed + 1)[0]
+            critic_tokens = sample_seeded(
+                model, critic_samples, size, seed + 1, conditions=conditions
+            )[0]
     elif kind == MIDI:
         tokens = _choose(midi_folder_windows(target, length, encoding), n, seed)
         critic_tokens = tokens if critic_samples > 0 else None

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rlmusic.data.encoding import MelodyEncoding
+from rlmusic.data.harmonisation import conditioning_prefix, free_mask, sopranos
 from rlmusic.evaluation.bootstrap import (
     Interval,
     bootstrap_weights,
@@ -108,20 +109,34 @@ def reward_metrics(
 
 
 def prior_metrics(
-    column: Column, prior, encoding: MelodyEncoding, weights: np.ndarray, confidence: float
+    column: Column,
+    prior,
+    encoding: MelodyEncoding,
+    weights: np.ndarray,
+    confidence: float,
+    harmonising: bool = False,
 ) -> dict[str, Interval]:
     """``log p`` per onset (a ratio of sums over the onsets) and per token under the prior;
-    KL(model || prior) per token when the column's own ``log pi`` is known."""
-    log_p = prior_log_probs(prior, column.tokens)  # (N, T)
-    onsets = encoding.is_onset(column.tokens)
+    KL(model || prior) per token when the column's own ``log pi`` is known. ``harmonising``:
+    the prior is a harmoniser; it reads each piece's soprano first, and every figure averages
+    over the alto, tenor and bass (the voices it chose; a real piece's given his soprano)."""
+    chosen = np.ones(column.tokens.shape, dtype=bool)
+    prefix = None
+    if harmonising:
+        prefix = conditioning_prefix(sopranos(column.tokens, encoding), encoding)
+        chosen = np.broadcast_to(free_mask(column.tokens.shape[1], encoding), chosen.shape)
+    log_p = prior_log_probs(prior, column.tokens, prefix=prefix)  # (N, T)
+    onsets = encoding.is_onset(column.tokens) & chosen
     out = {
         "log p per onset": estimate(
             ratio_of_sums((log_p * onsets).sum(1), onsets.sum(1)), weights, confidence
         ),
-        "log p per token": _per_composition(log_p.mean(1), weights, confidence),
+        "log p per token": _per_composition(
+            (log_p * chosen).sum(1) / chosen.sum(1), weights, confidence
+        ),
     }
     if column.log_probs is not None:
-        kl = (column.log_probs - log_p).mean(1)
+        kl = ((column.log_probs - log_p) * chosen).sum(1) / chosen.sum(1)
         out["KL(model || prior) per token"] = _per_composition(kl, weights, confidence)
     return out
 
@@ -191,6 +206,7 @@ def measure_column(
     reference: np.ndarray | None = None,
     critic: CriticTest | None = None,
     progress: bool = False,
+    harmonising: bool = False,
 ) -> ColumnResult:
     """Every metric of one column (a section is left out when its input is None; the critic
     test scores ``column.critic_tokens``, and is left out for a column without them).
@@ -215,7 +231,7 @@ def measure_column(
         if reward is not None:
             timed(REWARD, lambda: reward_metrics(tokens, reward, weights, c))
         if prior is not None:
-            timed(PRIOR, lambda: prior_metrics(column, prior, encoding, weights, c))
+            timed(PRIOR, lambda: prior_metrics(column, prior, encoding, weights, c, harmonising))
         timed(DIVERSITY, lambda: diversity_metrics(tokens, encoding, settings.ngram, weights, c))
         if reference is not None and len(reference) >= 2:
             timed(REALISM, lambda: realism_metrics(tokens, reference, encoding, settings, weights))

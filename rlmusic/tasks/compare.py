@@ -36,6 +36,7 @@ from rlmusic.evaluation.columns import (
     HELDOUT,
     Column,
     load_column,
+    soprano_conditions,
     spec_kind,
     split_heldout,
 )
@@ -52,6 +53,7 @@ from rlmusic.evaluation.progress import stage
 from rlmusic.evaluation.realism import BIN_LABELS, HISTOGRAMS, normalised
 from rlmusic.evaluation.report import Report, Sample, write_report
 from rlmusic.evaluation.two_sample_critic import POWER, SANITY, CriticTest, CriticTestConfig
+from rlmusic.models.conditions import Conditions
 from rlmusic.models.registry import judging_prior, load_generator
 from rlmusic.models.sampling import sample_seeded
 from rlmusic.rewards.build import build_reward
@@ -158,11 +160,13 @@ def critic_checks(
     prior_spec: str,
     length: int,
     seed: int,
+    conditions: Conditions | None = None,
 ) -> dict[str, Interval]:
     """The critic test's own rows: its sanity (real against real, ~0.5 when sound) and its
     power (the prior, the supervised model, against real: what a tuned model is judged
     beside). A column that is the prior lends its figure (the same pieces, the same critic).
-    ``length`` counts tokens here (the pieces the critic reads)."""
+    ``length`` counts tokens here (the pieces the critic reads); ``conditions``: a harmoniser
+    prior's sopranos."""
     if critic is None:
         return {}
     rows = {SANITY: critic.sanity()[0]}
@@ -172,7 +176,9 @@ def critic_checks(
             break
     else:
         with stage(f"sampling the prior: {critic.cfg.samples} pieces"):
-            pieces = sample_seeded(prior, critic.cfg.samples, length, seed + 1)[0]
+            pieces = sample_seeded(
+                prior, critic.cfg.samples, length, seed + 1, conditions=conditions
+            )[0]
         rows[POWER] = critic.accuracy(pieces, "prior")[0]
     for name, row in rows.items():
         log.info("%s: %.3f (%.3f-%.3f)", name, row.value, row.low, row.high)
@@ -226,11 +232,24 @@ def run(cfg: DictConfig) -> CompareResult:
         )
     settings = settings_from(cfg)
     critic_samples = settings.critic.samples if settings.critic else 0
+    # harmonisers harmonise the reference openings' sopranos: every column the same ones
+    conditions = soprano_conditions([*generators, prior_spec], reference, encoding, "compare")
     columns = []
     for name, spec in models.items():
         with stage(f"column {name}: its pieces"):
             columns.append(
-                load_column(name, spec, n, length, seed, encoding, pool, device, critic_samples)
+                load_column(
+                    name,
+                    spec,
+                    n,
+                    length,
+                    seed,
+                    encoding,
+                    pool,
+                    device,
+                    critic_samples,
+                    conditions,
+                )  # fmt: skip
             )
     critic = None
     if settings.critic is not None:
@@ -241,10 +260,20 @@ def run(cfg: DictConfig) -> CompareResult:
             progress=True,
         )  # fmt: skip
     results = [
-        measure_column(c, encoding, settings, reward, prior, reference, critic, progress=True)
+        measure_column(
+            c,
+            encoding,
+            settings,
+            reward,
+            prior,
+            reference,
+            critic,
+            progress=True,
+            harmonising=conditions is not None,
+        )  # fmt: skip
         for c in columns
     ]
-    critic_rows = critic_checks(critic, columns, results, prior, prior_spec, size, seed)
+    critic_rows = critic_checks(critic, columns, results, prior, prior_spec, size, seed, conditions)
     np.savez_compressed(out / "tokens.npz", **{c.name: c.tokens for c in columns})
     reference_histograms = {k: normalised(f(reference, encoding)) for k, f in HISTOGRAMS.items()}
     with stage("charts, piano rolls and audio"):

@@ -31,9 +31,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from rlmusic.config import ConfigError
-from rlmusic.data.encodings import Encoding
 from rlmusic.data.harmonisation import forced_tokens, sopranos
+from rlmusic.evaluation.columns import soprano_conditions
 from rlmusic.evaluation.model_eval import (
     Evaluation,
     evaluate_model,
@@ -44,36 +43,12 @@ from rlmusic.evaluation.model_eval import (
 from rlmusic.evaluation.objective import held_out
 from rlmusic.evaluation.table_rows import table_for
 from rlmusic.models import load_generator
-from rlmusic.models.conditions import SopranoConditions
-from rlmusic.models.registry import checkpoint_conditioning, judging_prior
+from rlmusic.models.registry import judging_prior
 from rlmusic.runtime import run_folder
 
 log = logging.getLogger(__name__)
 
 REAL_COLUMN = "real (held-out)"
-
-
-def harmonisation_conditions(
-    specs: list[str], prior_spec: str, reference: list[np.ndarray] | None, encoding: Encoding
-) -> SopranoConditions | None:
-    """Harmonisers harmonise the held-out openings' sopranos (each model the same ones, by the
-    seed); None when the checkpoints are generators. Harmonisers and generators do not mix in
-    one table, and a harmoniser's prior must read the soprano too."""
-    kinds = {spec: checkpoint_conditioning(spec) for spec in [*specs, prior_spec]}
-    if not any(kinds.values()):
-        return None
-    if not all(kinds.values()):
-        plain = ", ".join(spec for spec, kind in kinds.items() if not kind)
-        raise ConfigError(
-            f"rlmusic evaluate: harmonisers and generators cannot share one table: {plain} writes whole pieces "
-            "(evaluate harmonisers together, with a harmoniser as prior=)"
-        )
-    if not reference:
-        raise ConfigError(
-            "rlmusic evaluate: a harmoniser is evaluated on the held-out chorales' sopranos: "
-            "give data=chorales"
-        )
-    return SopranoConditions(sopranos(np.stack(reference), encoding), encoding)
 
 
 def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:
@@ -87,7 +62,7 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> list[Evaluation]:
     beside_real = table_for(encoding).beside == "heldout"
     boot = cfg.get("bootstrap") or {}
     resamples = int(boot.get("resamples", 1000)) if beside_real else 0
-    conditions = harmonisation_conditions(specs, prior_spec, reference, encoding)
+    conditions = soprano_conditions([*specs, prior_spec], reference or [], encoding, "evaluate")
     evaluations = []
     for spec in specs:
         model, model_encoding = load_generator(spec)

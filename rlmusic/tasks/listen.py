@@ -21,8 +21,16 @@ from omegaconf import DictConfig
 from rlmusic.config.preflight import preflight
 from rlmusic.data.encodings import encoding_from_cfg
 from rlmusic.evaluation import audio
-from rlmusic.evaluation.columns import HELDOUT, load_column, spec_kind, split_heldout
+from rlmusic.evaluation.columns import (
+    GENERATOR,
+    HELDOUT,
+    load_column,
+    soprano_conditions,
+    spec_kind,
+    split_heldout,
+)
 from rlmusic.evaluation.listening import key_path, write_listening_page
+from rlmusic.models.registry import checkpoint_conditioning
 from rlmusic.runtime import resolve_device, run_folder
 
 log = logging.getLogger(__name__)
@@ -42,16 +50,20 @@ def run(cfg: DictConfig) -> Path:
     renderer = audio.from_cfg(cfg)
     encoding = encoding_from_cfg(cfg.encoding)
     length = int(cfg.length)  # time steps: load_column samples encoding.tokens_for(length)
-    pool = None
-    if any(spec_kind(spec)[0] == HELDOUT for spec in models.values()):
+    pool = conditions = None
+    generators = [spec for spec in models.values() if spec_kind(spec)[0] == GENERATOR]
+    harmonising = any(checkpoint_conditioning(spec) for spec in generators)
+    if harmonising or any(spec_kind(spec)[0] == HELDOUT for spec in models.values()):
         from rlmusic.evaluation.objective import held_out
 
         held = held_out(cfg, encoding)  # split by data.split_seed, never the run's seed
         openings = held.openings(encoding.tokens_for(length))  # cut in tokens
-        _, pool = split_heldout(openings, held.split_seed, pairs)
+        reference, pool = split_heldout(openings, held.split_seed, pairs)
+        # two harmonisers harmonise the same sopranos: pair i is one melody harmonised twice
+        conditions = soprano_conditions(generators, reference, encoding, "listen")
     device = resolve_device(str(cfg.device))
     a, b = (
-        load_column(name, spec, pairs, length, seed, encoding, pool, device)
+        load_column(name, spec, pairs, length, seed, encoding, pool, device, 0, conditions)
         for name, spec in models.items()
     )
     out = Path(cfg.out) if cfg.get("out") else page_folder()
