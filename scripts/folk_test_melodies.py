@@ -54,14 +54,14 @@ def compose_data(source: str):
     return cfg.data, encoding_from_cfg(cfg.encoding)
 
 
-def held_out_ids(source: str = "essen") -> set[str]:
-    """Tune ids of the test split of ``data=<source>``."""
+def held_out_ids(source: str = "essen", split: str = "test") -> set[str]:
+    """Tune ids of the ``split`` (test or valid) of ``data=<source>``."""
     from rlmusic.data.prepare import prepare_corpus
 
     data, encoding = compose_data(source)
     corpus = prepare_corpus(data, encoding, progress=False)
     ids = np.asarray(corpus.metadata["tune_id"]).astype(str)
-    return set(ids[corpus.split == "test"].tolist())
+    return set(ids[corpus.split == split].tolist())
 
 
 def folded_intervals(pitches: Sequence[int]) -> tuple[int, ...]:
@@ -146,6 +146,13 @@ def write_line(line, path: Path, steps_per_quarter: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "valid"),
+        help="the Essen split to draw from: test (the issue's set) or valid (for choosing "
+        "settings without looking at the test set)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the MIDI files")
     parser.add_argument("--count", type=int, default=20, help="tunes to export")
     parser.add_argument(
@@ -161,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rlmusic.rewards.harmony import VOICE_RANGES
 
     encoding = ChoraleEncoding()
-    test = held_out_ids("essen")
+    test = held_out_ids("essen", args.split)
     chorales = chorale_sopranos()
     candidates = sorted(
         (item for item in collection_items("essen") if item.tune_id in test),
