@@ -14,6 +14,7 @@ downloaded).
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -31,6 +32,24 @@ from tests.toy_generator import ToyGenerator
 # Small models gain nothing from intra-op threads, and two test processes (or a training run
 # beside the tests) thrash the 2 cores when each uses both: one thread keeps the suite steady.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """Each test leaves the logging configuration as it found it. A task run in-process
+    (``cli.main`` under Hydra) configures the root logger with handlers on that test's captured
+    stderr; left behind, a later test's log call writes to a closed stream, and the "Logging
+    error" report lands in that test's own captured output."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -70,6 +70,7 @@ class Setup:
     length: int = 4
     seed: int = 0
     hooks: list[Any] = field(default_factory=list)
+    conditions: Any = None  # a harmoniser's (none here)
 
 
 RUN = {"algo": "toy", "length": 4}
