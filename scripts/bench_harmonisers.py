@@ -53,7 +53,9 @@ def main() -> None:
     bach = np.stack(test)
     given = np.repeat(sopranos(bach, encoding), args.k, axis=0)
     table = table_for(encoding)
-    rows: dict[str, dict[str, float]] = {"Bach (test openings)": table.count(bach, encoding).table()}
+    rows: dict[str, dict[str, float]] = {
+        "Bach (test openings)": table.count(bach, encoding).table()
+    }
     for spec, conditioned in models:
         model, _ = load_generator(spec)
         nll = {

@@ -241,13 +241,12 @@ def melody_sopranos(source: str, steps: int, encoding: Any, seed: int) -> np.nda
     """The train split of the melody corpus ``data=<source>`` as sopranos of ``steps`` steps
     (:func:`rlmusic.models.conditions.melody_soprano_windows`, Bach's soprano range)."""
     from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
 
     from rlmusic.data.encodings import encoding_from_cfg
     from rlmusic.data.prepare import prepare_corpus
     from rlmusic.models.conditions import melody_soprano_windows
     from rlmusic.rewards.harmony import VOICE_RANGES
-
-    from hydra.core.global_hydra import GlobalHydra
 
     overrides = [f"data={source}"]
     if GlobalHydra.instance().is_initialized():  # inside the CLI's Hydra app
