@@ -33,14 +33,14 @@ def data_overrides(tmp_path: Path) -> list[str]:
     return ["data=chorales", "data.limit=24", f"data.cache_dir={tmp_path / 'cache'}"]
 
 
-def tiny(tmp_path: Path, conditioning: str | None = SOPRANO) -> Path:
+def tiny(tmp_path: Path, conditioning: str | None = SOPRANO, seed: int = 0) -> Path:
     """A seeded random-init chorale LSTM, saved as a harmoniser (or a generator)."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = LSTMConfig(
         vocab_size=CHORALE.vocab_size, embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0
     )
     info: dict[str, Any] = {CONDITIONING_KEY: conditioning} if conditioning else {}
-    name = "harmoniser" if conditioning else "generator"
+    name = f"{'harmoniser' if conditioning else 'generator'}{seed}"
     return save_checkpoint(tmp_path / f"{name}.safetensors", NoteLSTM(config), CHORALE, info=info)
 
 
@@ -188,13 +188,7 @@ def test_compare_and_listen_pair_two_harmonisers_on_the_same_sopranos(tmp_path: 
     from rlmusic.config import validate_config
     from rlmusic.tasks import compare, listen
 
-    a = tiny(tmp_path)
-    torch.manual_seed(1)
-    config = LSTMConfig(
-        vocab_size=CHORALE.vocab_size, embed_dim=8, hidden_size=16, num_layers=1, dropout=0.0
-    )
-    info = {CONDITIONING_KEY: SOPRANO}
-    b = save_checkpoint(tmp_path / "other.safetensors", NoteLSTM(config), CHORALE, info=info)
+    a, b = tiny(tmp_path), tiny(tmp_path, seed=1)
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
         cfg = compose(
             "compare",

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from rlmusic.data.encodings import Encoding
-from rlmusic.data.harmonisation import CONDITIONING_KEY
-from rlmusic.models.conditions import Conditions, seeded_conditions
+from rlmusic.data.harmonisation import CONDITIONING_KEY, harmoniser_reading
+from rlmusic.models.conditions import Conditions
 from rlmusic.models.sampling import sample_seeded
 
 if TYPE_CHECKING:
@@ -54,11 +54,10 @@ def policy_statistics(
     reward (a caller that logs it from its own rollouts need not score the samples again).
     """
     tokens, log_pi = sample_seeded(policy, n, setup.length, seed, conditions=setup.conditions)
-    prefix, chosen = None, np.ones(tokens.shape, dtype=bool)
-    if setup.conditions is not None:  # the prior reads the same soprano first
-        prefix_np, forced = seeded_conditions(setup.conditions, n, seed)
-        prefix, chosen = torch.as_tensor(prefix_np), forced < 0  # per token: the chosen ones
-    log_prior = setup.reference.log_probs(torch.as_tensor(tokens), prefix).cpu().numpy()
+    # a harmoniser's prior reads the same soprano first; per token: the chosen ones
+    prefix, chosen = harmoniser_reading(tokens, setup.encoding, setup.conditions is not None)
+    prefix_t = None if prefix is None else torch.as_tensor(prefix)
+    log_prior = setup.reference.log_probs(torch.as_tensor(tokens), prefix_t).cpu().numpy()
     log_pi, log_prior = log_pi[chosen], log_prior[chosen]
     rewards: dict[str, float] = {}
     if with_reward:

@@ -102,6 +102,27 @@ def conditioned_window(
     return inputs, targets
 
 
+def harmoniser_reading(
+    pieces: np.ndarray, encoding: Any, harmonising: bool = True
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """How a prior reads finished pieces: ``(prefix, chosen)`` -- a harmoniser reads each
+    piece's own soprano first (the prefix, (N, n + 1)) and is judged on the tokens it chose
+    ((N, 4 n) bool, alto, tenor and bass); a generator (``harmonising=False``) reads no prefix
+    and chose every token.
+
+    >>> from rlmusic.data.chorale_encoding import ChoraleEncoding
+    >>> prefix, chosen = harmoniser_reading(np.array([[38, 84, 132, 167]]), ChoraleEncoding())
+    >>> prefix.tolist(), chosen.tolist()
+    ([[38, 204]], [[False, True, True, True]])
+    """
+    pieces = np.asarray(pieces, dtype=np.int64)
+    if not harmonising:
+        return None, np.ones(pieces.shape, dtype=bool)
+    prefix = conditioning_prefix(sopranos(pieces, encoding), encoding)
+    chosen = np.broadcast_to(free_mask(pieces.shape[-1], encoding), pieces.shape)
+    return prefix, chosen
+
+
 def conditioning_of(info: Mapping[str, Any] | None) -> str | None:
     """A checkpoint's conditioning (``"soprano"``) from its info record; None: unconditional."""
     value = (info or {}).get(CONDITIONING_KEY)

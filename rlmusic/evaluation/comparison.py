@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rlmusic.data.encoding import MelodyEncoding
-from rlmusic.data.harmonisation import conditioning_prefix, free_mask, sopranos
+from rlmusic.data.harmonisation import harmoniser_reading
 from rlmusic.evaluation.bootstrap import (
     Interval,
     bootstrap_weights,
@@ -120,11 +120,7 @@ def prior_metrics(
     KL(model || prior) per token when the column's own ``log pi`` is known. ``harmonising``:
     the prior is a harmoniser; it reads each piece's soprano first, and every figure averages
     over the alto, tenor and bass (the voices it chose; a real piece's given his soprano)."""
-    chosen = np.ones(column.tokens.shape, dtype=bool)
-    prefix = None
-    if harmonising:
-        prefix = conditioning_prefix(sopranos(column.tokens, encoding), encoding)
-        chosen = np.broadcast_to(free_mask(column.tokens.shape[1], encoding), chosen.shape)
+    prefix, chosen = harmoniser_reading(column.tokens, encoding, harmonising)
     log_p = prior_log_probs(prior, column.tokens, prefix=prefix)  # (N, T)
     onsets = encoding.is_onset(column.tokens) & chosen
     out = {

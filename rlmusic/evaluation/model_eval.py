@@ -123,12 +123,9 @@ def evaluate_samples(
         )
         realism["duration L1 to held-out"] = duration_l1(tokens, reference, encoding)
     if prior is not None:
-        chosen = np.ones(tokens.shape, dtype=bool) if forced is None else forced < 0
-        prefix = None
-        if forced is not None:
-            from rlmusic.data.harmonisation import conditioning_prefix, sopranos
+        from rlmusic.data.harmonisation import harmoniser_reading
 
-            prefix = conditioning_prefix(sopranos(tokens, encoding), encoding)
+        prefix, chosen = harmoniser_reading(tokens, encoding, harmonising=forced is not None)
         prior_logp = prior_log_probs(prior, tokens, prefix=prefix)
         onsets = encoding.is_onset(tokens) & chosen
         realism["prior log p per onset"] = (

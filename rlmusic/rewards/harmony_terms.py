@@ -82,7 +82,12 @@ class HarmonyTerm:
         length = np.asarray(tokens).shape[-1]
         pitch, onset = harmony.frames(_whole_steps(tokens, self.encoding), self.encoding)
         flags, voices = self.flags(pitch, onset)
-        return _scatter(flags, voices, length, self.penalty)
+        return _scatter(flags, voices, length, self.paid)
+
+    @property
+    def paid(self) -> float:
+        """The reward per flagged token: the penalty (a rule that pays for something says so)."""
+        return self.penalty
 
 
 @dataclass
@@ -191,11 +196,9 @@ class VoiceMotionRule(HarmonyTerm):
     def flags(self, pitch: np.ndarray, onset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return harmony.pitch_changes(pitch, onset), np.arange(4)
 
-    def __call__(self, tokens: np.ndarray) -> np.ndarray:
-        length = np.asarray(tokens).shape[-1]
-        pitch, onset = harmony.frames(_whole_steps(tokens, self.encoding), self.encoding)
-        flags, voices = self.flags(pitch, onset)
-        return _scatter(flags, voices, length, self.reward)
+    @property
+    def paid(self) -> float:
+        return self.reward
 
 
 @dataclass
