@@ -28,9 +28,9 @@ def default_reward(encoding: Encoding) -> CompositeReward:
             "conf/reward/*.yaml's, or your own terms)"
         )
     from rlmusic.rewards.build import build_reward
-    from rlmusic.rewards.theory import RULES
+    from rlmusic.rewards.theory import PAPER_RULES
 
-    return build_reward({"c": 0.5, "rules": list(RULES), "prior": None}, encoding)
+    return build_reward({"c": 0.5, "rules": list(PAPER_RULES), "prior": None}, encoding)
 
 
 def resolve_reward(

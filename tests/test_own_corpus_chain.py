@@ -103,7 +103,18 @@ def test_own_folder_data_pretrain_finetune_compare(tmp_path: Path) -> None:
     record = read_critic_record(critic_file, "discriminator")
     assert record["trained"]["real"]["data"] == "midi_dir"
     assert record["trained"]["fake"]["generators"] == [str(start)]
+    # the bands follow the folder: its own rates (train openings), not the folk targets
+    targets = info["targets"]
+    assert targets["source"] == "data" and targets["why"].startswith("data=midi_dir")
+    assert set(targets["constraints"]) == {"tonic", "leap_resolution", "motif", "onsets"}
+    assert targets["added_terms"] == ["onsets"]
+    onsets = targets["rates"]["onsets"]
+    assert targets["constraints"]["onsets"] == {
+        "at_least": round(onsets * 0.9, 6),
+        "at_most": round(onsets * 1.1, 6),
+    }
     log = (tuned_run / "cli.log").read_text()  # the run's log names the critic it uses
+    assert "rule targets from the data (data=midi_dir" in log
     assert f"freshly trained ({critic['wall_s']:.1f} s) discriminator {critic_file}" in log
 
     # the same data and start model again: the cached critic, no training

@@ -40,6 +40,13 @@ def test_ties_merge_only_on_the_same_pitch() -> None:
     assert notes[2] == TimedNote(76, 2.0, 4.0)  # e2-e2 is one half note
 
 
+def test_voices_declared_in_the_header_read_the_first_voice_with_notes() -> None:
+    # Aird's Airs book 6 and the American fife tunes declare V:1 and V:2 before K:, which
+    # music21 reads as two empty parts first: the tune was refused for "no notes"
+    tune = "X:1\nT:Two fifes\nM:2/4\nL:1/8\nV:1\nV:2\nK:D\nV:1\ndA dA|df f2|\nV:2\nFA FA|FA A2|\n"
+    assert [n.pitch for n in parse_abc(tune)] == [74, 69, 74, 69, 74, 78, 78]
+
+
 def test_chords_give_their_top_pitch() -> None:
     assert pitches(parse_abc(abc("[CEG]2 [DFA]2 c4 |"))) == [67, 69, 72]
 

@@ -78,6 +78,7 @@ STATISTIC_OF_TERM: dict[str, tuple[Statistic | HarmonyStatistic, bool]] = {
     "unique_extremes": (Statistic.UNIQUE_MAX, True),
     "key": (Statistic.NOTES_NOT_IN_KEY, False),
     "repetition": (Statistic.NOTES_EXCESSIVELY_REPEATED, False),
+    "onsets": (Statistic.ONSETS_PER_PIECE, False),
     "parallel_fifths": (HarmonyStatistic.PARALLEL_FIFTHS, False),
     "parallel_octaves": (HarmonyStatistic.PARALLEL_OCTAVES, False),
     "voice_crossing": (HarmonyStatistic.VOICE_CROSSING, False),
@@ -86,9 +87,22 @@ STATISTIC_OF_TERM: dict[str, tuple[Statistic | HarmonyStatistic, bool]] = {
     "unprepared_dissonance": (HarmonyStatistic.UNPREPARED_DISSONANCE, False),
     "full_voicing": (HarmonyStatistic.FULL_VOICING, True),
     "voice_motion": (HarmonyStatistic.PITCH_CHANGES_PER_VOICE_PER_BAR, True),
+    "voice_onsets": (HarmonyStatistic.ONSETS_PER_VOICE_PER_BAR, False),
     "final_cadence": (HarmonyStatistic.FINAL_CADENCE, True),
 }
 BOUNDS = ("at_least", "at_most")
+# terms that only hold a row in its band (a charge per onset): they pay nothing until the row
+# leaves it, so every multiplier of theirs starts at 0, not at the base weight
+BAND_ONLY_TERMS = frozenset({"onsets", "voice_onsets"})
+
+
+def statistic_values(stats: Any) -> dict[Any, float]:
+    """Every constrainable statistic of counted ``stats``: the table's rows, and onsets per
+    piece for melodies (a row `rlmusic evaluate` prints beside the table)."""
+    values = dict(stats.table())
+    if hasattr(stats, "onsets_per_composition"):
+        values[Statistic.ONSETS_PER_PIECE] = stats.onsets_per_composition()
+    return values
 
 
 def _room(target: float) -> float:
@@ -114,10 +128,11 @@ class Bound:
     serves: bool  # the term's own direction: its multiplier scales the base weight up
     integral: float = 0.0
     multiplier: float = 0.0
+    start: float = 1.0  # the served bound's first multiplier (0 for a term that only holds a band)
 
     def __post_init__(self) -> None:
         if self.serves and self.integral == 0.0:
-            self.integral = self.multiplier = 1.0
+            self.integral = self.multiplier = self.start
 
     def violation(self, value: float) -> float:
         """Shortfall in units of the target's room (> 0 while it is missed, < 0 once passed)."""
@@ -181,7 +196,21 @@ class RuleConstraints:
         weights = {t.name: t for t in reward.terms}
         self.constraints = [self._parse(term, spec, weights) for term, spec in constraints.items()]
         self.latest: dict[str, float] = {}
+        self.min_pieces = 0  # pool scored batches until this many pieces (tune)
+        self._pending: list[np.ndarray] = []
         self._apply()
+
+    def tune(self, gain: float = 1.0, min_pieces: int = 0) -> None:
+        """Suit the updates to a learner: ``gain`` scales both gains (a learner with fewer
+        updates needs larger steps), ``min_pieces`` pools scored batches until that many pieces
+        before a move (a small or flipping batch's statistic is noise)."""
+        if gain <= 0 or min_pieces < 0:
+            raise RewardError(
+                f"need algo.constraint_gain > 0 and algo.constraint_pieces >= 0, got {gain} "
+                f"and {min_pieces}"
+            )
+        self.lr, self.kp = self.lr * float(gain), self.kp * float(gain)
+        self.min_pieces = int(min_pieces)
 
     def _parse(self, term: str, spec: Any, weights: Mapping[str, Any]) -> Constraint:
         if term not in weights:
@@ -212,7 +241,10 @@ class RuleConstraints:
             )
         statistic, pays = STATISTIC_OF_TERM[term]
         served = "at_least" if pays else "at_most"
-        bounds = [Bound(kind, target, kind == served) for kind, target in given.items()]
+        start = 0.0 if term in BAND_ONLY_TERMS else 1.0
+        bounds = [
+            Bound(kind, target, kind == served, start=start) for kind, target in given.items()
+        ]
         return Constraint(term, statistic, weights[term].weight, bounds)
 
     def _apply(self) -> None:
@@ -221,8 +253,14 @@ class RuleConstraints:
             by_name[c.term].weight = c.base_weight * c.multiplier
 
     def update(self, tokens: np.ndarray) -> dict[str, float]:
-        """Move each multiplier by the batch's statistic; returns the logged metrics."""
-        table = self.table.count(tokens, self.encoding, self.key).table()
+        """Move each multiplier by the batch's statistic (pooled with the batches before it
+        until ``min_pieces``); returns the logged metrics."""
+        self._pending.append(np.asarray(tokens))
+        if sum(len(t) for t in self._pending) < self.min_pieces:
+            return self.latest
+        tokens = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending = []
+        table = statistic_values(self.table.count(tokens, self.encoding, self.key))
         metrics: dict[str, float] = {}
         cap = self.max_multiplier
         for c in self.constraints:
@@ -285,6 +323,14 @@ def applied(setup: Any, algo_cfg: Mapping[str, Any], algo: str, default: bool) -
     if setup.constraints is None:
         return setup
     if bool(algo_cfg.get("apply_constraints", default)):
+        gain, pieces = algo_cfg.get("constraint_gain", 1.0), algo_cfg.get("constraint_pieces", 0)
+        setup.constraints.tune(float(gain), int(pieces))
+        log.info(
+            "algo=%s: reward.constraints applied (gains x%g, moved every %s)",
+            algo,
+            float(gain),
+            f"{int(pieces)} pieces" if int(pieces) else "scored batch",
+        )
         return setup
     log.warning(
         "algo=%s: reward.constraints (%s) not applied (algo.apply_constraints=false): the rules "

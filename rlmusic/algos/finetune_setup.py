@@ -59,6 +59,9 @@ class FinetuneSetup:
         critics: the learned critics the reward's terms use, by term (which checkpoint, why,
             its validation figures: ``rlmusic.critics.auto.CriticChoice.record``), recorded in
             the tuned checkpoint (``info["critics"]``).
+        targets: where the reward's bands came from and what they were
+            (:func:`rlmusic.algos.data_targets.resolve_targets`'s record; empty: as written),
+            recorded in the tuned checkpoint (``info["targets"]``).
         conditioning, conditions: a harmoniser's conditioning (``"soprano"``) and the source
             of its rollouts' sopranos; None for a generator.
     """
@@ -80,6 +83,8 @@ class FinetuneSetup:
     # a harmoniser's (the checkpoint's ``info["conditioning"]``): what each rollout is given
     conditioning: str | None = None
     conditions: Conditions | None = None
+    # where the constraints' bands came from (rlmusic.algos.data_targets), for the checkpoint
+    targets: dict[str, Any] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:

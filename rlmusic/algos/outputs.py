@@ -102,6 +102,8 @@ def finish_run(
         recorded[CONDITIONING_KEY] = setup.conditioning
     if setup.critics:
         recorded["critics"] = setup.critics
+    if setup.targets:
+        recorded["targets"] = setup.targets
     path = save_checkpoint(
         setup.run_dir / "tuned.safetensors", tuned, setup.encoding, info={**recorded, **info}
     )

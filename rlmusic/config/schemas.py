@@ -63,6 +63,7 @@ class RewardSchema:
     prior: PriorSchema | None = None
     extra: Dict[str, Any] = field(default_factory=dict)
     constraints: Dict[str, Any] | None = None  # rlmusic.algos.constraints (null: none)
+    targets: Dict[str, Any] | None = None  # where the bands come from (rlmusic.algos.data_targets)
     constraint_lr: float = 0.05
     constraint_kp: float = 0.5
     constraint_max: float = 4.0

@@ -204,7 +204,8 @@ def parse_abc(text: str, where: str = "") -> list[TimedNote]:
 
 # ---- music21 streams ------------------------------------------------------------------------
 def notes_from_music21(score) -> list[TimedNote]:
-    """The first part's notes (chords give their top pitch), ties merged on the same pitch only.
+    """The first part's notes (the first that has any; chords give their top pitch), ties merged
+    on the same pitch only.
 
     music21's ``stripTies`` merges ties between different pitches (O'Neill's writes slurs
     that way) and swallows notes, so ties are merged here, and only where pitch and time meet.
@@ -212,7 +213,9 @@ def notes_from_music21(score) -> list[TimedNote]:
     from music21 import chord, note, stream
 
     parts = list(score.parts) if isinstance(score, stream.Score) else []
-    source = parts[0] if parts else score
+    # the first part that holds notes: an ABC tune that declares its voices (V:1, V:2) in the
+    # header reads as empty parts first (Aird's Airs book 6, the American fife tunes)
+    source = next((p for p in parts if p.flatten().notes), parts[0] if parts else score)
     notes: list[TimedNote] = []
     tied_open = False
     for element in source.flatten().notes:

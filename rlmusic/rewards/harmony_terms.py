@@ -202,6 +202,26 @@ class VoiceMotionRule(HarmonyTerm):
 
 
 @dataclass
+class VoiceOnsetsRule(HarmonyTerm):
+    """``penalty`` per onset (a voice striking a note, a repeat included), on its own token.
+    Alone it asks for held notes; it is meant as a ceiling: with a constraint (``at_most``
+    Bach's onsets per voice per bar) it costs only while the pieces strike more often than he
+    does, so ``voice_motion`` buys motion in his rhythm rather than in eighth notes.
+
+    >>> enc = ChoraleEncoding()
+    >>> t = [enc.pitch_to_token(p, i % 4) for i, p in enumerate((72, 67, 64, 48))]
+    >>> t += [1 + 51 * v for v in range(3)] + [enc.pitch_to_token(50, 3)]  # S A T hold; B strikes
+    >>> VoiceOnsetsRule()(np.array([t])).tolist()
+    [[-1.0, -1.0, -1.0, -1.0, 0.0, 0.0, 0.0, -1.0]]
+    """
+
+    name = "voice_onsets"
+
+    def flags(self, pitch: np.ndarray, onset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return onset.astype(bool), np.arange(4)
+
+
+@dataclass
 class FinalCadenceRule(HarmonyTerm):
     """At the end, ``reward`` when the piece closes on a V-I cadence in the key or its relative
     (:func:`~rlmusic.rewards.harmony.final_cadence`); paid on the last token only."""
@@ -293,6 +313,7 @@ HARMONY_RULES: dict[str, tuple[type, str]] = {
     ),
     "full_voicing": (FullVoicingRule, "-1 per voice silent at a frame"),
     "voice_motion": (VoiceMotionRule, "+1 per voice moving to another pitch (not a repeat)"),
+    "voice_onsets": (VoiceOnsetsRule, "-1 per onset (a strike, a repeat included) of a voice"),
     "final_cadence": (FinalCadenceRule, "+3 at the end for a V-I cadence in the key (or relative)"),
     "per_voice": (PerVoice, "a melody rule (rule=<name>) applied to each voice's column"),
 }

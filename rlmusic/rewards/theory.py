@@ -41,6 +41,23 @@ class KeyRule(Rule):
 
 
 @dataclass
+class OnsetsRule(Rule):
+    """``penalty`` per note struck. Alone it asks for held notes; with a band on onsets per
+    piece (``reward.constraints.onsets``, set from the data by ``reward.targets``) its
+    multiplier charges strikes above the band and pays for them below it, so the rules that
+    pay per note (motif, preferred intervals) cannot make a slow style busy.
+
+    >>> OnsetsRule()(np.array([[14, 1, 15, 0]])).tolist()
+    [[-1.0, 0.0, -1.0, 0.0]]
+    """
+
+    penalty: float = -1.0
+
+    def from_view(self, v: MelodyView) -> np.ndarray:
+        return np.where(v.onset, self.penalty, 0.0)
+
+
+@dataclass
 class TonicRule(Rule):
     """``reward`` for a first step on the tonic at ``octave`` (4 = middle C's; None: any octave).
 
@@ -452,8 +469,12 @@ RULES: dict[str, tuple[type[Rule], str]] = {
         "later), "
         "-5 for a second leap the same way",
     ),
+    "onsets": (OnsetsRule, "-1 per note struck (a ceiling on busyness: with a band on onsets)"),
     "unique_extremes": (
         UniqueExtremesRule,
         "+3 each for a unique highest and a unique lowest note, at the end",
     ),
 }
+# RL Tuner's own rules (Jaques et al. 2017), in the paper's order: every rule above but the
+# band-holding ``onsets``
+PAPER_RULES: tuple[str, ...] = tuple(name for name in RULES if name != "onsets")

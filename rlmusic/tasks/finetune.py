@@ -27,6 +27,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlmusic.algos import get_config_class, get_train, resumable_algo_keys
+from rlmusic.algos.data_targets import resolve_targets
 from rlmusic.algos.finetune_setup import FinetuneResult, FinetuneSetup, build_setup
 from rlmusic.algos.settings import node_schema, read_config
 from rlmusic.config import ConfigError, validate_config
@@ -132,6 +133,13 @@ def _tokens_per_step(spec: str) -> int:
         return 1
 
 
+def _start_encoding(spec: str) -> Any:
+    """The start checkpoint's encoding (its statistics table counts the data's rates)."""
+    from rlmusic.models import load_generator
+
+    return load_generator(spec)[1]
+
+
 def check_algo(cfg: DictConfig) -> DictConfig:
     """``cfg`` with its ``algo`` node checked against the algorithm's own config class
     (:data:`rlmusic.algos.CONFIGS`): its keys and types, then its values (the class's checks,
@@ -170,6 +178,12 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
         device=str(cfg.device),
         train=True,
     )
+    reward_cfg, targets = resolve_targets(
+        reward_cfg,
+        OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None,
+        lambda: _start_encoding(str(cfg.checkpoint)),  # read only when the data counts
+        int(cfg.length),
+    )
     setup = build_setup(
         checkpoint=str(cfg.checkpoint),
         reward_cfg=reward_cfg,
@@ -182,6 +196,7 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
         critics={choice.term: choice.record() for choice in critics},
         conditions=harmonisation_conditions(cfg),
     )
+    setup.targets = targets
     # potential-shaped critics are valid only at the discount they telescope under
     setup.reward.check_discount(float(cfg.algo.gamma))
     if int(cfg.critic_refresh.every) > 0:
@@ -201,7 +216,6 @@ def harmonisation_conditions(cfg: DictConfig) -> Any:
 
     if not checkpoint_conditioning(str(cfg.checkpoint)):
         return None
-    from rlmusic.data.encodings import encoding_from_cfg
     from rlmusic.data.prepare import prepare_corpus
     from rlmusic.models.conditions import SopranoConditions, soprano_windows
 
@@ -210,6 +224,8 @@ def harmonisation_conditions(cfg: DictConfig) -> Any:
             f"rlmusic finetune: checkpoint={cfg.checkpoint} is a harmoniser: its sopranos come "
             "from data=chorales (the train split)"
         )
+    from rlmusic.data.encodings import encoding_from_cfg
+
     encoding = encoding_from_cfg(cfg.encoding)
     corpus = prepare_corpus(cfg.data, encoding, progress=False)
     sopranos = soprano_windows(corpus.tunes("train"), int(cfg.length), encoding)
@@ -243,7 +259,6 @@ def melody_sopranos(source: str, steps: int, encoding: Any, seed: int) -> np.nda
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from rlmusic.data.encodings import encoding_from_cfg
     from rlmusic.data.prepare import prepare_corpus
     from rlmusic.models.conditions import melody_soprano_windows
     from rlmusic.rewards.harmony import VOICE_RANGES
@@ -254,6 +269,8 @@ def melody_sopranos(source: str, steps: int, encoding: Any, seed: int) -> np.nda
     else:
         with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
             data_cfg = compose("prepare_data", overrides=overrides)
+    from rlmusic.data.encodings import encoding_from_cfg
+
     melody_encoding = encoding_from_cfg(data_cfg.encoding)
     if melody_encoding.kind != "melody":
         raise ConfigError(f"rlmusic finetune: sopranos.melodies={source} is not a melody corpus")

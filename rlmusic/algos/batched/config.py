@@ -20,6 +20,8 @@ class BatchedConfig:
     checkpoint_every: int = run_key(20, resumable=True)  # iterations between resume points
     sample_every: int = run_key(50, resumable=True)  # iterations between MIDI samples (0: end)
     apply_constraints: bool = run_key(True)  # reward.constraints: moved once per batch
+    constraint_gain: float = run_key(1.0)  # scales reward.constraint_lr and _kp for this learner
+    constraint_pieces: int = run_key(0)  # pool scored batches to this many pieces per move
     method: str = "rloo"  # rloo | grpo (group baselines, no critic) | ppo (value head + GAE)
     batch_size: int = 256  # compositions per iteration
     # grpo / rloo: compositions per baseline group (each step against the other members'

@@ -83,6 +83,8 @@ class RLTunerConfig:
     stats_every: int = run_key(10_000, resumable=True)
     stats_samples: int = run_key(64, resumable=True)
     apply_constraints: bool = run_key(False)
+    constraint_gain: float = run_key(1.0)  # scales reward.constraint_lr and _kp for this learner
+    constraint_pieces: int = run_key(0)  # pool scored batches to this many pieces per move
     length: int = setup_value(32)
 
     def __post_init__(self) -> None:

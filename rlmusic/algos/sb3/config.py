@@ -54,6 +54,8 @@ class PPOConfig:
     stats_samples: int = run_key(64, resumable=True)  # pieces sampled for those estimates
     log_interval: int = run_key(1, resumable=True)  # PPO iterations between log dumps
     apply_constraints: bool = run_key(False)  # reward.constraints (docs/finetuning.md, "Realism")
+    constraint_gain: float = run_key(1.0)  # scales reward.constraint_lr and _kp for this learner
+    constraint_pieces: int = run_key(0)  # pool scored batches to this many pieces per move
 
     def __post_init__(self) -> None:
         from rlmusic.algos.kl import check_kl_mode  # torch: only when a config is built
