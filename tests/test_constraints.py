@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -152,3 +154,23 @@ def test_a_term_without_a_statistic_is_refused() -> None:
 def test_no_constraints_builds_nothing() -> None:
     assert build_constraints({"constraints": {}}, reward(), ENC) is None
     assert build_constraints({}, reward(), ENC) is None
+
+
+def test_a_learner_pools_batches_and_scales_the_gains() -> None:
+    plain, tuned = reward(), reward()
+    spec = {"tonic": {"at_least": 0.5}}
+    every = RuleConstraints(plain, spec, ENC, KeySpec())
+    pooled = RuleConstraints(tuned, spec, ENC, KeySpec())
+    pooled.tune(gain=2.0, min_pieces=40)
+    first = pooled.update(batch(0.0))  # 20 pieces: pooled, nothing moves yet
+    assert weight(tuned, "tonic") == weight(plain, "tonic")
+    assert set(first) == set(every.latest)  # every column from the first row on
+    assert math.isnan(first["constraint/tonic/statistic"])
+    pooled.update(batch(0.5))  # 40 pieces: one move on the pooled share, 0.25
+    every.update(np.concatenate([batch(0.0), batch(0.5)]))
+    assert pooled.latest["constraint/tonic/statistic"] == 0.25
+    # the same shortfall at twice the gains: twice the step above the base weight
+    base = 2.0  # 1 / c
+    assert weight(tuned, "tonic") - base == pytest.approx(2 * (weight(plain, "tonic") - base))
+    with pytest.raises(RewardError, match="constraint_gain > 0"):
+        pooled.tune(gain=0.0)

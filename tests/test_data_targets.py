@@ -40,7 +40,8 @@ def test_a_band_is_the_rate_plus_and_minus_margin_times_its_room() -> None:
     assert band(0.9, 0.1) == {"at_least": 0.89, "at_most": 0.91}  # room: 0.1 to 1
     assert band(0.3, 0.2) == {"at_least": 0.24, "at_most": 0.36}
     assert band(8.0, 0.25) == {"at_least": 6.0, "at_most": 10.0}  # a rate: relative
-    assert band(1.0, 0.1) == {"at_least": 0.9999}  # a share at 1 keeps only its floor
+    assert band(1.0, 0.1) == {"at_least": 0.995}  # at an edge: only a floor, with room
+    assert band(0.01, 0.1) == {"at_least": 0.005, "at_most": 0.015}
 
 
 def test_published_bands_stay_on_their_own_corpus_and_when_asked() -> None:

@@ -299,6 +299,36 @@ def test_constraints_move_once_per_round_and_resume_exactly(
         finetune.run(config(tiny_checkpoint, "g"), output_dir=tmp_path / "resumed")
 
 
+def test_constraints_count_the_policys_own_pieces_not_the_exploring_ones(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rlmusic.algos.constraints import RuleConstraints
+    from rlmusic.models.sampling import sample_seeded
+
+    seen: list[np.ndarray] = []
+    update = RuleConstraints.update
+    monkeypatch.setattr(
+        RuleConstraints, "update", lambda self, t: seen.append(t) or update(self, t)
+    )
+    policies: list[np.ndarray] = []
+    sampled = sample_seeded
+    monkeypatch.setattr(
+        "rlmusic.models.sampling.sample_seeded",
+        lambda model, n, *a, **k: policies.append(out := sampled(model, n, *a, **k)) or out,
+    )
+    band = {"+reward.constraints.tonic.at_least": 0.5, "algo.apply_constraints": "true"}
+    eps = {"algo.exploration_initial_eps": 1.0, "algo.exploration_final_eps": 1.0}  # acts at random
+    finetune.run(
+        config(tiny_checkpoint, "q", **band, **eps, **{"algo.constraint_samples": 5}),
+        output_dir=tmp_path / "run",
+    )
+    assert len(seen) == 4  # one move a round, on 5 pieces of the greedy policy's
+    assert all(t.shape == (5, 8) for t in seen)
+    ours = [tokens for tokens, _ in policies if len(tokens) == 5]
+    assert len(ours) == 4 and all(np.array_equal(a, b) for a, b in zip(ours, seen))
+    assert len({a.tobytes() for a in seen}) == 4  # a fresh seed each round
+
+
 def test_a_spent_time_budget_stops_at_a_resume_point_and_continues(
     tmp_path: Path, tiny_checkpoint: Path
 ) -> None:

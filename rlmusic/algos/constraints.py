@@ -195,10 +195,10 @@ class RuleConstraints:
         self.lr, self.kp, self.max_multiplier = float(lr), float(kp), float(max_multiplier)
         weights = {t.name: t for t in reward.terms}
         self.constraints = [self._parse(term, spec, weights) for term, spec in constraints.items()]
-        self.latest: dict[str, float] = {}
         self.min_pieces = 0  # pool scored batches until this many pieces (tune)
         self._pending: list[np.ndarray] = []
         self._apply()
+        self.latest: dict[str, float] = self._metrics(None)
 
     def tune(self, gain: float = 1.0, min_pieces: int = 0) -> None:
         """Suit the updates to a learner: ``gain`` scales both gains (a learner with fewer
@@ -261,21 +261,29 @@ class RuleConstraints:
         tokens = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
         self._pending = []
         table = statistic_values(self.table.count(tokens, self.encoding, self.key))
-        metrics: dict[str, float] = {}
         cap = self.max_multiplier
         for c in self.constraints:
             value = table[c.statistic]
+            if not math.isfinite(value):  # a batch with no leap says nothing about leaps
+                continue
+            for b in c.bounds:
+                v = b.violation(value)
+                b.integral = float(np.clip(b.integral + self.lr * v, 0.0, cap))
+                b.multiplier = float(np.clip(b.integral + self.kp * v, 0.0, cap))
+        self._apply()
+        self.latest = self._metrics(table)
+        return self.latest
+
+    def _metrics(self, table: Mapping[Any, float] | None) -> dict[str, float]:
+        """The logged values: every bound's target, each statistic (NaN before the first
+        move: a log's columns are fixed by its first row) and multiplier."""
+        metrics: dict[str, float] = {}
+        for c in self.constraints:
             prefix = f"constraint/{c.term}"
             for b in c.bounds:
-                if math.isfinite(value):  # a batch with no leap says nothing about leaps
-                    v = b.violation(value)
-                    b.integral = float(np.clip(b.integral + self.lr * v, 0.0, cap))
-                    b.multiplier = float(np.clip(b.integral + self.kp * v, 0.0, cap))
                 metrics[f"{prefix}/{b.kind}"] = b.target
-            metrics[f"{prefix}/statistic"] = value
+            metrics[f"{prefix}/statistic"] = float("nan") if table is None else table[c.statistic]
             metrics[f"{prefix}/multiplier"] = c.multiplier
-        self._apply()
-        self.latest = metrics
         return metrics
 
     def wrap(

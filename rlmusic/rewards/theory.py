@@ -47,11 +47,15 @@ class OnsetsRule(Rule):
     multiplier charges strikes above the band and pays for them below it, so the rules that
     pay per note (motif, preferred intervals) cannot make a slow style busy.
 
+    ``penalty`` is -3: at the default reward's ``c = 3`` a strike costs one point once the
+    multiplier reaches 1 (at -1 a run's 150 batches let a slow folder's onsets sit 20% above
+    its band: docs/results/own_corpus.md).
+
     >>> OnsetsRule()(np.array([[14, 1, 15, 0]])).tolist()
-    [[-1.0, 0.0, -1.0, 0.0]]
+    [[-3.0, 0.0, -3.0, 0.0]]
     """
 
-    penalty: float = -1.0
+    penalty: float = -3.0
 
     def from_view(self, v: MelodyView) -> np.ndarray:
         return np.where(v.onset, self.penalty, 0.0)
@@ -469,7 +473,7 @@ RULES: dict[str, tuple[type[Rule], str]] = {
         "later), "
         "-5 for a second leap the same way",
     ),
-    "onsets": (OnsetsRule, "-1 per note struck (a ceiling on busyness: with a band on onsets)"),
+    "onsets": (OnsetsRule, "-3 per note struck (holds a band on onsets per piece)"),
     "unique_extremes": (
         UniqueExtremesRule,
         "+3 each for a unique highest and a unique lowest note, at the end",

@@ -133,6 +133,34 @@ def _tokens_per_step(spec: str) -> int:
         return 1
 
 
+def log_reward_choice(algo: str) -> str | None:
+    """Say at start which ``reward=`` preset runs, and who chose it: a user who changes
+    ``algo=`` may get another reward than the default (an algorithm's group picks the one its
+    settings were measured on). Returns the line (None outside Hydra's main)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    preset = str(hydra_cfg.runtime.choices.get("reward", "custom"))
+    given = any(o.lstrip("+~").split("=")[0] == "reward" for o in hydra_cfg.overrides.task)
+    experiment = hydra_cfg.runtime.choices.get("experiment")
+    if given:
+        why = "given on the command line"
+    elif experiment:
+        why = f"experiment={experiment}'s"
+    elif preset == "default":
+        why = "the default"
+    else:
+        why = (
+            f"chosen by conf/algo/{algo}.yaml: its settings were measured on it "
+            "(docs/results/finetuning.md); reward=default gives the default's bands"
+        )
+    line = f"reward={preset} ({why})"
+    log.info(line)
+    return line
+
+
 def _start_encoding(spec: str) -> Any:
     """The start checkpoint's encoding (its statistics table counts the data's rates)."""
     from rlmusic.models import load_generator
@@ -163,6 +191,7 @@ def check_algo(cfg: DictConfig) -> DictConfig:
 def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
     preflight("finetune", cfg, metric_names(cfg))  # a mistake fails here, before any work
     cfg = check_algo(cfg)
+    log_reward_choice(str(cfg.algo.name))
     run_dir = run_folder(output_dir, fallback="outputs/finetune")
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("threads"):

@@ -51,8 +51,9 @@ class RLTunerConfig:
         sample_every: env steps between MIDI sample folders (0: only at the end).
         stats_every, stats_samples: env steps between KL / entropy estimates, on this many
             sampled pieces.
-        apply_constraints: move reward.constraints' multipliers (off here: docs/finetuning.md,
-            "Realism").
+        apply_constraints: move reward.constraints' multipliers, once per round, on
+            ``constraint_samples`` pieces the policy samples (not the exploring ones it acts);
+            ``constraint_pieces`` pools rounds, ``constraint_gain`` scales the gains.
         length: steps per composition (from the run's setup, not a key of ``algo``).
     """
 
@@ -85,6 +86,7 @@ class RLTunerConfig:
     apply_constraints: bool = run_key(False)
     constraint_gain: float = run_key(1.0)  # scales reward.constraint_lr and _kp for this learner
     constraint_pieces: int = run_key(0)  # pool scored batches to this many pieces per move
+    constraint_samples: int = 64  # pieces of the policy sampled each round for the constraints
     length: int = setup_value(32)
 
     def __post_init__(self) -> None:
@@ -94,6 +96,7 @@ class RLTunerConfig:
         _choice("precision", self.precision, PRECISIONS)
         _at_least("total_timesteps", self.total_timesteps, 1)
         _at_least("n_envs", self.n_envs, 1)
+        _at_least("constraint_samples", self.constraint_samples, 1)
         _at_least("learning_starts", self.learning_starts, 0)
         for key in ("learning_rate", "replay_ratio", "max_grad_norm"):
             _positive(key, getattr(self, key))

@@ -56,9 +56,9 @@ def reward_function(setup: FinetuneSetup, config: RLTunerConfig) -> RewardFn:
     if config.variant != "g":
         if not reference.configured:
             log.warning("no prior in the reward: %s-learning without KL control", config.variant)
+        # reward.constraints scale the same term objects (the multipliers reach both scores);
+        # they move on the policy's own pieces (_Rounds), not on these exploring ones
         score = setup.env_reward().score if reference.configured else setup.reward.score
-        if setup.constraints is not None:  # the same term objects: the multipliers reach both
-            score = setup.constraints.wrap(score)
         # psi learns on the paper's reward over w (see the module docstring)
         paid = config.variant == "psi" and reference.configured and reference.weight > 0
         scale = 1.0 / reference.weight if paid else 1.0
@@ -76,8 +76,6 @@ def reward_function(setup: FinetuneSetup, config: RLTunerConfig) -> RewardFn:
         )
     weight = reference.weight
     task_score = setup.reward.score
-    if setup.constraints is not None:
-        task_score = setup.constraints.wrap(task_score)
 
     def g_reward(tokens: np.ndarray, prior_log_probs: np.ndarray | None) -> RewardOut:
         task, shares = task_score(tokens)
@@ -137,10 +135,12 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         config.batch_size,
         trainer.precision,
     )
-    # reward.constraints: the multipliers move in the reward (once per round: one scoring of
-    # the round's pieces); as a hook (setup_hooks) they log and ride in the resume point, as in
-    # batched
-    rounds = _Rounds(trainer, setup, stats_every, stats_samples)
+    # reward.constraints: the multipliers move once per round on algo.constraint_samples pieces
+    # of the policy itself (what `rlmusic evaluate` counts), not on the round's acting pieces:
+    # under e-greedy those are mostly random early on, and the multipliers chased them (tonic
+    # starts 16.9% at the end against a band of 32-36%); as a hook (setup_hooks) they log and
+    # ride in the resume point, as in batched
+    rounds = _Rounds(trainer, setup, stats_every, stats_samples, config.constraint_samples)
     outcome = run_trainer(
         setup,
         rounds,
@@ -170,10 +170,16 @@ class _Rounds:
     unit = "env_steps"
 
     def __init__(
-        self, trainer: RLTunerTrainer, setup: FinetuneSetup, stats_every: int, stats_samples: int
+        self,
+        trainer: RLTunerTrainer,
+        setup: FinetuneSetup,
+        stats_every: int,
+        stats_samples: int,
+        constraint_samples: int = 64,
     ) -> None:
         self.trainer, self.setup = trainer, setup
         self.stats_every, self.stats_samples = stats_every, stats_samples
+        self.constraint_samples = constraint_samples
         self.total = trainer.config.total_timesteps
 
     @property
@@ -183,6 +189,8 @@ class _Rounds:
     def step(self) -> dict[str, float]:
         before = self.trainer.env_steps
         metrics = self.trainer.round()
+        if self.setup.constraints is not None:
+            self._move_constraints()
         if self.trainer.rounds == 1 or crossed(before, self.trainer.env_steps, self.stats_every):
             setup = self.setup
             metrics.update(
@@ -195,6 +203,16 @@ class _Rounds:
                 )
             )
         return metrics
+
+    def _move_constraints(self) -> None:
+        """Move the multipliers on pieces the policy samples now (a fresh seed each round)."""
+        from rlmusic.models.sampling import sample_seeded
+
+        seed = self.setup.seed * 1_000_003 + 7_919 * self.trainer.rounds
+        tokens, _ = sample_seeded(
+            self.trainer.policy(), self.constraint_samples, self.setup.length, seed
+        )
+        self.setup.constraints.update(tokens)
 
     def policy(self) -> nn.Module:
         return self.trainer.policy()
