@@ -62,7 +62,8 @@ from rlmusic.data.split import HeldOutSplit
 log = logging.getLogger(__name__)
 
 # Bump when parsing or encoding logic changes: every cache is then re-prepared.
-READER_VERSION = 8
+# 9: an ABC tune whose header declares its voices reads its first voice that has notes
+READER_VERSION = 9
 # The same for data=chorales (rlmusic.data.chorales); its own number, so a change to the
 # chorale reader never re-prepares the melody caches.
 CHORALE_READER_VERSION = 3  # 2: per-voice vocabulary blocks (fe14c8a); 3: the pickup bar dropped
