@@ -116,3 +116,15 @@ def test_the_onsets_band_charges_strikes_above_it_and_pays_for_them_below() -> N
     assert term.weight < 0.0  # the sign turns: strikes are paid for
     scores, _ = reward.score(np.stack(tunes(16, steps=32)))
     assert np.all(scores.sum(axis=1) > 0.0) and np.all(scores >= 0.0)
+
+
+def test_data_of_another_kind_of_music_keeps_the_published_bands() -> None:
+    from rlmusic.data.chorale_encoding import ChoraleEncoding
+
+    chorale = {"rules": ["voice_crossing"], "constraints": {"voice_crossing": {"at_most": 0.02}}}
+    targets = {"source": "auto", "published_on": "chorales"}
+    cfg, record = resolve_targets(
+        {**chorale, "targets": targets}, {"source": "all"}, ChoraleEncoding, 8
+    )
+    assert cfg["constraints"] == chorale["constraints"] and record["source"] == "published"
+    assert "data=all is monophonic melodies" in record["why"]

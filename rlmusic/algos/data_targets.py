@@ -163,6 +163,14 @@ def resolve_targets(
     if callable(encoding):
         encoding = encoding()
     if train_tunes is None:
+        from rlmusic.data.sources import encoding_mismatch
+
+        source = str((data_cfg or {}).get("source", "all"))
+        mismatch = encoding_mismatch(source, getattr(encoding, "kind", "melody"))
+        if mismatch:  # e.g. a chorale model run beside the default melody corpus
+            log.warning("rule targets: the reward's published bands: %s", mismatch)
+            why = f"{why}, but {mismatch.split(':')[0]}"
+            return reward_cfg, {"source": "published", "why": why, "constraints": constraints}
         from rlmusic.data.prepare import prepare_corpus
 
         train_tunes = prepare_corpus(data_cfg or {}, encoding, progress=False).tunes("train")
