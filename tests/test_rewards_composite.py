@@ -15,7 +15,7 @@ from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.rewards import CompositeReward, RewardError, WeightedTerm, build_reward, build_term
 from rlmusic.rewards.prior import PriorLogProb
 from rlmusic.rewards.registry import default_context
-from rlmusic.rewards.theory import RULES, KeyRule
+from rlmusic.rewards.theory import PAPER_RULES, RULES, KeyRule
 from tests.toy_generator import ToyGenerator
 
 ENC = MelodyEncoding()
@@ -125,7 +125,7 @@ def test_every_preset_composes_and_builds(preset: str) -> None:
 def test_rl_tuner_preset_is_all_nine_plus_the_prior() -> None:
     with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
         cfg = compose("list_rewards", overrides=["reward=rl_tuner"])
-    assert list(cfg.reward.rules) == list(RULES)
+    assert list(cfg.reward.rules) == list(PAPER_RULES)  # RULES also holds the band-only onsets
     assert cfg.reward.c == 0.5 and cfg.reward.prior.weight == 1.0
     assert cfg.reward.prior.checkpoint == "start"  # the model the run starts from
 

@@ -330,12 +330,13 @@ def test_configs_and_checks_name_only_known_eval_metrics() -> None:
 def test_every_constraint_bounds_a_table_statistic_of_a_rule() -> None:
     """A melody rule bounds a row of RL Tuner's table, a voice-leading rule one of the
     voice-leading table (each kind's rules and rows, never the other's)."""
+    from rlmusic.algos.constraints import statistic_values
     from rlmusic.rewards.harmony_statistics import HarmonyStats
     from rlmusic.rewards.harmony_terms import HARMONY_RULES
 
-    tables = {
-        "melody": (RULES, CompositionStats().table()),
-        "chorale": (HARMONY_RULES, HarmonyStats().table()),
+    tables = {  # what the constraints count: each table's rows (melodies: and onsets per piece)
+        "melody": (RULES, statistic_values(CompositionStats())),
+        "chorale": (HARMONY_RULES, statistic_values(HarmonyStats())),
     }
     for term, (statistic, _) in STATISTIC_OF_TERM.items():
         assert any(term in rules and statistic in table for rules, table in tables.values()), term

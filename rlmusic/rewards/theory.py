@@ -473,11 +473,11 @@ RULES: dict[str, tuple[type[Rule], str]] = {
         "later), "
         "-5 for a second leap the same way",
     ),
-    "onsets": (OnsetsRule, "-3 per note struck (holds a band on onsets per piece)"),
     "unique_extremes": (
         UniqueExtremesRule,
         "+3 each for a unique highest and a unique lowest note, at the end",
     ),
+    "onsets": (OnsetsRule, "-3 per note struck (holds a band on onsets per piece)"),
 }
 # RL Tuner's own rules (Jaques et al. 2017), in the paper's order: every rule above but the
 # band-holding ``onsets``
