@@ -97,10 +97,33 @@ def one_torch_thread():
     torch.set_num_threads(previous)
 
 
+def compose_task(task: str, overrides: list[str]):
+    """A task's config composed from ``rlmusic.conf`` with these overrides."""
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        return compose(task, overrides=overrides)
+
+
 def compose_finetune(overrides: list[str]):
     """The ``finetune`` config composed from ``rlmusic.conf`` with these overrides."""
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        return compose("finetune", overrides=overrides)
+    return compose_task("finetune", overrides)
+
+
+def tiny_chorale_finetune(checkpoint: Path, length: int) -> list[str]:
+    """Overrides for a two-iteration batched run of a chorale model on CPU, against the harmony
+    rules and KL to the start model (no critic: it needs the chorale corpus)."""
+    return [
+        f"checkpoint={checkpoint}",
+        "reward=chorale",
+        "~reward.extra.realism",
+        f"length={length}",
+        "algo.iterations=2",
+        "algo.batch_size=16",
+        "algo.minibatch_size=8",
+        "algo.group_size=8",
+        "n_samples=2",
+        "device=cpu",
+        "threads=1",
+    ]
 
 
 def tiny_batched_run(prior: Path) -> list[str]:

@@ -12,21 +12,15 @@ import numpy as np
 import pretty_midi
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 
 from rlmusic.data.chorale_encoding import VOICE_NAMES, ChoraleEncoding
 from rlmusic.models import LSTMConfig, NoteLSTM, load_generator, save_checkpoint
 from rlmusic.tasks import finetune, listen, sample
-from tests.conftest import compose_finetune
+from tests.conftest import compose_finetune, compose_task, tiny_chorale_finetune
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CHORALE = ChoraleEncoding()
-
-
-def compose_task(task: str, overrides: list[str]):
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        return compose(task, overrides=overrides)
 
 
 def tiny_chorale_checkpoint(tmp_path: Path) -> Path:
@@ -47,22 +41,7 @@ def test_finetune_sample_and_listen_on_chorales(tmp_path: Path) -> None:
 
     # finetune: the harmony rules and KL to the start model (the realism critic needs the
     # chorale corpus: tests/test_critics_chorale.py trains it), 8 steps = 32 tokens a piece
-    cfg = compose_finetune(
-        [
-            f"checkpoint={start}",
-            "reward=chorale",
-            "~reward.extra.realism",
-            "length=8",
-            "algo.iterations=2",
-            "algo.batch_size=16",
-            "algo.minibatch_size=8",
-            "algo.group_size=8",
-            "algo.sample_every=1",
-            "n_samples=2",
-            "device=cpu",
-            "threads=1",
-        ]
-    )
+    cfg = compose_finetune([*tiny_chorale_finetune(start, 8), "algo.sample_every=1"])
     run = finetune.run(cfg, output_dir=tmp_path / "run")
     tuned, encoding = load_generator(str(run.tuned))
     assert encoding == CHORALE and tuned.vocab_size == CHORALE.vocab_size

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from rlmusic.config import ConfigError
@@ -22,7 +21,7 @@ from rlmusic.models.conditions import soprano_windows
 from rlmusic.models.registry import checkpoint_conditioning, checkpoint_info, load_generator
 from rlmusic.models.sampling import sample_seeded
 from rlmusic.tasks import evaluate, finetune, pretrain
-from tests.conftest import compose_finetune
+from tests.conftest import compose_finetune, compose_task, tiny_chorale_finetune
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -45,21 +44,20 @@ def tiny(tmp_path: Path, conditioning: str | None = SOPRANO, seed: int = 0) -> P
 
 
 def test_pretrain_condition_soprano_writes_a_harmoniser(tmp_path: Path) -> None:
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose(
-            "pretrain",
-            overrides=[
-                *data_overrides(tmp_path),
-                f"init={tiny(tmp_path, None)}",
-                "condition=soprano",
-                "train.window=64",
-                "train.batch_size=8",
-                "train.max_steps=2",
-                f"out_dir={tmp_path / 'pre'}",
-                "device=cpu",
-                "progress=false",
-            ],
-        )
+    cfg = compose_task(
+        "pretrain",
+        [
+            *data_overrides(tmp_path),
+            f"init={tiny(tmp_path, None)}",
+            "condition=soprano",
+            "train.window=64",
+            "train.batch_size=8",
+            "train.max_steps=2",
+            f"out_dir={tmp_path / 'pre'}",
+            "device=cpu",
+            "progress=false",
+        ],
+    )
     result = pretrain.run(cfg)
     assert np.isfinite(result["valid_nll"])
     assert checkpoint_conditioning(str(tmp_path / "pre")) == SOPRANO
@@ -76,17 +74,7 @@ def test_finetune_and_evaluate_a_harmoniser(tmp_path: Path) -> None:
     cfg = compose_finetune(
         [
             *data_overrides(tmp_path),
-            f"checkpoint={start}",
-            "reward=chorale",
-            "~reward.extra.realism",
-            "length=16",
-            "algo.iterations=2",
-            "algo.batch_size=16",
-            "algo.minibatch_size=8",
-            "algo.group_size=8",
-            "n_samples=2",
-            "device=cpu",
-            "threads=1",
+            *tiny_chorale_finetune(start, 16),
             "final_eval.enabled=true",
             "final_eval.n=8",
         ]
@@ -101,18 +89,17 @@ def test_finetune_and_evaluate_a_harmoniser(tmp_path: Path) -> None:
     tokens, _ = sample_seeded(tuned, 8, 64, 3, conditions=run.extras["trainer"].conditions)
     assert {tuple(row) for row in tokens[:, ::4]} <= train
 
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        ev = compose(
-            "evaluate",
-            overrides=[
-                *data_overrides(tmp_path),
-                f"checkpoint={run.tuned}",
-                f"compare_to=[{start}]",
-                "n=8",
-                "length=16",
-                "bootstrap.resamples=10",
-            ],
-        )
+    ev = compose_task(
+        "evaluate",
+        [
+            *data_overrides(tmp_path),
+            f"checkpoint={run.tuned}",
+            f"compare_to=[{start}]",
+            "n=8",
+            "length=16",
+            "bootstrap.resamples=10",
+        ],
+    )
     tuned_eval, start_eval = evaluate.run(ev, output_dir=tmp_path / "eval")
     assert tuned_eval.n == start_eval.n == 8
     assert np.isfinite(tuned_eval.realism["KL to prior per token"])
@@ -120,17 +107,16 @@ def test_finetune_and_evaluate_a_harmoniser(tmp_path: Path) -> None:
 
 
 def test_a_harmoniser_needs_sopranos_and_a_generator_refuses_them(tmp_path: Path) -> None:
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        ev = compose(
-            "evaluate",
-            overrides=[
-                *data_overrides(tmp_path),
-                f"checkpoint={tiny(tmp_path)}",
-                f"compare_to=[{tiny(tmp_path, None)}]",
-                "n=4",
-                "length=16",
-            ],
-        )
+    ev = compose_task(
+        "evaluate",
+        [
+            *data_overrides(tmp_path),
+            f"checkpoint={tiny(tmp_path)}",
+            f"compare_to=[{tiny(tmp_path, None)}]",
+            "n=4",
+            "length=16",
+        ],
+    )
     with pytest.raises(ConfigError, match="harmonisers and generators cannot share one table"):
         evaluate.run(ev, output_dir=tmp_path / "eval")
     cfg = compose_finetune([f"checkpoint={tiny(tmp_path)}", "reward=chorale", "length=16"])
@@ -189,40 +175,38 @@ def test_compare_and_listen_pair_two_harmonisers_on_the_same_sopranos(tmp_path: 
     from rlmusic.tasks import compare, listen
 
     a, b = tiny(tmp_path), tiny(tmp_path, seed=1)
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        cfg = compose(
-            "compare",
-            overrides=[
-                *data_overrides(tmp_path),
-                f"+models.supervised={a}",
-                f"+models.tuned={b}",
-                "reward=chorale",
-                "~reward.extra.realism",
-                "n=6",
-                "length=16",
-                "k=1",
-                "audio=false",
-                "critic.enabled=false",
-                f"out={tmp_path / 'report'}",
-            ],
-        )
+    cfg = compose_task(
+        "compare",
+        [
+            *data_overrides(tmp_path),
+            f"+models.supervised={a}",
+            f"+models.tuned={b}",
+            "reward=chorale",
+            "~reward.extra.realism",
+            "n=6",
+            "length=16",
+            "k=1",
+            "audio=false",
+            "critic.enabled=false",
+            f"out={tmp_path / 'report'}",
+        ],
+    )
     result = compare.run(validate_config("compare", cfg))
     tokens = np.load(tmp_path / "report" / "tokens.npz")
     assert (tokens["supervised"][:, ::4] == tokens["tuned"][:, ::4]).all()  # the same melodies
     assert not (tokens["supervised"] == tokens["tuned"]).all()  # harmonised two ways
     assert np.isfinite(result.metrics["tuned/KL(model || prior) per token"])
-    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
-        lcfg = compose(
-            "listen",
-            overrides=[
-                *data_overrides(tmp_path),
-                f"+models.a={a}",
-                f"+models.b={b}",
-                "pairs=3",
-                "length=16",
-                "synth=sine",
-                "sample_rate=8000",
-                f"out={tmp_path / 'ab'}",
-            ],
-        )
+    lcfg = compose_task(
+        "listen",
+        [
+            *data_overrides(tmp_path),
+            f"+models.a={a}",
+            f"+models.b={b}",
+            "pairs=3",
+            "length=16",
+            "synth=sine",
+            "sample_rate=8000",
+            f"out={tmp_path / 'ab'}",
+        ],
+    )
     assert listen.run(lcfg).exists()

@@ -330,7 +330,7 @@ def test_configs_and_checks_name_only_known_eval_metrics() -> None:
 def test_every_constraint_bounds_a_table_statistic_of_a_rule() -> None:
     """A melody rule bounds a row of RL Tuner's table, a voice-leading rule one of the
     voice-leading table (each kind's rules and rows, never the other's)."""
-    from rlmusic.algos.constraints import statistic_values
+    from rlmusic.evaluation.table_rows import statistic_values
     from rlmusic.rewards.harmony_statistics import HarmonyStats
     from rlmusic.rewards.harmony_terms import HARMONY_RULES
 

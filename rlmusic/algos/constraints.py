@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from rlmusic.data.encodings import Encoding
-from rlmusic.evaluation.table_rows import row_name, table_for
+from rlmusic.evaluation.table_rows import row_name, statistic_values, table_for
 from rlmusic.rewards.base import RewardError
 from rlmusic.rewards.composite import CompositeReward
 from rlmusic.rewards.harmony_statistics import HarmonyStatistic
@@ -91,18 +91,6 @@ STATISTIC_OF_TERM: dict[str, tuple[Statistic | HarmonyStatistic, bool]] = {
     "final_cadence": (HarmonyStatistic.FINAL_CADENCE, True),
 }
 BOUNDS = ("at_least", "at_most")
-# terms that only hold a row in its band (a charge per onset): they pay nothing until the row
-# leaves it, so every multiplier of theirs starts at 0, not at the base weight
-BAND_ONLY_TERMS = frozenset({"onsets", "voice_onsets"})
-
-
-def statistic_values(stats: Any) -> dict[Any, float]:
-    """Every constrainable statistic of counted ``stats``: the table's rows, and onsets per
-    piece for melodies (a row `rlmusic evaluate` prints beside the table)."""
-    values = dict(stats.table())
-    if hasattr(stats, "onsets_per_composition"):
-        values[Statistic.ONSETS_PER_PIECE] = stats.onsets_per_composition()
-    return values
 
 
 def _room(target: float) -> float:
@@ -241,7 +229,9 @@ class RuleConstraints:
             )
         statistic, pays = STATISTIC_OF_TERM[term]
         served = "at_least" if pays else "at_most"
-        start = 0.0 if term in BAND_ONLY_TERMS else 1.0
+        # a term that only holds a row in its band (``band_only``: a charge per onset) pays
+        # nothing until the row leaves it: its multipliers all start at 0, not at the base weight
+        start = 0.0 if getattr(weights[term].term, "band_only", False) else 1.0
         bounds = [
             Bound(kind, target, kind == served, start=start) for kind, target in given.items()
         ]

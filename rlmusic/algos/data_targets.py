@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from rlmusic.algos.constraints import STATISTIC_OF_TERM, statistic_values
+from rlmusic.algos.constraints import STATISTIC_OF_TERM
 from rlmusic.data.encodings import Encoding
-from rlmusic.evaluation.table_rows import row_name, table_for
+from rlmusic.evaluation.table_rows import row_name, statistic_values, table_for
 from rlmusic.rewards.base import RewardError
 from rlmusic.rewards.statistics import KeySpec
 

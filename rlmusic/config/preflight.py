@@ -438,3 +438,12 @@ __all__ = [
     "compare_metric_names",
     "preflight",
 ]
+
+
+def reward_preset() -> str:
+    """The ``reward=`` preset Hydra composed (``custom`` outside Hydra's main)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get("reward", "custom"))
+    return "custom"

@@ -240,6 +240,15 @@ def title(row: str, unit: Unit | None = None) -> str:
     return f"{name} ({unit.label})"
 
 
+def statistic_values(stats: Any) -> dict[Any, float]:
+    """Every row of counted ``stats``: the table's, and onsets per piece for melodies (a row
+    `rlmusic evaluate` prints beside the table; constraints bound it too)."""
+    values = dict(stats.table())
+    if hasattr(stats, "onsets_per_composition"):
+        values[Statistic.ONSETS_PER_PIECE] = stats.onsets_per_composition()
+    return values
+
+
 @dataclass
 class PieceCounts:
     """Each piece's table counts: ``counts`` (N, fields) and autocorrelations (3, N)."""
@@ -273,9 +282,7 @@ class PieceCounts:
         tables = []
         for w in np.atleast_2d(weights):
             stats = self.stats(w)
-            tables.append(
-                {**stats.table(), Statistic.ONSETS_PER_PIECE: stats.onsets_per_composition()}
-            )
+            tables.append(statistic_values(stats))
         return {row: np.array([t[row] for t in tables]) for row in tables[0]}
 
 

@@ -141,6 +141,19 @@ def checkpoint_info(spec: str | Path) -> dict:
     return dict(read_record(Path(spec).expanduser()).get("info") or {})
 
 
+def checkpoint_encoding(spec: str | Path) -> Encoding:
+    """The token encoding of ``pretrained:<name>`` or a checkpoint path / run folder, read from
+    its record without building the model."""
+    from rlmusic.data.encodings import encoding_from_record
+
+    spec = str(spec)
+    if spec.startswith(PRETRAINED_PREFIX):
+        record = read_record(pretrained_path(spec[len(PRETRAINED_PREFIX) :]))
+    else:
+        record = read_record(Path(spec).expanduser())
+    return encoding_from_record(record["encoding"], spec)
+
+
 def checkpoint_conditioning(spec: str | Path) -> str | None:
     """``"soprano"`` when the checkpoint is a harmoniser (it reads a soprano first), else
     None (:mod:`rlmusic.data.harmonisation`)."""

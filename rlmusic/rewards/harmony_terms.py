@@ -216,6 +216,7 @@ class VoiceOnsetsRule(HarmonyTerm):
     """
 
     name = "voice_onsets"
+    band_only = True  # rlmusic.algos.constraints: its multipliers start at 0
 
     def flags(self, pitch: np.ndarray, onset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return onset.astype(bool), np.arange(4)

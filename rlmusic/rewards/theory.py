@@ -56,6 +56,7 @@ class OnsetsRule(Rule):
     """
 
     penalty: float = -3.0
+    band_only = True  # rlmusic.algos.constraints: its multipliers start at 0
 
     def from_view(self, v: MelodyView) -> np.ndarray:
         return np.where(v.onset, self.penalty, 0.0)

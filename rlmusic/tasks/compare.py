@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from rlmusic.config.preflight import reward_preset
 from rlmusic.data.encoding import MelodyEncoding
 from rlmusic.data.io import save_midi
 from rlmusic.evaluation import audio, plots
@@ -76,15 +77,6 @@ class CompareResult:
 def slug(name: str) -> str:
     """A file-name-safe form of a model name."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
-
-
-def reward_preset() -> str:
-    """The ``reward=`` preset Hydra composed (``custom`` outside Hydra's main)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return str(HydraConfig.get().runtime.choices.get("reward", "custom"))
-    return "custom"
 
 
 def settings_from(cfg: DictConfig) -> CompareSettings:

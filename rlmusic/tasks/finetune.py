@@ -31,7 +31,7 @@ from rlmusic.algos.data_targets import resolve_targets
 from rlmusic.algos.finetune_setup import FinetuneResult, FinetuneSetup, build_setup
 from rlmusic.algos.settings import node_schema, read_config
 from rlmusic.config import ConfigError, validate_config
-from rlmusic.config.preflight import MetricNames, preflight
+from rlmusic.config.preflight import MetricNames, preflight, reward_preset
 from rlmusic.config.resume import check_resumed_config
 from rlmusic.critics.auto import resolve_auto_critics
 from rlmusic.evaluation.checks import REFERENCE_LOGP_METRIC
@@ -43,6 +43,7 @@ from rlmusic.evaluation.objective import (
     metric_name,
 )
 from rlmusic.evaluation.table_rows import TABLES
+from rlmusic.models.registry import checkpoint_encoding
 from rlmusic.runtime import run_folder
 
 log = logging.getLogger(__name__)
@@ -124,12 +125,12 @@ def metric_names(cfg: Any) -> MetricNames:
 def _tokens_per_step(spec: str) -> int:
     """Tokens per time step of the start checkpoint's encoding (1 for a melody, 4 for a
     chorale); 1 when it cannot be read here (the setup reports that checkpoint's error)."""
-    from rlmusic.models import load_generator
     from rlmusic.models.checkpoint import CheckpointError
+    from rlmusic.models.registry import checkpoint_encoding
 
     try:
-        return int(load_generator(spec)[1].tokens_per_step)
-    except (CheckpointError, OSError, ValueError):
+        return int(checkpoint_encoding(spec).tokens_per_step)
+    except (CheckpointError, OSError, ValueError, KeyError):
         return 1
 
 
@@ -142,7 +143,7 @@ def log_reward_choice(algo: str) -> str | None:
     if not HydraConfig.initialized():
         return None
     hydra_cfg = HydraConfig.get()
-    preset = str(hydra_cfg.runtime.choices.get("reward", "custom"))
+    preset = reward_preset()
     given = any(o.lstrip("+~").split("=")[0] == "reward" for o in hydra_cfg.overrides.task)
     experiment = hydra_cfg.runtime.choices.get("experiment")
     if given:
@@ -159,13 +160,6 @@ def log_reward_choice(algo: str) -> str | None:
     line = f"reward={preset} ({why})"
     log.info(line)
     return line
-
-
-def _start_encoding(spec: str) -> Any:
-    """The start checkpoint's encoding (its statistics table counts the data's rates)."""
-    from rlmusic.models import load_generator
-
-    return load_generator(spec)[1]
 
 
 def check_algo(cfg: DictConfig) -> DictConfig:
@@ -210,7 +204,7 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
     reward_cfg, targets = resolve_targets(
         reward_cfg,
         OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None,
-        lambda: _start_encoding(str(cfg.checkpoint)),  # read only when the data counts
+        lambda: checkpoint_encoding(str(cfg.checkpoint)),  # read only when the data counts
         int(cfg.length),
     )
     setup = build_setup(
