@@ -95,13 +95,55 @@ def test_a_ceiling_pays_a_statistic_back_down_when_it_overshoots() -> None:
     base = weight(composite, "tonic")
     band = {"tonic": {"at_least": 0.3, "at_most": 0.4}}
     constraints = RuleConstraints(composite, band, ENC, KeySpec(), lr=0.5, kp=0.0)
-    constraints.update(batch(0.35))  # inside the band: floor - 0.05/0.3, ceiling - 0.05/0.4
-    assert weight(composite, "tonic") == pytest.approx(base * (1 - 0.5 * 0.05 / 0.3))
+    constraints.update(batch(0.35))  # inside the band: held where it is
+    assert weight(composite, "tonic") == pytest.approx(base)
     for _ in range(5):  # every piece on the tonic: the floor lets go, the ceiling pushes back
         constraints.update(batch(1.0))
     assert weight(composite, "tonic") < 0  # tonic starts now cost
     metrics = constraints(0, None)
     assert metrics["constraint/tonic/at_most"] == 0.4 and metrics["constraint/tonic/statistic"] == 1
+
+
+def test_inside_a_band_no_multiplier_moves_so_a_statistic_need_not_sit_on_the_floor() -> None:
+    composite = reward()
+    base = weight(composite, "tonic")
+    band = {"tonic": {"at_least": 0.3, "at_most": 0.5}}
+    constraints = RuleConstraints(composite, band, ENC, KeySpec(), lr=0.5, kp=0.5)
+    for share in (0.3, 0.45, 0.5, 0.4):  # the edges count as inside
+        constraints.update(batch(share))
+        assert weight(composite, "tonic") == pytest.approx(base)
+    constraints.update(batch(0.6))  # above: the floor's multiplier falls, the ceiling's rises
+    served, ceiling = constraints.constraints[0].bounds
+    assert served.multiplier < 1.0 and ceiling.multiplier > 0.0
+    # v = -1 below the floor's side, +0.2 past the ceiling: integrals 0.5 and 0.1
+    assert (served.integral, ceiling.integral) == pytest.approx((0.5, 0.1))
+    for _ in range(2):  # back inside: the integrals that brought it back are kept
+        constraints.update(batch(0.45))
+        assert weight(composite, "tonic") == pytest.approx(base * (0.5 - 0.1))
+    one_sided = RuleConstraints(reward(), {"tonic": {"at_least": 0.3}}, ENC, KeySpec(), lr=0.5)
+    one_sided.update(batch(0.45))  # no ceiling: "no more than it takes" pulls it to the target
+    assert one_sided.constraints[0].multiplier < 1.0
+
+
+def test_smoothing_moves_on_a_running_average_of_the_statistic_and_resumes_it() -> None:
+    band = {"tonic": {"at_least": 0.3, "at_most": 0.5}}
+    constraints = RuleConstraints(reward(), band, ENC, KeySpec(), lr=0.5, kp=0.0)
+    constraints.tune(smoothing=0.75)
+    constraints.update(batch(0.4))  # the first batch is the average
+    constraints.update(batch(0.8))  # 0.75 * 0.4 + 0.25 * 0.8 = 0.5: inside, nothing moves
+    assert constraints.averages["tonic"] == pytest.approx(0.5)
+    assert constraints.latest["constraint/tonic/average"] == pytest.approx(0.5)
+    assert constraints.latest["constraint/tonic/statistic"] == pytest.approx(0.8)
+    assert constraints.constraints[0].multiplier == pytest.approx(1.0)
+    constraints.update(batch(0.8))  # 0.575: past the ceiling by 0.075 / 0.5
+    served, ceiling = constraints.constraints[0].bounds
+    assert ceiling.integral == pytest.approx(0.5 * 0.075 / 0.5)
+    fresh = RuleConstraints(reward(), band, ENC, KeySpec(), lr=0.5, kp=0.0)
+    fresh.tune(smoothing=0.75)
+    fresh.load_state_dict(constraints.state_dict())
+    assert fresh.averages == constraints.averages
+    with pytest.raises(RewardError, match="algo.constraint_smoothing"):
+        fresh.tune(smoothing=1.0)
 
 
 def test_the_wrapped_score_pays_with_the_current_weights_then_updates() -> None:

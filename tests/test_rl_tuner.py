@@ -313,7 +313,7 @@ def test_constraints_count_the_policys_own_pieces_not_the_exploring_ones(
     policies: list[np.ndarray] = []
     sampled = sample_seeded
     monkeypatch.setattr(
-        "rlmusic.models.sampling.sample_seeded",
+        "rlmusic.algos.outputs.sample_seeded",
         lambda model, n, *a, **k: policies.append(out := sampled(model, n, *a, **k)) or out,
     )
     band = {"+reward.constraints.tonic.at_least": 0.5, "algo.apply_constraints": "true"}

@@ -347,9 +347,19 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
             "algo.kl_mode=penalty",
             "algo.kl_target=0.01",
             "algo.apply_constraints=true",
+            "algo.constraint_samples=3",  # moved on 3 pieces the policy samples, seeded by step
         ],
     )
+    from rlmusic.algos.constraints import RuleConstraints
+
+    seen: list[np.ndarray] = []
+    update = RuleConstraints.update
+    monkeypatch.setattr(
+        RuleConstraints, "update", lambda self, t: seen.append(t) or update(self, t)
+    )
     straight = finetune.run(cfg, output_dir=tmp_path / "straight")
+    assert [t.shape for t in seen] == [(3, 8)] * 4  # not the rollout's 4 finished pieces
+    assert len({t.tobytes() for t in seen}) == 4
     crash_at(monkeypatch, 100)  # resume points at 32, 64, 96: the crash loses 4 steps
     with pytest.raises(Crash):
         finetune.run(cfg, output_dir=tmp_path / "resumed")
@@ -359,7 +369,7 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(
     rows = list(csv.DictReader(open(tmp_path / "resumed" / "progress.csv")))
     assert [int(r["time/total_timesteps"]) for r in rows] == [32, 64, 96, 128]
     tonic = [float(r["constraint/tonic/multiplier"]) for r in rows]  # once per rollout
-    assert len(set(tonic)) == len(rows) and float(rows[0]["constraint/tonic/at_least"]) == 0.32
+    assert len(set(tonic)) == len(rows) and float(rows[0]["constraint/tonic/at_least"]) == 0.33
 
 
 def test_a_spent_time_budget_stops_at_a_resume_point(tmp_path: Path, checkpoint: Path) -> None:

@@ -33,14 +33,22 @@ A target may be a band: ``at_least`` and ``at_most``. The bound the rule serves 
 for a rule that pays for its statistic, ``at_most`` for a penalty) scales the rule's weight;
 the other bound has a multiplier of its own that starts at 0 and is subtracted, so a statistic
 pushed past its ceiling by *other* terms (tonic starts rise with the preferred-intervals rule's
-pay for holding the tonic, not only with the tonic rule) is paid back down.
+pay for holding the tonic, not only with the tonic rule) is paid back down. Inside a band no
+multiplier moves: the weight that brought the statistic in is kept. Without that hold the
+floor's integral fell whenever the statistic sat above the floor, every run settled on the
+floor, and a learner whose statistic wanders by a few points round to round ended below it
+(docs/results/finetuning.md, "One default reward for every learner").
+
+A learner with few or noisy moves (``algo.constraint_*``, :meth:`RuleConstraints.tune`) may
+average each statistic over its moves (``constraint_smoothing``), pool pieces per move
+(``constraint_pieces``) or scale both gains (``constraint_gain``).
 
 Config (``reward.constraints``), keyed by the rule term whose weight the multipliers scale::
 
     constraints:
-      tonic: {at_least: 0.30, at_most: 0.34}   # eval/compositions_starting_with_tonic
-      leap_resolution: {at_least: 0.92}        # eval/leaps_resolved (the original's detector)
-      motif: {at_least: 0.42}                  # eval/notes_in_motif (per step)
+      tonic: {at_least: 0.33, at_most: 0.37}   # eval/compositions_starting_with_tonic
+      leap_resolution: {at_least: 0.95}        # eval/leaps_resolved (the original's detector)
+      motif: {at_least: 0.43}                  # eval/notes_in_motif (per step)
 
 The multipliers are a trainer's state: saved in its resume point, logged per iteration as
 ``constraint/<term>/statistic``, ``.../at_least``, ``.../at_most`` and ``.../multiplier``. ``reward.constraint_lr``,
@@ -138,6 +146,16 @@ class Constraint:
     base_weight: float
     bounds: list[Bound]
 
+    def holds(self, value: float) -> bool:
+        """Inside a two-sided band: no multiplier moves. Without this hold the served bound's
+        integral fell whenever the statistic sat above its floor, so every run settled on the
+        floor, and a learner whose statistic wanders by a few points ended below it."""
+        if len(self.bounds) < 2:
+            return False
+        low = min(b.target for b in self.bounds)
+        high = max(b.target for b in self.bounds)
+        return low <= value <= high
+
     @property
     def multiplier(self) -> float:
         served = [b.multiplier for b in self.bounds if b.serves]
@@ -184,21 +202,27 @@ class RuleConstraints:
         weights = {t.name: t for t in reward.terms}
         self.constraints = [self._parse(term, spec, weights) for term, spec in constraints.items()]
         self.min_pieces = 0  # pool scored batches until this many pieces (tune)
+        self.smoothing = 0.0  # the past's weight in each statistic's running average (tune)
+        self.averages: dict[str, float] = {}  # term -> the running average the moves follow
         self._pending: list[np.ndarray] = []
         self._apply()
         self.latest: dict[str, float] = self._metrics(None)
 
-    def tune(self, gain: float = 1.0, min_pieces: int = 0) -> None:
+    def tune(self, gain: float = 1.0, min_pieces: int = 0, smoothing: float = 0.0) -> None:
         """Suit the updates to a learner: ``gain`` scales both gains (a learner with fewer
         updates needs larger steps), ``min_pieces`` pools scored batches until that many pieces
-        before a move (a small or flipping batch's statistic is noise)."""
-        if gain <= 0 or min_pieces < 0:
+        before a move, ``smoothing`` is the weight of the past in an exponential average of
+        each statistic (a small sample's statistic is noise: the leaps resolved in 256 pieces
+        swing by 3 points, the width of their band)."""
+        if gain <= 0 or min_pieces < 0 or not 0.0 <= smoothing < 1.0:
             raise RewardError(
-                f"need algo.constraint_gain > 0 and algo.constraint_pieces >= 0, got {gain} "
-                f"and {min_pieces}"
+                f"need algo.constraint_gain > 0, algo.constraint_pieces >= 0 and 0 <= "
+                f"algo.constraint_smoothing < 1, got {gain}, {min_pieces} and {smoothing}"
             )
         self.lr, self.kp = self.lr * float(gain), self.kp * float(gain)
         self.min_pieces = int(min_pieces)
+        self.smoothing = float(smoothing)
+        self.latest = self._metrics(None)  # with the averages' columns when smoothed
 
     def _parse(self, term: str, spec: Any, weights: Mapping[str, Any]) -> Constraint:
         if term not in weights:
@@ -256,8 +280,12 @@ class RuleConstraints:
             value = table[c.statistic]
             if not math.isfinite(value):  # a batch with no leap says nothing about leaps
                 continue
+            if c.term in self.averages:
+                value = self.smoothing * self.averages[c.term] + (1 - self.smoothing) * value
+            self.averages[c.term] = value
+            held = c.holds(value)
             for b in c.bounds:
-                v = b.violation(value)
+                v = 0.0 if held else b.violation(value)
                 b.integral = float(np.clip(b.integral + self.lr * v, 0.0, cap))
                 b.multiplier = float(np.clip(b.integral + self.kp * v, 0.0, cap))
         self._apply()
@@ -273,6 +301,8 @@ class RuleConstraints:
             for b in c.bounds:
                 metrics[f"{prefix}/{b.kind}"] = b.target
             metrics[f"{prefix}/statistic"] = float("nan") if table is None else table[c.statistic]
+            if self.smoothing:  # what the multipliers follow
+                metrics[f"{prefix}/average"] = self.averages.get(c.term, float("nan"))
             metrics[f"{prefix}/multiplier"] = c.multiplier
         return metrics
 
@@ -297,7 +327,8 @@ class RuleConstraints:
                 f"{c.term}.{b.kind}": [b.integral, b.multiplier]
                 for c in self.constraints
                 for b in c.bounds
-            }
+            },
+            "averages": dict(self.averages),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -310,6 +341,7 @@ class RuleConstraints:
             )
         for name, bound in mine.items():
             bound.integral, bound.multiplier = (float(x) for x in saved[name])
+        self.averages = {k: float(v) for k, v in dict(state.get("averages", {})).items()}
         self._apply()
 
 
@@ -322,12 +354,15 @@ def applied(setup: Any, algo_cfg: Mapping[str, Any], algo: str, default: bool) -
         return setup
     if bool(algo_cfg.get("apply_constraints", default)):
         gain, pieces = algo_cfg.get("constraint_gain", 1.0), algo_cfg.get("constraint_pieces", 0)
-        setup.constraints.tune(float(gain), int(pieces))
+        smoothing = float(algo_cfg.get("constraint_smoothing", 0.0))
+        setup.constraints.tune(float(gain), int(pieces), smoothing)
         log.info(
-            "algo=%s: reward.constraints applied (gains x%g, moved every %s)",
+            "algo=%s: reward.constraints applied (gains x%g, moved every %s, statistics "
+            "averaged with the past at %g)",
             algo,
             float(gain),
             f"{int(pieces)} pieces" if int(pieces) else "scored batch",
+            smoothing,
         )
         return setup
     log.warning(

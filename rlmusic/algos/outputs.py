@@ -119,3 +119,12 @@ def finish_run(
     metrics = final_metrics(sampler, setup)
     print(f"tuned model: {path}\nsamples: {samples}")
     return path, metrics
+
+
+def constraint_pieces(policy: nn.Module, setup: FinetuneSetup, n: int, move: int) -> np.ndarray:
+    """``n`` pieces the policy samples now for a constraint move (the ``move``-th: a fresh seed
+    each, fixed by the run's seed): the statistic the multipliers follow is the one ``rlmusic
+    evaluate`` counts on the policy, not the exploring or too few pieces a learner acted."""
+    seed = setup.seed * 1_000_003 + 7_919 * int(move)
+    tokens, _ = sample_seeded(policy, n, setup.length, seed, conditions=setup.conditions)
+    return tokens

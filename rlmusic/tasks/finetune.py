@@ -162,6 +162,25 @@ def log_reward_choice(algo: str) -> str | None:
     return line
 
 
+def learner_scale(reward_cfg: dict[str, Any], algo_cfg: Any) -> dict[str, Any]:
+    """``reward_cfg`` with its ``c`` (rules at weight 1 / c) set to ``algo.reward_c`` where
+    the learner names one: the scale its other settings (its KL weight, its learning rate) were
+    measured at. Said in the log, beside the preset's own."""
+    scale = algo_cfg.get("reward_c")
+    if scale is None or not reward_cfg.get("rules"):
+        return reward_cfg
+    if float(scale) <= 0:
+        raise ConfigError(f"algo.reward_c must be > 0, got {scale}")
+    log.info(
+        "reward.c = %g for algo=%s (algo.reward_c; the preset's is %s): rules at weight %.3g",
+        float(scale),
+        algo_cfg.get("name"),
+        reward_cfg.get("c", 0.5),
+        1.0 / float(scale),
+    )
+    return {**reward_cfg, "c": float(scale)}
+
+
 def check_algo(cfg: DictConfig) -> DictConfig:
     """``cfg`` with its ``algo`` node checked against the algorithm's own config class
     (:data:`rlmusic.algos.CONFIGS`): its keys and types, then its values (the class's checks,
@@ -201,6 +220,7 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
         device=str(cfg.device),
         train=True,
     )
+    reward_cfg = learner_scale(reward_cfg, cfg.algo)
     reward_cfg, targets = resolve_targets(
         reward_cfg,
         OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None,

@@ -86,6 +86,9 @@ class RLTunerConfig:
     apply_constraints: bool = run_key(False)
     constraint_gain: float = run_key(1.0)  # scales reward.constraint_lr and _kp for this learner
     constraint_pieces: int = run_key(0)  # pool scored batches to this many pieces per move
+    constraint_smoothing: float = run_key(0.0)  # the past's weight in each statistic's average
+    # the reward's c (its rules at weight 1 / c) for this learner; None: the reward's own
+    reward_c: float | None = run_key(None)
     constraint_samples: int = 64  # pieces of the policy sampled each round for the constraints
     length: int = setup_value(32)
 

@@ -33,7 +33,7 @@ from rlmusic.algos.constraints import applied
 from rlmusic.algos.finetune_setup import FinetuneResult, FinetuneSetup
 from rlmusic.algos.harness import crossed, finish, run_trainer, setup_hooks
 from rlmusic.algos.harness import interval as _interval
-from rlmusic.algos.outputs import policy_statistics
+from rlmusic.algos.outputs import constraint_pieces, policy_statistics
 from rlmusic.algos.reference import PRIOR_TERM
 from rlmusic.algos.rl_tuner.config import RLTunerConfig, rl_tuner_config
 from rlmusic.algos.rl_tuner.trainer import RewardFn, RewardOut, RLTunerTrainer
@@ -205,12 +205,9 @@ class _Rounds:
         return metrics
 
     def _move_constraints(self) -> None:
-        """Move the multipliers on pieces the policy samples now (a fresh seed each round)."""
-        from rlmusic.models.sampling import sample_seeded
-
-        seed = self.setup.seed * 1_000_003 + 7_919 * self.trainer.rounds
-        tokens, _ = sample_seeded(
-            self.trainer.policy(), self.constraint_samples, self.setup.length, seed
+        """Move the multipliers on pieces the policy samples now."""
+        tokens = constraint_pieces(
+            self.trainer.policy(), self.setup, self.constraint_samples, self.trainer.rounds
         )
         self.setup.constraints.update(tokens)
 

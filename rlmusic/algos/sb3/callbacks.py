@@ -100,16 +100,27 @@ class RewardTermLogger(BaseCallback):
 
 
 class ConstraintUpdate(BaseCallback):
-    """``reward.constraints`` under SB3: the pieces finished during a rollout (each env's
-    terminal observation: a conditioning prefix of ``start`` tokens if any, the piece's
-    ``length`` tokens, then the position) move the multipliers once per rollout, which the
-    environments' reward (the same term objects) pays from the next rollout on."""
+    """``reward.constraints`` under SB3, moved once per rollout; the environments' reward (the
+    same term objects) pays the new multipliers from the next rollout on. The statistic is
+    counted on ``sample(step)``'s pieces of the policy where given (the env step seeds them, so a
+    resumed run draws what an uninterrupted one draws), else on the pieces finished
+    during the rollout (each env's terminal observation: a conditioning prefix of ``start``
+    tokens if any, the piece's ``length`` tokens, then the position)."""
 
-    def __init__(self, constraints: Any, length: int, start: int = 0) -> None:
+    def __init__(
+        self,
+        constraints: Any,
+        length: int,
+        start: int = 0,
+        sample: Callable[[int], np.ndarray] | None = None,
+    ) -> None:
         super().__init__()
         self.constraints, self.length, self.start, self.pieces = constraints, length, start, []
+        self.sample = sample
 
     def _on_step(self) -> bool:
+        if self.sample is not None:
+            return True
         piece = slice(self.start, self.start + self.length)
         for done, info in zip(self.locals["dones"], self.locals["infos"]):
             if done and "terminal_observation" in info:
@@ -117,8 +128,12 @@ class ConstraintUpdate(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
+        if self.sample is not None:
+            self.pieces = [self.sample(int(self.model.num_timesteps))]
+        elif self.pieces:
+            self.pieces = [np.stack(self.pieces)]
         if self.pieces:
-            metrics = self.constraints.update(np.stack(self.pieces).astype(np.int64))
+            metrics = self.constraints.update(self.pieces[0].astype(np.int64))
             for name, value in metrics.items():
                 self.logger.record(name, value)
         self.pieces = []

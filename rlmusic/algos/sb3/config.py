@@ -56,6 +56,12 @@ class PPOConfig:
     apply_constraints: bool = run_key(False)  # reward.constraints (docs/finetuning.md, "Realism")
     constraint_gain: float = run_key(1.0)  # scales reward.constraint_lr and _kp for this learner
     constraint_pieces: int = run_key(0)  # pool scored batches to this many pieces per move
+    constraint_smoothing: float = run_key(0.0)  # the past's weight in each statistic's average
+    # the reward's c (its rules at weight 1 / c) for this learner; None: the reward's own
+    reward_c: float | None = run_key(None)
+    # pieces sampled from the policy after each rollout for the constraints (0: the rollout's
+    # own finished pieces, 32 a rollout at the shipped size: too few to count tonic starts)
+    constraint_samples: int = run_key(0)
 
     def __post_init__(self) -> None:
         from rlmusic.algos.kl import check_kl_mode  # torch: only when a config is built

@@ -36,7 +36,7 @@ from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoard
 from torch import nn
 
 from rlmusic.algos.finetune_setup import FinetuneResult, FinetuneSetup
-from rlmusic.algos.outputs import finish_run, write_midi_samples
+from rlmusic.algos.outputs import constraint_pieces, finish_run, write_midi_samples
 from rlmusic.algos.sb3.callbacks import (
     ConstraintUpdate,
     Periodic,
@@ -68,6 +68,7 @@ class RunSettings:
     stats_every: int
     stats_samples: int
     log_interval: int
+    constraint_samples: int = 0  # policy pieces per constraint move (0: the rollout's own)
     prefix: int = 0  # tokens of a conditioning prefix before the piece in each observation
 
     @classmethod
@@ -85,6 +86,7 @@ class RunSettings:
             stats_every=int(algo_cfg["stats_every"]),
             stats_samples=int(algo_cfg["stats_samples"]),
             log_interval=int(algo_cfg["log_interval"]),
+            constraint_samples=int(algo_cfg.get("constraint_samples", 0) or 0),
             # a harmoniser's observations hold [S_0 .. S_{n-1}, BOS] before the piece
             prefix=setup.steps + 1 if setup.conditions is not None else 0,
         )
@@ -202,7 +204,13 @@ def learn(
         ProgressBar(settings.total_timesteps, settings.algo),
     ]
     if setup.constraints is not None:  # rule targets (reward.constraints), once per rollout
-        callbacks.insert(1, ConstraintUpdate(setup.constraints, settings.length, settings.prefix))
+        sampler = None
+        if settings.constraint_samples:
+            n = settings.constraint_samples
+            sampler = lambda move: constraint_pieces(policy(), setup, n, move)  # noqa: E731
+        callbacks.insert(
+            1, ConstraintUpdate(setup.constraints, settings.length, settings.prefix, sampler)
+        )
     start_step = int(model.num_timesteps)
     started = time.perf_counter()
     model.learn(
