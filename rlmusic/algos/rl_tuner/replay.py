@@ -29,11 +29,20 @@ class PieceBatch:
         tokens: (K, T) the notes played.
         rewards: (K, T) the reward of every step.
         prior_log_probs: (K, T, V) log p_prior(. | s_t), or None (only G-learning stores it).
+        units: (K, T, C) the constrained terms at weight 1, or None (a run without
+            constraints); ``rewards`` then leaves them out (:mod:`.relabel`).
     """
 
     tokens: torch.Tensor
     rewards: torch.Tensor
     prior_log_probs: torch.Tensor | None = None
+    units: torch.Tensor | None = None
+
+    def paid(self, weights: torch.Tensor | None) -> torch.Tensor:
+        """The steps' rewards with the constrained terms at ``weights`` (C,)."""
+        if self.units is None or weights is None:
+            return self.rewards
+        return self.rewards + self.units @ weights.to(self.units.device)
 
 
 class PieceReplay:
@@ -44,6 +53,7 @@ class PieceReplay:
         length: steps per composition.
         vocab_size: actions (the stored log-probabilities' last dimension).
         store_prior: keep log p_prior(. | s_t) for every position (G-learning's backup).
+        units: constrained terms stored apart at weight 1 (0: none).
         device: where the pieces live (batches come back there).
 
     Raises:
@@ -57,6 +67,7 @@ class PieceReplay:
         vocab_size: int,
         store_prior: bool = False,
         device: torch.device | str = "cpu",
+        units: int = 0,
     ) -> None:
         self.pieces = int(capacity) // int(length)
         if self.pieces < 1:
@@ -71,6 +82,9 @@ class PieceReplay:
             torch.zeros(self.pieces, self.length, int(vocab_size), device=self.device)
             if store_prior
             else None
+        )
+        self.units = (
+            torch.zeros(self.pieces, self.length, int(units), device=self.device) if units else None
         )
         self.position = 0  # the next slot written
         self.size = 0  # slots filled
@@ -88,8 +102,10 @@ class PieceReplay:
         tokens: torch.Tensor,
         rewards: torch.Tensor,
         prior_log_probs: torch.Tensor | None = None,
+        units: torch.Tensor | None = None,
     ) -> None:
-        """Store B whole compositions: tokens (B, T), rewards (B, T), log-probs (B, T, V)."""
+        """Store B whole compositions: tokens (B, T), rewards (B, T), log-probs (B, T, V),
+        constrained terms (B, T, C)."""
         if tokens.shape[1:] != (self.length,) or rewards.shape != tokens.shape:
             raise ValueError(
                 f"pieces of {self.length} steps expected, got tokens {tuple(tokens.shape)} and "
@@ -97,17 +113,23 @@ class PieceReplay:
             )
         if (prior_log_probs is None) != (self.prior_log_probs is None):
             raise ValueError("this replay stores the prior's log-probs exactly when built to")
+        if (units is None) != (self.units is None):
+            raise ValueError("this replay stores constrained terms exactly when built to")
         batch = len(tokens)
         if batch > self.pieces:  # only the newest fit
             tokens, rewards = tokens[-self.pieces :], rewards[-self.pieces :]
             if prior_log_probs is not None:
                 prior_log_probs = prior_log_probs[-self.pieces :]
+            if units is not None:
+                units = units[-self.pieces :]
             batch = self.pieces
         slots = (self.position + torch.arange(batch, device=self.device)) % self.pieces
         self.tokens[slots] = tokens.to(self.device)
         self.rewards[slots] = rewards.to(self.device, torch.float32)
         if self.prior_log_probs is not None and prior_log_probs is not None:
             self.prior_log_probs[slots] = prior_log_probs.to(self.device, torch.float32)
+        if self.units is not None and units is not None:
+            self.units[slots] = units.to(self.device, torch.float32)
         self.position = (self.position + batch) % self.pieces
         self.size = min(self.size + batch, self.pieces)
 
@@ -117,7 +139,8 @@ class PieceReplay:
             raise ValueError("the replay is empty")
         index = torch.randint(self.size, (int(n),), generator=generator).to(self.device)
         prior = self.prior_log_probs[index] if self.prior_log_probs is not None else None
-        return PieceBatch(self.tokens[index], self.rewards[index], prior)
+        units = self.units[index] if self.units is not None else None
+        return PieceBatch(self.tokens[index], self.rewards[index], prior, units)
 
     # ---- exact resume --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -130,6 +153,8 @@ class PieceReplay:
         }
         if self.prior_log_probs is not None:
             state["prior_log_probs"] = self.prior_log_probs[: self.size].cpu()
+        if self.units is not None:
+            state["units"] = self.units[: self.size].cpu()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -147,9 +172,13 @@ class PieceReplay:
             )
         if ("prior_log_probs" in state) != (self.prior_log_probs is not None):
             raise ValueError("the saved replay and this run differ in storing the prior")
+        if ("units" in state) != (self.units is not None):
+            raise ValueError("the saved replay and this run differ in reward.constraints")
         self.tokens[:size] = state["tokens"].to(self.device, torch.long)
         self.rewards[:size] = state["rewards"].to(self.device)
         if self.prior_log_probs is not None:
             self.prior_log_probs[:size] = state["prior_log_probs"].to(self.device)
+        if self.units is not None:
+            self.units[:size] = state["units"].to(self.device)
         self.position = int(state["position"])
         self.size = size

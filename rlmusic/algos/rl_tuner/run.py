@@ -36,6 +36,7 @@ from rlmusic.algos.harness import interval as _interval
 from rlmusic.algos.outputs import constraint_pieces, policy_statistics
 from rlmusic.algos.reference import PRIOR_TERM
 from rlmusic.algos.rl_tuner.config import RLTunerConfig, rl_tuner_config
+from rlmusic.algos.rl_tuner.relabel import ConstrainedTerms
 from rlmusic.algos.rl_tuner.trainer import RewardFn, RewardOut, RLTunerTrainer
 from rlmusic.config import ConfigError
 from rlmusic.models.policy import g_policy_info, psi_policy_info
@@ -59,9 +60,7 @@ def reward_function(setup: FinetuneSetup, config: RLTunerConfig) -> RewardFn:
         # reward.constraints scale the same term objects (the multipliers reach both scores);
         # they move on the policy's own pieces (_Rounds), not on these exploring ones
         score = setup.env_reward().score if reference.configured else setup.reward.score
-        # psi learns on the paper's reward over w (see the module docstring)
-        paid = config.variant == "psi" and reference.configured and reference.weight > 0
-        scale = 1.0 / reference.weight if paid else 1.0
+        scale = task_scale(setup, config)  # psi learns on the paper's reward over w
 
         def reward(tokens: np.ndarray, prior_log_probs: np.ndarray | None) -> RewardOut:
             total, shares = score(tokens)  # the prior's term scores the pieces in one pass
@@ -84,6 +83,15 @@ def reward_function(setup: FinetuneSetup, config: RLTunerConfig) -> RewardFn:
         return task / weight, {"total": sum(shares.values()), **shares}
 
     return g_reward
+
+
+def task_scale(setup: FinetuneSetup, config: RLTunerConfig) -> float:
+    """What the variant's learning reward multiplies the task reward by: psi and g learn on
+    it over w (the module docstring), q on it as it is."""
+    weight = setup.reference.weight if setup.reference.configured else 0.0
+    if config.variant in ("psi", "g") and weight > 0:
+        return 1.0 / weight
+    return 1.0
 
 
 def run_identity(setup: FinetuneSetup, config: RLTunerConfig) -> dict[str, Any]:
@@ -119,6 +127,10 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
     sample_every = _interval(algo_cfg, "sample_every")
     stats_every = _interval(algo_cfg, "stats_every")
     stats_samples = config.stats_samples
+    constrained = None
+    if setup.constraints is not None:  # replayed at the weights of now (relabel.py)
+        names = [c.term for c in setup.constraints.constraints]
+        constrained = ConstrainedTerms(setup.reward, names, task_scale(setup, config))
     trainer = RLTunerTrainer(
         setup.generator,
         reward_function(setup, config),
@@ -126,6 +138,7 @@ def train(setup: FinetuneSetup, algo_cfg: Mapping[str, Any]) -> FinetuneResult:
         prior=setup.reference.generator,
         seed=setup.seed,
         device=setup.device,
+        constrained=constrained,
     )
     log.info(
         "%s-learning: %d compositions per round, %d transitions per gradient step, replayed "

@@ -32,6 +32,7 @@ from torch import nn
 
 from rlmusic.algos.rl_tuner.acting import act
 from rlmusic.algos.rl_tuner.config import RLTunerConfig
+from rlmusic.algos.rl_tuner.relabel import ConstrainedTerms
 from rlmusic.algos.rl_tuner.replay import PieceReplay
 from rlmusic.algos.rl_tuner.targets import piece_targets
 from rlmusic.models.base import fold_temperature, frozen, with_bos
@@ -66,6 +67,8 @@ class RLTunerTrainer:
         prior: the frozen KL prior (G-learning's backup and policy; logged KL for every variant).
         seed: seeds the acting and replay generators.
         device: where everything runs.
+        constrained: the terms ``reward.constraints`` re-weight: replayed pieces are paid at
+            their weights of now (:mod:`.relabel`); None: as they were paid when played.
     """
 
     def __init__(
@@ -76,8 +79,10 @@ class RLTunerTrainer:
         prior: nn.Module,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        constrained: ConstrainedTerms | None = None,
     ) -> None:
         self.config = config
+        self.constrained = constrained
         self.device = torch.device(device)
         self.q_network = q_network.to(self.device).eval()  # dropout off, for good
         self.target_network = frozen(self.q_network, copy=True)
@@ -94,6 +99,7 @@ class RLTunerTrainer:
             int(q_network.vocab_size),
             store_prior=config.variant == "g",
             device=self.device,
+            units=len(constrained.terms) if constrained is not None else 0,
         )
         self.act_rng = torch.Generator(device=self.device).manual_seed(int(seed))
         self.replay_rng = torch.Generator().manual_seed(int(seed) + 1)  # CPU: indices
@@ -147,11 +153,19 @@ class RLTunerTrainer:
             played_prior = rollout.prior_log_probs.gather(-1, rollout.tokens.unsqueeze(-1))
             played_prior = played_prior.squeeze(-1).cpu().numpy().astype(np.float64)
         rewards, shares = self.reward_fn(rollout.tokens.cpu().numpy(), played_prior)
+        units = rest = None
+        if self.constrained is not None:  # stored apart, paid at the weights of each replay
+            units = torch.as_tensor(self.constrained.units(rollout.tokens.cpu().numpy()))
+            units = units.float()
+            rest = (
+                torch.as_tensor(rewards, dtype=torch.float32) - units @ self.constrained.weights()
+            )
         rewarded = time.perf_counter()
         self.replay.add(
             rollout.tokens,
-            torch.as_tensor(rewards, dtype=torch.float32),
+            rest if rest is not None else torch.as_tensor(rewards, dtype=torch.float32),
             rollout.prior_log_probs,
+            units,
         )
         self.env_steps += n * cfg.length
         self.rounds += 1
@@ -187,9 +201,10 @@ class RLTunerTrainer:
                 target_values = self.target_network(inputs)
         values = values.float()
         with torch.no_grad():
+            weights = self.constrained.weights() if self.constrained is not None else None
             targets = piece_targets(
                 cfg.variant,
-                batch.rewards,
+                batch.paid(weights),
                 cfg.gamma,
                 target_values.float(),
                 online_values=values.detach() if cfg.double_q else None,
