@@ -14,9 +14,9 @@ from rlmusic.tasks.finetune import log_reward_choice
     ("overrides", "line"),
     [
         ([], "reward=default (the default)"),
-        (["algo=ppo"], "reward=default_unconstrained (chosen by conf/algo/ppo.yaml"),
-        (["algo=rl_tuner"], "reward=default_unconstrained (chosen by conf/algo/rl_tuner.yaml"),
-        (["algo=ppo", "reward=default"], "reward=default (given on the command line)"),
+        (["algo=ppo"], "reward=default (the default)"),  # every learner runs the default
+        (["algo=rl_tuner"], "reward=default (the default)"),
+        (["algo=ppo", "reward=default_unconstrained"], "reward=default_unconstrained (given on"),
         (["experiment=chorales"], "reward=chorale (experiment=chorales's)"),
     ],
 )
@@ -33,18 +33,15 @@ def test_the_log_names_the_reward_and_who_chose_it(overrides: list[str], line: s
 def test_a_learner_may_run_the_reward_at_its_own_rule_scale(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from omegaconf import OmegaConf
-
     from rlmusic.config import ConfigError
     from rlmusic.tasks.finetune import learner_scale
 
-    reward = {"c": 3.0, "rules": ["tonic"], "constraints": {"tonic": {"at_least": 0.3}}}
-    algo = OmegaConf.create({"name": "rl_tuner", "reward_c": 1.0})
+    reward = {"c": 3.0, "rules": ["tonic"], "c_by_algo": {"rl_tuner": 1.0}}
     with caplog.at_level("INFO"):
-        assert learner_scale(reward, algo) == {**reward, "c": 1.0}
-    assert "reward.c = 1 for algo=rl_tuner (algo.reward_c; the preset's is 3.0)" in caplog.text
+        assert learner_scale(reward, "rl_tuner") == {**reward, "c": 1.0}
+    assert "reward.c = 1 for algo=rl_tuner (reward.c_by_algo; the others' is 3.0)" in caplog.text
     assert reward["c"] == 3.0  # the caller's config is not changed
-    assert learner_scale(reward, OmegaConf.create({"reward_c": None})) is reward
-    assert learner_scale({"prior": {}}, algo) == {"prior": {}}  # no rules: nothing to scale
-    with pytest.raises(ConfigError, match="algo.reward_c must be > 0, got 0"):
-        learner_scale(reward, OmegaConf.create({"reward_c": 0}))
+    assert learner_scale(reward, "ppo") is reward  # not named: the reward's own c
+    assert learner_scale({"c": 0.5, "rules": ["tonic"]}, "rl_tuner")["c"] == 0.5  # the paper's
+    with pytest.raises(ConfigError, match="reward.c_by_algo.ppo must be > 0, got 0"):
+        learner_scale({"c_by_algo": {"ppo": 0}}, "ppo")

@@ -316,7 +316,8 @@ def test_finetune_writes_a_tuned_generator_logs_and_samples(
     }
     assert columns <= set(rows[0])
     assert "kl/pitch_coef" not in rows[0]  # one beta (kl_pitch_coef: null, the default)
-    assert "constraint/tonic/multiplier" not in rows[0]  # algo=ppo: apply_constraints=false
+    assert "constraint/tonic/multiplier" in rows[0]  # algo=ppo runs the default's bands
+    assert "constraint/tonic/average" in rows[0]  # on averaged statistics (constraint_smoothing)
     assert float(rows[0]["policy/entropy"]) > 0 and float(rows[-1]["charts/tokens_per_s"]) > 0
     assert list((run / "tb").glob("events.out.tfevents.*"))
     for folder in ("step_00000000", "step_00000064", "final"):

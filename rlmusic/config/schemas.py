@@ -56,6 +56,7 @@ class PriorSchema:
 @dataclass
 class RewardSchema:
     c: float = MISSING
+    c_by_algo: Dict[str, float] = field(default_factory=dict)  # a learner's own c (finetune)
     tonic: int = MISSING
     mode: str = MISSING
     rules: List[str] = MISSING

@@ -162,19 +162,19 @@ def log_reward_choice(algo: str) -> str | None:
     return line
 
 
-def learner_scale(reward_cfg: dict[str, Any], algo_cfg: Any) -> dict[str, Any]:
-    """``reward_cfg`` with its ``c`` (rules at weight 1 / c) set to ``algo.reward_c`` where
-    the learner names one: the scale its other settings (its KL weight, its learning rate) were
-    measured at. Said in the log, beside the preset's own."""
-    scale = algo_cfg.get("reward_c")
-    if scale is None or not reward_cfg.get("rules"):
+def learner_scale(reward_cfg: dict[str, Any], algo: str) -> dict[str, Any]:
+    """``reward_cfg`` with its ``c`` (rules at weight 1 / c) set to ``c_by_algo[algo]`` where
+    the reward names one: the scale at which that learner's own settings (its KL weight, its
+    learning rate) were measured. Said in the log, beside the preset's own."""
+    scale = (reward_cfg.get("c_by_algo") or {}).get(algo)
+    if scale is None:
         return reward_cfg
     if float(scale) <= 0:
-        raise ConfigError(f"algo.reward_c must be > 0, got {scale}")
+        raise ConfigError(f"reward.c_by_algo.{algo} must be > 0, got {scale}")
     log.info(
-        "reward.c = %g for algo=%s (algo.reward_c; the preset's is %s): rules at weight %.3g",
+        "reward.c = %g for algo=%s (reward.c_by_algo; the others' is %s): rules at weight %.3g",
         float(scale),
-        algo_cfg.get("name"),
+        algo,
         reward_cfg.get("c", 0.5),
         1.0 / float(scale),
     )
@@ -220,7 +220,7 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
         device=str(cfg.device),
         train=True,
     )
-    reward_cfg = learner_scale(reward_cfg, cfg.algo)
+    reward_cfg = learner_scale(reward_cfg, str(cfg.algo.name))
     reward_cfg, targets = resolve_targets(
         reward_cfg,
         OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None,

@@ -83,13 +83,11 @@ class RLTunerConfig:
     sample_every: int = run_key(100_000, resumable=True)
     stats_every: int = run_key(10_000, resumable=True)
     stats_samples: int = run_key(64, resumable=True)
-    apply_constraints: bool = run_key(False)
-    constraint_gain: float = run_key(1.0)  # scales reward.constraint_lr and _kp for this learner
+    apply_constraints: bool = run_key(True)
+    constraint_gain: float = run_key(4.0)  # scales reward.constraint_lr and _kp for this learner
     constraint_pieces: int = run_key(0)  # pool scored batches to this many pieces per move
-    constraint_smoothing: float = run_key(0.0)  # the past's weight in each statistic's average
-    # the reward's c (its rules at weight 1 / c) for this learner; None: the reward's own
-    reward_c: float | None = run_key(None)
-    constraint_samples: int = 64  # pieces of the policy sampled each round for the constraints
+    constraint_smoothing: float = run_key(0.8)  # the past's weight in each statistic's average
+    constraint_samples: int = 256  # pieces of the policy sampled each round for the constraints
     length: int = setup_value(32)
 
     def __post_init__(self) -> None:

@@ -53,15 +53,13 @@ class PPOConfig:
     stats_every: int = run_key(4096, resumable=True)  # env steps between KL / entropy estimates
     stats_samples: int = run_key(64, resumable=True)  # pieces sampled for those estimates
     log_interval: int = run_key(1, resumable=True)  # PPO iterations between log dumps
-    apply_constraints: bool = run_key(False)  # reward.constraints (docs/finetuning.md, "Realism")
-    constraint_gain: float = run_key(1.0)  # scales reward.constraint_lr and _kp for this learner
+    apply_constraints: bool = run_key(True)  # reward.constraints (docs/finetuning.md, "Realism")
+    constraint_gain: float = run_key(4.0)  # scales reward.constraint_lr and _kp for this learner
     constraint_pieces: int = run_key(0)  # pool scored batches to this many pieces per move
-    constraint_smoothing: float = run_key(0.0)  # the past's weight in each statistic's average
-    # the reward's c (its rules at weight 1 / c) for this learner; None: the reward's own
-    reward_c: float | None = run_key(None)
+    constraint_smoothing: float = run_key(0.8)  # the past's weight in each statistic's average
     # pieces sampled from the policy after each rollout for the constraints (0: the rollout's
     # own finished pieces, 32 a rollout at the shipped size: too few to count tonic starts)
-    constraint_samples: int = run_key(0)
+    constraint_samples: int = run_key(256)
 
     def __post_init__(self) -> None:
         from rlmusic.algos.kl import check_kl_mode  # torch: only when a config is built
