@@ -95,8 +95,8 @@ def test_a_ceiling_pays_a_statistic_back_down_when_it_overshoots() -> None:
     base = weight(composite, "tonic")
     band = {"tonic": {"at_least": 0.3, "at_most": 0.4}}
     constraints = RuleConstraints(composite, band, ENC, KeySpec(), lr=0.5, kp=0.0)
-    constraints.update(batch(0.35))  # inside the band: held where it is
-    assert weight(composite, "tonic") == pytest.approx(base)
+    constraints.update(batch(0.35))  # inside the band: floor - 0.05/0.3, ceiling - 0.05/0.4
+    assert weight(composite, "tonic") == pytest.approx(base * (1 - 0.5 * 0.05 / 0.3))
     for _ in range(5):  # every piece on the tonic: the floor lets go, the ceiling pushes back
         constraints.update(batch(1.0))
     assert weight(composite, "tonic") < 0  # tonic starts now cost
@@ -109,6 +109,7 @@ def test_inside_a_band_no_multiplier_moves_so_a_statistic_need_not_sit_on_the_fl
     base = weight(composite, "tonic")
     band = {"tonic": {"at_least": 0.3, "at_most": 0.5}}
     constraints = RuleConstraints(composite, band, ENC, KeySpec(), lr=0.5, kp=0.5)
+    constraints.tune(hold=True)
     for share in (0.3, 0.45, 0.5, 0.4):  # the edges count as inside
         constraints.update(batch(share))
         assert weight(composite, "tonic") == pytest.approx(base)
@@ -121,14 +122,18 @@ def test_inside_a_band_no_multiplier_moves_so_a_statistic_need_not_sit_on_the_fl
         constraints.update(batch(0.45))
         assert weight(composite, "tonic") == pytest.approx(base * (0.5 - 0.1))
     one_sided = RuleConstraints(reward(), {"tonic": {"at_least": 0.3}}, ENC, KeySpec(), lr=0.5)
+    one_sided.tune(hold=True)
     one_sided.update(batch(0.45))  # no ceiling: "no more than it takes" pulls it to the target
     assert one_sided.constraints[0].multiplier < 1.0
+    pulled = RuleConstraints(reward(), band, ENC, KeySpec(), lr=0.5, kp=0.0)  # no hold
+    pulled.update(batch(0.45))  # the floor's integral falls: the least weight that meets it
+    assert pulled.constraints[0].multiplier == pytest.approx(1.0 - 0.5 * 0.15 / 0.3)
 
 
 def test_smoothing_moves_on_a_running_average_of_the_statistic_and_resumes_it() -> None:
     band = {"tonic": {"at_least": 0.3, "at_most": 0.5}}
     constraints = RuleConstraints(reward(), band, ENC, KeySpec(), lr=0.5, kp=0.0)
-    constraints.tune(smoothing=0.75)
+    constraints.tune(smoothing=0.75, hold=True)
     constraints.update(batch(0.4))  # the first batch is the average
     constraints.update(batch(0.8))  # 0.75 * 0.4 + 0.25 * 0.8 = 0.5: inside, nothing moves
     assert constraints.averages["tonic"] == pytest.approx(0.5)

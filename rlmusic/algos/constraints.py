@@ -33,11 +33,13 @@ A target may be a band: ``at_least`` and ``at_most``. The bound the rule serves 
 for a rule that pays for its statistic, ``at_most`` for a penalty) scales the rule's weight;
 the other bound has a multiplier of its own that starts at 0 and is subtracted, so a statistic
 pushed past its ceiling by *other* terms (tonic starts rise with the preferred-intervals rule's
-pay for holding the tonic, not only with the tonic rule) is paid back down. Inside a band no
-multiplier moves: the weight that brought the statistic in is kept. Without that hold the
-floor's integral fell whenever the statistic sat above the floor, every run settled on the
-floor, and a learner whose statistic wanders by a few points round to round ended below it
-(docs/results/finetuning.md, "One default reward for every learner").
+pay for holding the tonic, not only with the tonic rule) is paid back down. The served bound
+pulls the statistic to itself: its integral falls while the statistic is past it, so a run
+pays the least rule weight that meets the bound (what keeps ``algo=batched``'s music close to
+real melodies). A learner whose statistic wanders by a few points round to round ends below
+that bound as often as above it; with ``hold`` no multiplier moves while the statistic is
+inside its band, and the weight that brought it in is kept (docs/results/finetuning.md, "One
+default reward for every learner").
 
 A learner with few or noisy moves (``algo.constraint_*``, :meth:`RuleConstraints.tune`) may
 average each statistic over its moves (``constraint_smoothing``), pool pieces per move
@@ -203,17 +205,22 @@ class RuleConstraints:
         self.constraints = [self._parse(term, spec, weights) for term, spec in constraints.items()]
         self.min_pieces = 0  # pool scored batches until this many pieces (tune)
         self.smoothing = 0.0  # the past's weight in each statistic's running average (tune)
+        self.hold = False  # keep the multipliers while a statistic is inside its band (tune)
         self.averages: dict[str, float] = {}  # term -> the running average the moves follow
         self._pending: list[np.ndarray] = []
         self._apply()
         self.latest: dict[str, float] = self._metrics(None)
 
-    def tune(self, gain: float = 1.0, min_pieces: int = 0, smoothing: float = 0.0) -> None:
+    def tune(
+        self, gain: float = 1.0, min_pieces: int = 0, smoothing: float = 0.0, hold: bool = False
+    ) -> None:
         """Suit the updates to a learner: ``gain`` scales both gains (a learner with fewer
         updates needs larger steps), ``min_pieces`` pools scored batches until that many pieces
         before a move, ``smoothing`` is the weight of the past in an exponential average of
         each statistic (a small sample's statistic is noise: the leaps resolved in 256 pieces
-        swing by 3 points, the width of their band)."""
+        swing by 3 points, the width of their band), ``hold`` keeps every multiplier where it
+        is while its statistic is inside its band (a learner whose statistic wanders by a few
+        points round to round otherwise ends below the floor it was pulled back to)."""
         if gain <= 0 or min_pieces < 0 or not 0.0 <= smoothing < 1.0:
             raise RewardError(
                 f"need algo.constraint_gain > 0, algo.constraint_pieces >= 0 and 0 <= "
@@ -222,6 +229,7 @@ class RuleConstraints:
         self.lr, self.kp = self.lr * float(gain), self.kp * float(gain)
         self.min_pieces = int(min_pieces)
         self.smoothing = float(smoothing)
+        self.hold = bool(hold)
         self.latest = self._metrics(None)  # with the averages' columns when smoothed
 
     def _parse(self, term: str, spec: Any, weights: Mapping[str, Any]) -> Constraint:
@@ -283,7 +291,7 @@ class RuleConstraints:
             if c.term in self.averages:
                 value = self.smoothing * self.averages[c.term] + (1 - self.smoothing) * value
             self.averages[c.term] = value
-            held = c.holds(value)
+            held = self.hold and c.holds(value)
             for b in c.bounds:
                 v = 0.0 if held else b.violation(value)
                 b.integral = float(np.clip(b.integral + self.lr * v, 0.0, cap))
@@ -355,14 +363,16 @@ def applied(setup: Any, algo_cfg: Mapping[str, Any], algo: str, default: bool) -
     if bool(algo_cfg.get("apply_constraints", default)):
         gain, pieces = algo_cfg.get("constraint_gain", 1.0), algo_cfg.get("constraint_pieces", 0)
         smoothing = float(algo_cfg.get("constraint_smoothing", 0.0))
-        setup.constraints.tune(float(gain), int(pieces), smoothing)
+        hold = bool(algo_cfg.get("constraint_hold", False))
+        setup.constraints.tune(float(gain), int(pieces), smoothing, hold)
         log.info(
-            "algo=%s: reward.constraints applied (gains x%g, moved every %s, statistics "
-            "averaged with the past at %g)",
+            "algo=%s: reward.constraints applied (gains x%g, %s, statistics averaged with the "
+            "past at %g, %s)",
             algo,
             float(gain),
-            f"{int(pieces)} pieces" if int(pieces) else "scored batch",
+            f"pooled to {int(pieces)} pieces a move" if int(pieces) else "a move per update",
             smoothing,
+            "held inside their bands" if hold else "pulled to the bound they serve",
         )
         return setup
     log.warning(

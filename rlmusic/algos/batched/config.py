@@ -23,6 +23,7 @@ class BatchedConfig:
     constraint_gain: float = run_key(1.0)  # scales reward.constraint_lr and _kp for this learner
     constraint_pieces: int = run_key(0)  # pool scored batches to this many pieces per move
     constraint_smoothing: float = run_key(0.0)  # the past's weight in each statistic's average
+    constraint_hold: bool = run_key(False)  # keep the multipliers inside a band
     method: str = "rloo"  # rloo | grpo (group baselines, no critic) | ppo (value head + GAE)
     batch_size: int = 256  # compositions per iteration
     # grpo / rloo: compositions per baseline group (each step against the other members'

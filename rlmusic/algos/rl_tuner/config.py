@@ -87,6 +87,7 @@ class RLTunerConfig:
     constraint_gain: float = run_key(4.0)  # scales reward.constraint_lr and _kp for this learner
     constraint_pieces: int = run_key(0)  # pool scored batches to this many pieces per move
     constraint_smoothing: float = run_key(0.8)  # the past's weight in each statistic's average
+    constraint_hold: bool = run_key(True)  # keep the multipliers inside a band
     constraint_samples: int = 256  # pieces of the policy sampled each round for the constraints
     length: int = setup_value(32)
 

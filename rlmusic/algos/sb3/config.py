@@ -57,6 +57,7 @@ class PPOConfig:
     constraint_gain: float = run_key(4.0)  # scales reward.constraint_lr and _kp for this learner
     constraint_pieces: int = run_key(0)  # pool scored batches to this many pieces per move
     constraint_smoothing: float = run_key(0.8)  # the past's weight in each statistic's average
+    constraint_hold: bool = run_key(True)  # keep the multipliers inside a band
     # pieces sampled from the policy after each rollout for the constraints (0: the rollout's
     # own finished pieces, 32 a rollout at the shipped size: too few to count tonic starts)
     constraint_samples: int = run_key(256)
