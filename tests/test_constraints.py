@@ -116,11 +116,12 @@ def test_inside_a_band_no_multiplier_moves_so_a_statistic_need_not_sit_on_the_fl
     constraints.update(batch(0.6))  # above: the floor's multiplier falls, the ceiling's rises
     served, ceiling = constraints.constraints[0].bounds
     assert served.multiplier < 1.0 and ceiling.multiplier > 0.0
-    # v = -1 below the floor's side, +0.2 past the ceiling: integrals 0.5 and 0.1
-    assert (served.integral, ceiling.integral) == pytest.approx((0.5, 0.1))
+    # both counted from the crossed edge, 0.5: -0.1 / 0.3 for the floor, +0.1 / 0.5 for the
+    # ceiling (from the floor, 0.3 below 0.6 would have read as a whole room past it)
+    assert (served.integral, ceiling.integral) == pytest.approx((1 - 0.5 / 3, 0.1))
     for _ in range(2):  # back inside: the integrals that brought it back are kept
         constraints.update(batch(0.45))
-        assert weight(composite, "tonic") == pytest.approx(base * (0.5 - 0.1))
+        assert weight(composite, "tonic") == pytest.approx(base * (1 - 0.5 / 3 - 0.1))
     one_sided = RuleConstraints(reward(), {"tonic": {"at_least": 0.3}}, ENC, KeySpec(), lr=0.5)
     one_sided.tune(hold=True)
     one_sided.update(batch(0.45))  # no ceiling: "no more than it takes" pulls it to the target

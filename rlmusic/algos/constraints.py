@@ -132,9 +132,11 @@ class Bound:
         if self.serves and self.integral == 0.0:
             self.integral = self.multiplier = self.start
 
-    def violation(self, value: float) -> float:
-        """Shortfall in units of the target's room (> 0 while it is missed, < 0 once passed)."""
-        gap = self.target - value if self.kind == "at_least" else value - self.target
+    def violation(self, value: float, edge: float | None = None) -> float:
+        """Shortfall in units of the target's room (> 0 while it is missed, < 0 once passed),
+        counted from ``edge`` where given (a held band's edge the statistic crossed)."""
+        target = self.target if edge is None else edge
+        gap = target - value if self.kind == "at_least" else value - target
         return gap / _room(self.target)
 
 
@@ -148,15 +150,16 @@ class Constraint:
     base_weight: float
     bounds: list[Bound]
 
-    def holds(self, value: float) -> bool:
-        """Inside a two-sided band: no multiplier moves. Without this hold the served bound's
-        integral fell whenever the statistic sat above its floor, so every run settled on the
-        floor, and a learner whose statistic wanders by a few points ended below it."""
+    def edge(self, value: float) -> float | None:
+        """For a held two-sided band, the edge ``value`` lies past, or ``value`` itself inside
+        the band (no violation); None for a one-sided target. Counted from the crossed edge, a
+        statistic one point over a 98% ceiling no longer reads as 3.5 points over a 95% floor,
+        whose proportional term flipped the rule's sign in one move."""
         if len(self.bounds) < 2:
-            return False
+            return None
         low = min(b.target for b in self.bounds)
         high = max(b.target for b in self.bounds)
-        return low <= value <= high
+        return min(max(value, low), high)
 
     @property
     def multiplier(self) -> float:
@@ -291,9 +294,9 @@ class RuleConstraints:
             if c.term in self.averages:
                 value = self.smoothing * self.averages[c.term] + (1 - self.smoothing) * value
             self.averages[c.term] = value
-            held = self.hold and c.holds(value)
+            edge = c.edge(value) if self.hold else None
             for b in c.bounds:
-                v = 0.0 if held else b.violation(value)
+                v = b.violation(value, edge)
                 b.integral = float(np.clip(b.integral + self.lr * v, 0.0, cap))
                 b.multiplier = float(np.clip(b.integral + self.kp * v, 0.0, cap))
         self._apply()
