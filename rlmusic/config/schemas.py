@@ -56,7 +56,7 @@ class PriorSchema:
 @dataclass
 class RewardSchema:
     c: float = MISSING
-    c_by_algo: Dict[str, float] = field(default_factory=dict)  # a learner's own c (finetune)
+    by_algo: Dict[str, Any] = field(default_factory=dict)  # a learner's own c and bands
     tonic: int = MISSING
     mode: str = MISSING
     rules: List[str] = MISSING

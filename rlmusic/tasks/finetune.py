@@ -154,31 +154,42 @@ def log_reward_choice(algo: str) -> str | None:
         why = "the default"
     else:
         why = (
-            f"chosen by conf/algo/{algo}.yaml: its settings were measured on it "
-            "(docs/results/finetuning.md); reward=default gives the default's bands"
+            f"chosen by conf/algo/{algo}.yaml: its settings meet the music checks on it and "
+            "not on the banded default (docs/results/finetuning.md); reward=default gives the "
+            "default's bands"
         )
     line = f"reward={preset} ({why})"
     log.info(line)
     return line
 
 
-def learner_scale(reward_cfg: dict[str, Any], algo: str) -> dict[str, Any]:
-    """``reward_cfg`` with its ``c`` (rules at weight 1 / c) set to ``c_by_algo[algo]`` where
-    the reward names one: the scale at which that learner's own settings (its KL weight, its
-    learning rate) were measured. Said in the log, beside the preset's own."""
-    scale = (reward_cfg.get("c_by_algo") or {}).get(algo)
-    if scale is None:
+# the reward keys a learner may run at its own values (reward.by_algo.<algo>)
+LEARNER_KEYS = ("c", "constraints", "constraint_max")
+
+
+def learner_reward(reward_cfg: dict[str, Any], algo: str) -> dict[str, Any]:
+    """``reward_cfg`` with the keys ``reward.by_algo[algo]`` gives that learner in place of its
+    own: the scale and the bands at which that learner's settings (its KL weight, its noisier
+    final policy) meet the checks. Each key replaces the reward's whole value; the log says
+    which."""
+    own = dict((reward_cfg.get("by_algo") or {}).get(algo) or {})
+    if not own:
         return reward_cfg
-    if float(scale) <= 0:
-        raise ConfigError(f"reward.c_by_algo.{algo} must be > 0, got {scale}")
+    unknown = sorted(set(own) - set(LEARNER_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"reward.by_algo.{algo}: {', '.join(unknown)} cannot differ by learner; these can: "
+            f"{', '.join(LEARNER_KEYS)}"
+        )
+    if "c" in own and not float(own["c"]) > 0:
+        raise ConfigError(f"reward.by_algo.{algo}.c must be > 0, got {own['c']}")
     log.info(
-        "reward.c = %g for algo=%s (reward.c_by_algo; the others' is %s): rules at weight %.3g",
-        float(scale),
+        "reward for algo=%s (reward.by_algo.%s): %s",
         algo,
-        reward_cfg.get("c", 0.5),
-        1.0 / float(scale),
+        algo,
+        "; ".join(f"{key} {own[key]} instead of {reward_cfg.get(key)}" for key in sorted(own)),
     )
-    return {**reward_cfg, "c": float(scale)}
+    return {**reward_cfg, **own}
 
 
 def check_algo(cfg: DictConfig) -> DictConfig:
@@ -220,7 +231,7 @@ def run(cfg: DictConfig, output_dir: Path | None = None) -> FinetuneResult:
         device=str(cfg.device),
         train=True,
     )
-    reward_cfg = learner_scale(reward_cfg, str(cfg.algo.name))
+    reward_cfg = learner_reward(reward_cfg, str(cfg.algo.name))
     reward_cfg, targets = resolve_targets(
         reward_cfg,
         OmegaConf.to_container(cfg.data, resolve=True) if cfg.get("data") else None,

@@ -53,8 +53,8 @@ class PPOConfig:
     stats_every: int = run_key(4096, resumable=True)  # env steps between KL / entropy estimates
     stats_samples: int = run_key(64, resumable=True)  # pieces sampled for those estimates
     log_interval: int = run_key(1, resumable=True)  # PPO iterations between log dumps
-    apply_constraints: bool = run_key(True)  # reward.constraints (docs/finetuning.md, "Realism")
-    constraint_gain: float = run_key(4.0)  # scales reward.constraint_lr and _kp for this learner
+    apply_constraints: bool = run_key(False)  # reward.constraints (docs/finetuning.md, "Realism")
+    constraint_gain: float = run_key(2.0)  # scales reward.constraint_lr and _kp for this learner
     constraint_pieces: int = run_key(0)  # pool scored batches to this many pieces per move
     constraint_smoothing: float = run_key(0.8)  # the past's weight in each statistic's average
     constraint_hold: bool = run_key(True)  # keep the multipliers inside a band
