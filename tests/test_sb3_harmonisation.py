@@ -205,11 +205,13 @@ def test_finetune_algo_ppo_tunes_a_harmoniser(tmp_path: Path, checkpoint: Path) 
     assert "final/kl/prior_per_token" in result.metrics
 
 
+@pytest.mark.parametrize("samples", [0, 3])
 def test_constraints_and_samples_read_harmonisations(
-    tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch, samples: int
 ) -> None:
-    """The rule targets count the finished pieces (not the prefix before them) and the MIDI
-    samples harmonise drawn sopranos."""
+    """The rule targets count the finished pieces, or pieces the policy harmonises
+    (``algo.constraint_samples``), not the prefix before them, and the MIDI samples harmonise
+    drawn sopranos."""
     from rlmusic.algos.constraints import RuleConstraints
     from rlmusic.algos.sb3 import run as sb3_run
 
@@ -229,9 +231,14 @@ def test_constraints_and_samples_read_harmonisations(
 
     monkeypatch.setattr(RuleConstraints, "update", counting)
     monkeypatch.setattr(sb3_run, "write_midi_samples", writing)
-    overrides = ["algo.apply_constraints=true", f"algo.sample_every={8 * ACTIONS}"]
+    overrides = [
+        "algo.apply_constraints=true",
+        f"algo.sample_every={8 * ACTIONS}",
+        f"algo.constraint_samples={samples}",
+    ]
     finetune.run(config(checkpoint, overrides), output_dir=tmp_path / "run")
-    assert len(pieces) == 4 and all(p.shape == (4, L) for p in pieces)  # 4 pieces a rollout
+    per_move = samples or 4  # 4 pieces a rollout
+    assert len(pieces) == 4 and all(p.shape == (per_move, L) for p in pieces)
     assert all(p.max() < BOS for p in pieces)  # the prefix's BOS is not in a piece
     assert len(conditions) == 2 and all(c is not None for c in conditions)  # steps 0 and 96
 
