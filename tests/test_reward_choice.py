@@ -61,3 +61,7 @@ def test_the_default_gives_rl_tuner_its_scale_and_wider_margins() -> None:
     assert reward["c"] == 1.0 and reward["constraints"]["tonic"]["at_least"] == 0.33
     batched = learner_reward(OmegaConf.to_container(cfg.reward, resolve=True), "batched")
     assert batched["c"] == 3.0 and batched["constraints"]["tonic"]["at_least"] == 0.32
+    with initialize_config_module(version_base="1.3", config_module="rlmusic.conf"):
+        cfg = compose("finetune", overrides=["algo=rl_tuner", "reward=default_unconstrained"])
+    plain = learner_reward(OmegaConf.to_container(cfg.reward, resolve=True), "rl_tuner")
+    assert plain["constraints"] is None and plain["c"] == 1.0  # no bands slip back in

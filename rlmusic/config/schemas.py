@@ -56,7 +56,7 @@ class PriorSchema:
 @dataclass
 class RewardSchema:
     c: float = MISSING
-    by_algo: Dict[str, Any] = field(default_factory=dict)  # a learner's own c and bands
+    by_algo: Dict[str, Any] | None = None  # a learner's own c and bands (null: none)
     tonic: int = MISSING
     mode: str = MISSING
     rules: List[str] = MISSING
