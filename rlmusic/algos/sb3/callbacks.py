@@ -129,14 +129,14 @@ class ConstraintUpdate(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         if self.sample is not None:
-            self.pieces = [self.sample(int(self.model.num_timesteps))]
+            tokens = self.sample(int(self.model.num_timesteps))
         elif self.pieces:
-            self.pieces = [np.stack(self.pieces)]
-        if self.pieces:
-            metrics = self.constraints.update(self.pieces[0].astype(np.int64))
-            for name, value in metrics.items():
-                self.logger.record(name, value)
+            tokens = np.stack(self.pieces)
+        else:
+            return
         self.pieces = []
+        for name, value in self.constraints.update(tokens.astype(np.int64)).items():
+            self.logger.record(name, value)
 
 
 class Periodic(BaseCallback):
